@@ -1,0 +1,153 @@
+"""The contract between tokentide and a model backend.
+
+Every backend offers two ways to consume one answer (the Function/Muna idea: how a
+backend *produces* an answer is separate from how it is *consumed*):
+
+* :meth:`Backend.stream` yields :mod:`events <tokentide.backends.events>` as they arrive;
+* :meth:`Backend.create` waits for the whole answer.  Backends use the server's real
+  non-streaming request where the protocol has one (OpenAI ``stream: false``, TGI
+  ``/generate``, ...) and otherwise consume their own stream (:func:`collect`).
+
+Cancellation: ``stream`` is an async generator.  Whoever iterates it closes it with
+``contextlib.aclosing`` or cancels the task awaiting it; either unwinds through the
+backend's ``async with``/``finally`` blocks, which close the HTTP response, cancel the
+gRPC call or stop the local generator, so the server sees the disconnect.  Backends
+never poll flags and never import the UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+
+__all__ = [
+    "Backend",
+    "GenerationRequest",
+    "Message",
+    "Reply",
+    "collect",
+    "prompt_text",
+]
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn of a conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """Everything a backend needs to produce one answer."""
+
+    messages: Sequence[Message]
+    """The conversation so far, oldest first, ending with the user's prompt.  A system
+    prompt, if any, is the first message."""
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    top_p: float | None = None
+    stop: Sequence[str] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Backend-specific request fields from the profile (``[profiles.x.params]``)."""
+
+    @classmethod
+    def from_prompt(cls, prompt: str, *, system: str | None = None, **kwargs: Any) -> GenerationRequest:
+        messages = [Message("system", system)] if system else []
+        messages.append(Message("user", prompt))
+        return cls(messages=tuple(messages), **kwargs)
+
+
+def prompt_text(request: GenerationRequest) -> str:
+    """The conversation flattened for completion-style endpoints (no chat template).
+
+    A single user message is sent as it is; longer conversations are written as a plain
+    transcript ending with ``Assistant:``.
+    """
+    messages = list(request.messages)
+    if len(messages) == 1 and messages[0].role == "user":
+        return messages[0].content
+    lines = []
+    for message in messages:
+        if message.role == "system":
+            lines.append(message.content)
+        else:
+            lines.append(f"{message.role.capitalize()}: {message.content}")
+    lines.append("Assistant:")
+    return "\n\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole answer, as :meth:`Backend.create` returns it."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    reasoning: str = ""
+    seed: int | None = None
+    tokens: Sequence[TextDelta] = ()
+    """Per-token details where the server sent them (TGI ``details``); else empty."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A source of answers."""
+
+    @property
+    def name(self) -> str:
+        """Shown to the user, e.g. ``"openai http://127.0.0.1:8000/v1 (gpt-4o-mini)"``."""
+        ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        """Yield events for one answer, ending with :class:`Finish`; raise
+        :class:`~tokentide.errors.BackendError` on failure."""
+        ...
+
+    async def create(self, request: GenerationRequest) -> Reply:
+        """Return the whole answer; raise :class:`~tokentide.errors.BackendError`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release long-lived resources (HTTP pools, channels, models).  Idempotent."""
+        ...
+
+
+async def collect(events: AsyncIterator[Event]) -> Reply:
+    """Consume a stream into a :class:`Reply` (``create`` for stream-only protocols)."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    tokens: list[TextDelta] = []
+    finish = Finish()
+    detailed = False
+    async with aclosing(events) as stream:  # type: ignore[type-var]
+        async for event in stream:
+            match event:
+                case TextDelta():
+                    if not event.special:
+                        text.append(event.text)
+                    tokens.append(event)
+                    detailed = detailed or event.token_id is not None or event.logprob is not None
+                case ReasoningDelta():
+                    reasoning.append(event.text)
+                case Finish():
+                    finish = event
+                case _:
+                    pass
+    return Reply(
+        text="".join(text),
+        finish_reason=finish.reason,
+        usage=finish.usage,
+        reasoning="".join(reasoning),
+        seed=finish.seed,
+        tokens=tuple(tokens) if detailed else (),
+    )

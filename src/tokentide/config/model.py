@@ -1,0 +1,97 @@
+"""What a config file may say, as frozen dataclasses.  Defaults live here and nowhere else.
+
+    default = "local"                 # profile used when none is named
+    theme = "textual-dark"            # [ui] table also accepted
+    [profiles.NAME]
+    api = "openai"                    # which backend speaks to the server
+    url = "http://127.0.0.1:8000/v1"  # base URL as people write it for that server
+    model = "..."                     # model name sent to the server
+    api_key_env = "OPENAI_API_KEY"    # the key is read from this environment variable
+    system = "..."                    # system prompt
+    temperature / max_tokens / seed / top_p
+    connect_timeout / first_token_timeout / idle_timeout   (seconds)
+    max_retries / max_event_bytes / max_answer_bytes
+    headers = { "X-Api-Key-Header" = "..." }
+    params = { ... }                  # extra request fields sent as they are
+    ...                               # backend-specific keys, checked by the backend
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["Deadlines", "Limits", "Profile", "Settings"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """Application-level deadlines, in seconds; None disables one.
+
+    httpx's read timeout is per socket read, so keep-alive comments would defeat it;
+    the first-token and idle deadlines are therefore enforced by the generation object
+    and count only *content* tokens.
+    """
+
+    connect: float | None = 10.0
+    first_token: float | None = 300.0
+    """CPU prefill of a long prompt can take minutes: generous by default."""
+    idle: float | None = 120.0
+    """Longest silence between two content tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_event_bytes: int = 1 << 20
+    max_answer_bytes: int = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One ``[profiles.NAME]`` table, or the same built from command-line flags."""
+
+    name: str
+    api: str
+    url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    """A key written in the config file itself (discouraged; the file must be 0600)."""
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    top_p: float | None = None
+    headers: Mapping[str, str] = _EMPTY
+    params: Mapping[str, Any] = _EMPTY
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    limits: Limits = field(default_factory=Limits)
+    max_retries: int = 2
+    """Retries after the first attempt (so 3 attempts at most), only before the first
+    content token."""
+    options: Mapping[str, Any] = _EMPTY
+    """Backend-specific keys (``target``, ``model_path``, tensor names, ...), checked by
+    the backend's factory."""
+
+    def resolve_api_key(self, env: Mapping[str, str]) -> str | None:
+        """The API key: from ``api_key_env`` if set, else the file's ``api_key``."""
+        if self.api_key_env:
+            return env.get(self.api_key_env) or None
+        return self.api_key
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole config file."""
+
+    profiles: Mapping[str, Profile] = _EMPTY
+    default: str | None = None
+    theme: str | None = None
+    keys: Mapping[str, str] = _EMPTY
+    """Key bindings: action name -> key(s), e.g. ``stop = "escape"``."""
+    path: str | None = None
+    """The file these settings came from, if any."""

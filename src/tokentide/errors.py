@@ -1,0 +1,171 @@
+"""Every failure tokentide reports, as one exception hierarchy.
+
+    TideError                     base; ``str(error)`` is written for a person
+    ├── ConfigError               a config file, profile or flag is wrong       (exit 2)
+    ├── UsageError                the command line is wrong                      (exit 2)
+    ├── HistoryError              the conversation store failed                  (exit 4)
+    └── BackendError              talking to a model failed                      (exit 4)
+        ├── CannotConnect         nothing answered at the address                (exit 3)
+        ├── BackendTimeout        a deadline passed                              (exit 5)
+        │   ├── ConnectTimeout    …while connecting
+        │   ├── FirstTokenTimeout …before the first content token
+        │   └── IdleTimeout       …between content tokens
+        ├── HTTPStatusError       the server answered with an error status
+        │   └── Overloaded        429/503/529: try again later (``retry_after``)
+        ├── ServerError           the server reported an error inside a 200 stream
+        ├── ProtocolError         the server sent something we cannot parse
+        │   └── IncompleteStream  the stream ended without its terminator
+        ├── LimitExceeded         one event or the whole answer was too large
+        └── LocalFunctionError    a local Python backend function raised
+
+Messages may quote text from a server; callers that print them to a terminal pass them
+through :mod:`tokentide.sanitize` first (server bodies are untrusted).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendTimeout",
+    "CannotConnect",
+    "ConfigError",
+    "ConnectTimeout",
+    "FirstTokenTimeout",
+    "HTTPStatusError",
+    "HistoryError",
+    "IdleTimeout",
+    "IncompleteStream",
+    "LimitExceeded",
+    "LocalFunctionError",
+    "Overloaded",
+    "ProtocolError",
+    "ServerError",
+    "TideError",
+    "UsageError",
+]
+
+EXCERPT = 300
+"""How much of an untrusted body an error message quotes."""
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """``text`` shortened to ``limit`` characters, on one line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class TideError(Exception):
+    """Base of every error tokentide reports to a person."""
+
+    exit_code = 4
+    hint: str | None = None
+    """What the user can do about it, shown under the message."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class ConfigError(TideError):
+    exit_code = 2
+
+
+class UsageError(TideError):
+    exit_code = 2
+
+
+class HistoryError(TideError):
+    exit_code = 4
+
+
+class BackendError(TideError):
+    """Talking to a model failed.  ``server`` names where (a URL, a file, a model)."""
+
+    exit_code = 4
+    retryable = False
+    """True where trying the same request again may succeed (overload, connect failure)."""
+
+    def __init__(self, message: str, *, server: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.server = server
+
+
+class CannotConnect(BackendError):
+    exit_code = 3
+    retryable = True
+
+
+class BackendTimeout(BackendError):
+    exit_code = 5
+
+
+class ConnectTimeout(BackendTimeout):
+    retryable = True
+
+
+class FirstTokenTimeout(BackendTimeout):
+    pass
+
+
+class IdleTimeout(BackendTimeout):
+    pass
+
+
+class HTTPStatusError(BackendError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: str = "",
+        server: str | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, server=server, hint=hint)
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        self.retryable = status in (408, 409, 429, 500, 502, 503, 504, 529)
+
+
+class Overloaded(HTTPStatusError):
+    """The server is busy (429, 503, 529, or an in-band ``overloaded`` error)."""
+
+
+class ServerError(BackendError):
+    """An error the server sent inside a stream that had already started with HTTP 200."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        server: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, server=server, hint=hint)
+        self.kind = kind
+        """The server's error type, e.g. TGI's ``overloaded`` or ``validation``."""
+        self.retryable = kind in ("overloaded", "overloaded_error")
+
+
+class ProtocolError(BackendError):
+    pass
+
+
+class IncompleteStream(ProtocolError):
+    pass
+
+
+class LimitExceeded(BackendError):
+    pass
+
+
+class LocalFunctionError(BackendError):
+    pass
