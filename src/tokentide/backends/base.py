@@ -61,7 +61,9 @@ class GenerationRequest:
     """Backend-specific request fields from the profile (``[profiles.x.params]``)."""
 
     @classmethod
-    def from_prompt(cls, prompt: str, *, system: str | None = None, **kwargs: Any) -> GenerationRequest:
+    def from_prompt(
+        cls, prompt: str, *, system: str | None = None, **kwargs: Any
+    ) -> GenerationRequest:
         messages = [Message("system", system)] if system else []
         messages.append(Message("user", prompt))
         return cls(messages=tuple(messages), **kwargs)

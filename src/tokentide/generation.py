@@ -1,0 +1,391 @@
+"""One answer being generated: the single path every consumer uses.
+
+    backend.stream()/create()  ──producer task──▶  TokenQueue  ──▶  consumers
+          (network, thread,        never waits        (asyncio       pipe printer, TUI,
+           gRPC call)              on painting)        Queue)         comparison runner
+
+A :class:`Generation` owns an :class:`asyncio.Queue` fed by a producer task that reads
+the backend.  The producer never waits for a consumer; consumers drain what is queued,
+in batches, at their own pace (:meth:`Generation.batches`, :meth:`Generation.drain`), or
+event by event (``async for event in generation``).
+
+It also owns what is the same for every backend:
+
+* timing: time to first *content* token (not the first SSE frame or a role-only chunk),
+  inter-token gaps, token count, total time, in :class:`Stats`;
+* deadlines: first token and idle-between-content-tokens, checked by a watchdog task
+  (zero cost per token; keep-alive comments never count as content); connect deadlines
+  are the transport's;
+* retries: exponential backoff with jitter, honouring ``Retry-After`` up to a cap, only
+  *before* the first content token, so text is never duplicated;
+* stopping: :meth:`Generation.cancel` cancels the producer task; the backend unwinds
+  through its ``async with``/``finally`` blocks, which close the HTTP response, cancel
+  the gRPC call or close the local generator, so the server sees the disconnect.
+
+The partial answer is always kept: :attr:`Generation.text` holds what arrived before a
+stop or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tokentide.backends.base import Backend, GenerationRequest
+from tokentide.backends.events import Event, Finish, ReasoningDelta, Retrying, TextDelta
+from tokentide.config.model import Deadlines
+from tokentide.errors import BackendError, FirstTokenTimeout, HTTPStatusError, IdleTimeout
+
+__all__ = ["Generation", "RetryPolicy", "State", "Stats", "TokenQueue"]
+
+Mode = Literal["stream", "create"]
+
+
+class State(enum.StrEnum):
+    WAITING = "waiting"
+    """Request sent, no content yet."""
+    RETRYING = "retrying"
+    STREAMING = "streaming"
+    DONE = "done"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+    @property
+    def finished(self) -> bool:
+        return self in (State.DONE, State.STOPPED, State.ERROR)
+
+
+class _End:
+    __slots__ = ()
+
+
+_END = _End()
+
+
+class TokenQueue(asyncio.Queue[Event | _End]):
+    """An unbounded asyncio queue that can also hand over everything queued at once."""
+
+    _queue: deque[Event | _End]
+
+    def drain_nowait(self) -> list[Event | _End]:
+        """Remove and return every queued item (possibly none) without waiting."""
+        items = list(self._queue)
+        self._queue.clear()
+        return items
+
+
+@dataclass(slots=True)
+class Stats:
+    """Timings of one generation, in seconds of ``time.perf_counter``."""
+
+    mode: Mode = "stream"
+    started: float = 0.0
+    """When the request was sent (the last attempt's start is ``attempt_started``)."""
+    attempt_started: float = 0.0
+    first_token: float | None = None
+    last_token: float | None = None
+    ended: float | None = None
+    tokens: int = 0
+    """Content events received (for most servers one event is one token)."""
+    chars: int = 0
+    usage_tokens: int | None = None
+    """Completion tokens as the server counted them, when it said."""
+    attempts: int = 0
+    gaps: list[float] = field(default_factory=list)
+    """Time between consecutive content events."""
+
+    @property
+    def ttft(self) -> float | None:
+        """Time to first content token, from sending the request (of the first attempt)."""
+        return None if self.first_token is None else self.first_token - self.started
+
+    @property
+    def total(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended if self.ended is not None else time.perf_counter()) - self.started
+
+    @property
+    def token_count(self) -> int:
+        """The best token count available: the server's, else content events."""
+        return self.usage_tokens if self.usage_tokens is not None else self.tokens
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode rate: tokens after the first over the time since the first; for a
+        non-streamed answer, tokens over the total time."""
+        count = self.token_count
+        if self.mode == "create":
+            total = self.total
+            return count / total if total and count else None
+        if self.first_token is None or self.last_token is None or count < 2:
+            return None
+        span = self.last_token - self.first_token
+        return (count - 1) / span if span > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "ttft_s": self.ttft,
+            "total_s": self.total,
+            "tokens": self.token_count,
+            "events": self.tokens,
+            "chars": self.chars,
+            "tokens_per_s": self.tokens_per_s,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff 0.5 s · 2ⁿ capped at 8 s, jitter up to −25 %, ``Retry-After`` honoured up
+    to 120 s (a longer wait is not retried: the error says how long the server asked)."""
+
+    max_retries: int = 2
+    initial: float = 0.5
+    cap: float = 8.0
+    max_retry_after: float = 120.0
+
+    def delay(self, error: BackendError, attempt: int, rng: random.Random) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None for no retry."""
+        if attempt > self.max_retries or not error.retryable:
+            return None
+        retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
+        if retry_after is not None:
+            return float(retry_after) if retry_after <= self.max_retry_after else None
+        base = min(self.cap, self.initial * 2.0 ** (attempt - 1))
+        return base * (1 - 0.25 * rng.random())
+
+
+class Generation:
+    """See the module docstring.  Use as ``async with Generation(...) as gen:`` or call
+    :meth:`start` and later :meth:`cancel`/:meth:`wait`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        request: GenerationRequest,
+        *,
+        mode: Mode = "stream",
+        deadlines: Deadlines | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.backend = backend
+        self.request = request
+        self.mode: Mode = mode
+        self.deadlines = deadlines or Deadlines(connect=None, first_token=None, idle=None)
+        self.retry = retry or RetryPolicy(max_retries=0)
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.queue = TokenQueue()
+        self.stats = Stats(mode=mode)
+        self.state = State.WAITING
+        self.error: BackendError | None = None
+        self.finish: Finish | None = None
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._activity: float | None = None
+        self._timeout: BackendError | None = None
+        self._stop_requested = False
+        self._producer: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self.on_state: Callable[[State], None] | None = None
+        """Called on every state change (the TUI's status line listens here)."""
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """The answer so far (special tokens excluded)."""
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._reasoning)
+
+    def start(self) -> Generation:
+        if self._producer is None:
+            self.stats.started = self._clock()
+            self._producer = asyncio.create_task(self._produce(), name="tokentide-producer")
+            if self.deadlines.first_token is not None or self.deadlines.idle is not None:
+                self._watchdog = asyncio.create_task(self._watch(), name="tokentide-watchdog")
+        return self
+
+    def cancel(self) -> None:
+        """Stop generating.  Returns at once; the producer closes the backend stream."""
+        self._stop_requested = True
+        if self._producer is not None and not self._producer.done():
+            self._producer.cancel()
+
+    async def wait(self) -> State:
+        """Wait until the producer has finished (and closed the backend stream)."""
+        await self._done.wait()
+        return self.state
+
+    async def __aenter__(self) -> Generation:
+        return self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cancel()
+        if self._producer is not None:
+            await asyncio.shield(self._done.wait())
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """Yield lists of every event queued since the last batch, until the answer ends.
+
+        Raises the generation's :class:`BackendError` (after delivering every event that
+        came before it); a stop by :meth:`cancel` ends the iteration quietly.
+        """
+        self.start()
+        while True:
+            first = await self.queue.get()
+            items = [first, *self.queue.drain_nowait()] if self.queue.qsize() else [first]
+            if items[-1] is _END or _END in items:
+                events = [item for item in items if not isinstance(item, _End)]
+                if events:
+                    yield events
+                if self.error is not None:
+                    raise self.error
+                return
+            yield items  # type: ignore[misc]  # no _End in items
+
+    def drain(self) -> list[Event]:
+        """Every event queued right now, without waiting (possibly none)."""
+        return [item for item in self.queue.drain_nowait() if not isinstance(item, _End)]
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        async for batch in self.batches():
+            for event in batch:
+                yield event
+
+    # -- producer -------------------------------------------------------------------------
+
+    def _set_state(self, state: State) -> None:
+        if state is not self.state:
+            self.state = state
+            if self.on_state is not None:
+                self.on_state(state)
+
+    def _content(self, now: float) -> None:
+        stats = self.stats
+        if stats.first_token is None:
+            stats.first_token = now
+            self._set_state(State.STREAMING)
+        else:
+            stats.gaps.append(now - stats.last_token)  # type: ignore[operator]
+        stats.last_token = now
+        stats.tokens += 1
+
+    def _accept(self, event: Event) -> None:
+        put = self.queue.put_nowait
+        if type(event) is TextDelta:
+            now = self._clock()
+            self._activity = now
+            if not event.special and event.text:
+                self._text.append(event.text)
+                self.stats.chars += len(event.text)
+                self._content(now)
+        elif isinstance(event, ReasoningDelta):
+            self._activity = self._clock()
+            self._reasoning.append(event.text)
+        elif isinstance(event, Finish):
+            self.finish = event
+            if event.usage is not None and event.usage.completion_tokens is not None:
+                self.stats.usage_tokens = event.usage.completion_tokens
+        put(event)
+
+    async def _attempt(self) -> None:
+        if self.mode == "stream":
+            async with aclosing(self.backend.stream(self.request)) as events:  # type: ignore[type-var]
+                async for event in events:
+                    self._accept(event)
+            return
+        reply = await self.backend.create(self.request)
+        now = self._clock()
+        if reply.reasoning:
+            self._accept(ReasoningDelta(reply.reasoning))
+        if reply.text:
+            self._text.append(reply.text)
+            self.stats.chars = len(reply.text)
+            self.stats.first_token = self.stats.last_token = now
+            self._set_state(State.STREAMING)
+            self.queue.put_nowait(TextDelta(reply.text))
+        self.stats.tokens = 1 if reply.text else 0
+        self._accept(Finish(reply.finish_reason, reply.usage, reply.seed, reply.text))
+
+    async def _produce(self) -> None:
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                self.stats.attempts = attempt
+                self.stats.attempt_started = self._clock()
+                try:
+                    await self._attempt()
+                    break
+                except BackendError as error:
+                    if self._text or self._reasoning:
+                        raise  # never retry once content arrived: text would repeat
+                    delay = self.retry.delay(error, attempt, self._rng)
+                    if delay is None:
+                        raise
+                    self._set_state(State.RETRYING)
+                    self.queue.put_nowait(Retrying(attempt + 1, delay, error.message))
+                    await asyncio.sleep(delay)
+                    self._set_state(State.WAITING)
+            self._set_state(State.DONE)
+        except asyncio.CancelledError:
+            if self._timeout is not None:
+                self.error = self._timeout
+                self._set_state(State.ERROR)
+            else:
+                self._set_state(State.STOPPED)
+        except BackendError as error:
+            self.error = error
+            self._set_state(State.ERROR)
+        finally:
+            self.stats.ended = self._clock()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self.queue.put_nowait(_END)
+            self._done.set()
+
+    async def _watch(self) -> None:
+        first = self.deadlines.first_token
+        idle = self.deadlines.idle
+        limits = [d for d in (first, idle) if d is not None]
+        interval = max(0.005, min(0.5, min(limits) / 10))
+        while True:
+            await asyncio.sleep(interval)
+            now = self._clock()
+            if self.state is State.RETRYING:
+                continue
+            if self._activity is None:
+                if first is not None and now - self.stats.attempt_started > first:
+                    self._timeout = FirstTokenTimeout(
+                        f"No answer within the first-token deadline of {first:g} s.",
+                        server=self.backend.name,
+                        hint="Raise first_token_timeout in the profile for slow prompts.",
+                    )
+                    break
+            elif idle is not None and now - self._activity > idle:
+                self._timeout = IdleTimeout(
+                    f"The answer stalled: no new token within the idle deadline of {idle:g} s.",
+                    server=self.backend.name,
+                    hint="Raise idle_timeout in the profile if this server pauses that long.",
+                )
+                break
+        if self._producer is not None:
+            self._producer.cancel()
