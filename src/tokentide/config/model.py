@@ -92,3 +92,5 @@ class Settings:
     """Key bindings: action name -> key(s), e.g. ``stop = "escape"``."""
     path: str | None = None
     """The file these settings came from, if any."""
+    warnings: tuple[str, ...] = ()
+    """Things the user should know (e.g. a key file readable by others)."""

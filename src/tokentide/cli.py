@@ -1,0 +1,333 @@
+"""The ``tide`` command line.
+
+    tide                      chat on a terminal; with piped stdin, same as ``tide ask``
+    tide ask [PROMPT]...      one-shot: the answer streamed to stdout (never imports Textual)
+    tide chat                 the Textual chat app
+    tide compare PROMPT       streaming vs non-streaming, side by side
+    tide config path|show|init|check
+    tide history list|show|export|delete
+
+Importing this module is cheap: backends, Textual and the history store are imported by
+the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tokentide.errors import TideError, UsageError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tide",
+    help="Chat with language models in the terminal, tokens rendered live as they stream.",
+    add_completion=False,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show, create and check the config file.", add_completion=False)
+app.add_typer(config_app, name="config")
+
+
+class _State:
+    config: Path | None = None
+
+
+def _fail(error: TideError) -> typer.Exit:
+    from tokentide.sanitize import sanitize
+
+    typer.echo(f"tide: {sanitize(str(error))}", err=True)
+    return typer.Exit(code=error.exit_code)
+
+
+def _settings() -> Any:
+    from tokentide.config.load import load_settings
+
+    settings = load_settings(_State.config)
+    for warning in settings.warnings:
+        typer.echo(warning, err=True)
+    return settings
+
+
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", "-P", help="Profile from the config file.")
+]
+ApiOpt = Annotated[
+    str | None, typer.Option("--api", help="Backend kind for an ad-hoc profile (e.g. openai, tgi).")
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Server base URL, e.g. http://127.0.0.1:8000/v1.")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Model name sent to the server.")
+]
+KeyEnvOpt = Annotated[
+    str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="For --api local: path/to/file.py:function or module:function."),
+]
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Config file (default: $TIDE_CONFIG or the platform config dir)."
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Write a debug log (secrets redacted) for bug reports.")
+    ] = False,
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    """Chat with language models in the terminal, tokens rendered live as they stream."""
+    if version:
+        from tokentide import __version__
+
+        typer.echo(f"tokentide {__version__}")
+        raise typer.Exit()
+    _State.config = config
+    if debug:
+        from tokentide.config.paths import data_dir
+        from tokentide.logsetup import setup_debug_log
+
+        path = setup_debug_log(data_dir() / "debug.log")
+        typer.echo(f"debug log: {path}", err=True)
+    if ctx.invoked_subcommand is not None:
+        return
+    if not sys.stdin.isatty():
+        ctx.invoke(ask, prompt=[])
+    else:
+        ctx.invoke(chat)
+
+
+@app.command()
+def ask(
+    prompt: Annotated[
+        list[str] | None,
+        typer.Argument(help="The prompt; piped stdin is appended after a blank line."),
+    ] = None,
+    profile: ProfileOpt = None,
+    api: ApiOpt = None,
+    url: UrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    target: TargetOpt = None,
+    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Most tokens to generate.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", "-t", help="Sampling temperature.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed.")] = None,
+    no_stream: Annotated[
+        bool,
+        typer.Option(
+            "--no-stream", help="Wait for the whole answer (the server's non-streaming request)."
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per event on stdout (deltas, finish, error, stats)."
+        ),
+    ] = False,
+    stats: Annotated[
+        bool,
+        typer.Option("--stats", help="Time to first token, tokens, tokens/s and total on stderr."),
+    ] = False,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Write the model's text unmodified (unsafe on a terminal)."),
+    ] = False,
+) -> None:
+    """Send one prompt and stream the answer to stdout."""
+    from tokentide.ask import AskOptions, build_prompt, run_ask
+    from tokentide.backends.base import GenerationRequest
+    from tokentide.backends.registry import create_backend
+    from tokentide.config.load import profile_from_flags, resolve_profile
+
+    try:
+        text = build_prompt(prompt or [], sys.stdin)
+        if not text.strip():
+            raise UsageError(
+                "No prompt given.",
+                hint='Usage: tide ask "your question"   or   cat file | tide ask "summarise"',
+            )
+        settings = _settings()
+        base = resolve_profile(settings, profile) if (profile or not api) else None
+        chosen = profile_from_flags(
+            base, api=api, url=url, model=model, api_key_env=api_key_env, system=system,
+            max_tokens=max_tokens, temperature=temperature, seed=seed, target=target,
+        )  # fmt: skip
+        backend = create_backend(chosen)
+    except TideError as error:
+        raise _fail(error) from None
+    request = GenerationRequest.from_prompt(
+        text,
+        system=chosen.system,
+        model=chosen.model,
+        max_tokens=chosen.max_tokens,
+        temperature=chosen.temperature,
+        seed=chosen.seed,
+    )
+    options = AskOptions(stream=not no_stream, json=json_out, stats=stats, raw=raw)
+    raise typer.Exit(code=run_ask(backend, request, chosen, options))
+
+
+@app.command()
+def chat(
+    profile: ProfileOpt = None,
+    continue_last: Annotated[
+        bool, typer.Option("--continue", help="Open the last conversation.")
+    ] = False,
+    conversation: Annotated[
+        str | None,
+        typer.Option("--conversation", help="Open this conversation (id from tide history list)."),
+    ] = None,
+) -> None:
+    """Open the chat app."""
+    from tokentide.config.load import resolve_profile
+
+    try:
+        settings = _settings()
+        chosen = resolve_profile(settings, profile)
+    except TideError as error:
+        raise _fail(error) from None
+    from tokentide.tui.app import run_chat  # deferred: pulls in Textual
+
+    raise typer.Exit(
+        code=run_chat(settings, chosen, conversation_id=conversation, continue_last=continue_last)
+    )
+
+
+@config_app.command("path")
+def config_path_cmd() -> None:
+    """Print where the config file is (or would be)."""
+    from tokentide.config.paths import config_path
+
+    typer.echo(str(config_path(_State.config)))
+
+
+@config_app.command("init")
+def config_init() -> None:
+    """Write a commented example config file (mode 0600)."""
+    from tokentide.config.load import write_example
+    from tokentide.config.paths import config_path
+
+    path = config_path(_State.config)
+    try:
+        write_example(path)
+    except TideError as error:
+        raise _fail(error) from None
+    typer.echo(f"wrote {path}")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Show the profiles as tokentide understands them (keys redacted)."""
+    from tokentide.config.load import BUILTIN_LOCAL
+    from tokentide.sanitize import sanitize
+
+    try:
+        settings = _settings()
+    except TideError as error:
+        raise _fail(error) from None
+    typer.echo(f"# {settings.path or 'no config file: built-in defaults'}")
+    typer.echo(f"default = {settings.default or BUILTIN_LOCAL.name!r}")
+    profiles = dict(settings.profiles)
+    profiles.setdefault(BUILTIN_LOCAL.name, BUILTIN_LOCAL)
+    for name, prof in profiles.items():
+        typer.echo(f"\n[profiles.{name}]")
+        for key in (
+            "api",
+            "url",
+            "model",
+            "api_key_env",
+            "system",
+            "temperature",
+            "max_tokens",
+            "seed",
+        ):
+            value = getattr(prof, key)
+            if value is not None:
+                typer.echo(f"{key} = {sanitize(repr(value))}")
+        if prof.api_key:
+            typer.echo("api_key = '***'")
+        for key, value in prof.options.items():
+            typer.echo(f"{key} = {sanitize(repr(value))}")
+        if prof.headers:
+            shown = {k: "***" for k in prof.headers}
+            typer.echo(f"headers = {shown}")
+        if prof.params:
+            typer.echo(f"params = {sanitize(repr(dict(prof.params)))}")
+
+
+@config_app.command("check")
+def config_check(profile: ProfileOpt = None) -> None:
+    """Check a profile: can its backend be built, and does the server answer?"""
+    import asyncio
+
+    from tokentide.backends.base import GenerationRequest
+    from tokentide.backends.registry import create_backend
+    from tokentide.config.load import resolve_profile
+    from tokentide.generation import Generation
+
+    try:
+        settings = _settings()
+        chosen = resolve_profile(settings, profile)
+        backend = create_backend(chosen)
+    except TideError as error:
+        raise _fail(error) from None
+
+    async def probe() -> Generation:
+        request = GenerationRequest.from_prompt("Say OK.", max_tokens=4, model=chosen.model)
+        gen = Generation(backend, request, deadlines=chosen.deadlines)
+        try:
+            async with gen:
+                await gen.wait()
+        finally:
+            await backend.aclose()
+        return gen
+
+    gen = asyncio.run(probe())
+    if gen.error is not None:
+        raise _fail(gen.error)
+    ttft = gen.stats.ttft
+    typer.echo(
+        f"ok: {backend.name} answered" + (f" (first token {ttft * 1000:.0f} ms)" if ttft else "")
+    )
+
+
+def _register_optional() -> None:
+    """Commands whose modules live in their own packages."""
+    try:
+        from tokentide.history.cli import history_app
+    except ImportError:  # pragma: no cover - the history package ships with tokentide
+        pass
+    else:
+        app.add_typer(
+            history_app, name="history", help="List, show, export and delete saved conversations."
+        )
+    try:
+        from tokentide.compare.cli import register
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        register(app)
+
+
+def main() -> None:
+    _register_optional()
+    app()

@@ -1,0 +1,206 @@
+"""The generation object: queue, batching, stats, deadlines, retries, cancellation.
+
+The backend here is a scripted in-process double, because what is tested is the
+generation object's own logic; the same paths against real loopback servers are in
+tests/test_ask.py and the backend tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from tokentide.backends.base import GenerationRequest, Reply, collect
+from tokentide.backends.events import Event, Finish, Retrying, TextDelta, Usage
+from tokentide.config.model import Deadlines
+from tokentide.errors import (
+    BackendError,
+    CannotConnect,
+    FirstTokenTimeout,
+    IdleTimeout,
+    Overloaded,
+    ServerError,
+)
+from tokentide.generation import Generation, RetryPolicy, State
+
+REQUEST = GenerationRequest.from_prompt("hi")
+Step = Event | BackendError | float  # a float is a pause in seconds
+
+
+class Scripted:
+    """Plays a script per attempt; records whether each stream was closed."""
+
+    name = "scripted"
+
+    def __init__(self, *attempts: Sequence[Step]) -> None:
+        self.attempts = list(attempts)
+        self.calls = 0
+        self.closed = 0
+        self.reached: asyncio.Event = asyncio.Event()
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        script = self.attempts[min(self.calls, len(self.attempts) - 1)]
+        self.calls += 1
+        try:
+            for step in script:
+                if isinstance(step, float):
+                    self.reached.set()
+                    await asyncio.sleep(step)
+                elif isinstance(step, BackendError):
+                    raise step
+                else:
+                    yield step
+        finally:
+            self.closed += 1
+
+    async def create(self, request: GenerationRequest) -> Reply:
+        return await collect(self.stream(request))
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_events_text_and_stats() -> None:
+    backend = Scripted([TextDelta("Hel"), TextDelta("lo"), TextDelta("</s>", special=True),
+                        Finish("stop", Usage(3, 7))])  # fmt: skip
+    gen = Generation(backend, REQUEST)
+    events = [event async for event in gen]
+    assert [type(e).__name__ for e in events] == ["TextDelta", "TextDelta", "TextDelta", "Finish"]
+    assert gen.text == "Hello"
+    assert gen.state is State.DONE
+    assert gen.stats.tokens == 2
+    assert gen.stats.token_count == 7  # the server's count wins
+    assert len(gen.stats.gaps) == 1
+    assert gen.stats.ttft is not None and gen.stats.total is not None
+    assert gen.stats.ttft <= gen.stats.total
+
+
+async def test_batches_hand_over_everything_queued() -> None:
+    backend = Scripted([*(TextDelta(str(i)) for i in range(100)), 0.01, TextDelta("x"), Finish()])
+    gen = Generation(backend, REQUEST).start()
+    await backend.reached.wait()
+    batches = [batch async for batch in gen.batches()]
+    assert len(batches[0]) == 100  # all queued before the pause, in one batch
+    assert gen.text == "".join(map(str, range(100))) + "x"
+
+
+async def test_ttft_counts_content_not_empty_chunks() -> None:
+    backend = Scripted([TextDelta(""), 0.05, TextDelta("a"), Finish()])
+    gen = Generation(backend, REQUEST)
+    async with gen:
+        await gen.wait()
+    assert gen.stats.ttft is not None and gen.stats.ttft >= 0.05
+
+
+async def test_error_after_partial_text_keeps_it() -> None:
+    backend = Scripted([TextDelta("partial"), ServerError("boom", kind="generation")])
+    gen = Generation(backend, REQUEST, retry=RetryPolicy(max_retries=2))
+    seen: list[Event] = []
+    with pytest.raises(ServerError):
+        async for event in gen:
+            seen.append(event)
+    assert seen == [TextDelta("partial")]
+    assert gen.text == "partial"
+    assert gen.state is State.ERROR
+    assert backend.calls == 1  # never retried after content: the text would repeat
+
+
+async def test_cancel_closes_the_backend_stream() -> None:
+    backend = Scripted([TextDelta("a"), 30.0, TextDelta("never")])
+    gen = Generation(backend, REQUEST).start()
+    await backend.reached.wait()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    gen.cancel()
+    assert await gen.wait() is State.STOPPED
+    assert loop.time() - started < 0.1
+    assert backend.closed == 1
+    assert gen.text == "a"
+    assert [e async for e in gen] == [TextDelta("a")]  # the queue still ends cleanly
+
+
+async def test_retry_before_first_token_with_backoff() -> None:
+    overloaded = Overloaded("busy", status=429, retry_after=0.05)
+    backend = Scripted([overloaded], [CannotConnect("down")], [TextDelta("ok"), Finish()])
+    gen = Generation(backend, REQUEST, retry=RetryPolicy(max_retries=2, initial=0.01),
+                     rng=random.Random(1))  # fmt: skip
+    events = [event async for event in gen]
+    retries = [e for e in events if isinstance(e, Retrying)]
+    assert [r.attempt for r in retries] == [2, 3]
+    assert retries[0].delay == 0.05  # Retry-After honoured
+    assert 0.0075 <= retries[1].delay <= 0.02  # 0.01 * 2 with up to -25 % jitter
+    assert gen.text == "ok" and gen.stats.attempts == 3
+
+
+async def test_retries_are_bounded() -> None:
+    backend = Scripted([CannotConnect("down")])
+    gen = Generation(backend, REQUEST, retry=RetryPolicy(max_retries=2, initial=0.001))
+    with pytest.raises(CannotConnect):
+        async for _ in gen:
+            pass
+    assert backend.calls == 3
+
+
+def test_retry_after_beyond_the_cap_is_not_retried() -> None:
+    policy = RetryPolicy(max_retries=2, max_retry_after=120)
+    error = Overloaded("busy", status=503, retry_after=600)
+    assert policy.delay(error, 1, random.Random(0)) is None
+    assert policy.delay(ServerError("bad", kind="validation"), 1, random.Random(0)) is None
+
+
+async def test_first_token_deadline() -> None:
+    backend = Scripted([5.0, TextDelta("late")])
+    gen = Generation(backend, REQUEST, deadlines=Deadlines(first_token=0.2, idle=None))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(FirstTokenTimeout, match=r"first-token deadline of 0\.2 s"):
+        async for _ in gen:
+            pass
+    assert 0.2 <= loop.time() - started < 1.2
+    assert backend.closed == 1
+
+
+async def test_idle_deadline_keeps_partial_text() -> None:
+    backend = Scripted([TextDelta("a"), 0.05, TextDelta("b"), 5.0, TextDelta("c")])
+    gen = Generation(backend, REQUEST, deadlines=Deadlines(first_token=None, idle=0.3))
+    with pytest.raises(IdleTimeout):
+        async for _ in gen:
+            pass
+    assert gen.text == "ab"
+
+
+async def test_slow_healthy_stream_never_times_out() -> None:
+    script: list[Step] = []
+    for index in range(6):
+        script += [0.1, TextDelta(str(index))]
+    backend = Scripted([*script, Finish()])
+    gen = Generation(backend, REQUEST, deadlines=Deadlines(first_token=0.3, idle=0.3))
+    async with gen:
+        assert await gen.wait() is State.DONE
+    assert gen.text == "012345"
+
+
+async def test_create_mode_delivers_the_whole_answer_at_once() -> None:
+    backend = Scripted(
+        [0.05, TextDelta("whole "), TextDelta("answer"), Finish("stop", Usage(1, 2))]
+    )
+    gen = Generation(backend, REQUEST, mode="create")
+    events = [event async for event in gen]
+    assert events[0] == TextDelta("whole answer")
+    assert isinstance(events[-1], Finish) and events[-1].reason == "stop"
+    assert gen.stats.token_count == 2
+    assert gen.stats.ttft is not None and gen.stats.ttft >= 0.05
+    assert gen.stats.gaps == []
+
+
+async def test_state_callback_sees_every_transition() -> None:
+    states: list[State] = []
+    backend = Scripted([TextDelta("a"), Finish()])
+    gen = Generation(backend, REQUEST)
+    gen.on_state = states.append
+    async with gen:
+        await gen.wait()
+    assert states == [State.STREAMING, State.DONE]
