@@ -102,9 +102,12 @@ class StreamSanitizer:
     so the instance can be reused for the next message.
     """
 
-    __slots__ = ("_bel_ends", "_count", "_held", "_state")
+    __slots__ = ("_bel_ends", "_cap", "_count", "_held", "_state")
 
-    def __init__(self) -> None:
+    def __init__(self, *, cap: int = STRING_CAP) -> None:
+        if cap < 1:
+            raise ValueError("cap must be at least 1")
+        self._cap = cap  # characters an unterminated sequence may swallow
         self._state = _GROUND
         self._count = 0  # characters swallowed by the current sequence
         self._bel_ends = False  # the current string sequence is an OSC
@@ -145,7 +148,7 @@ class StreamSanitizer:
                 pos = start + 1
             elif state == _STRING:
                 stop = (_STRING_STOP if self._bel_ends else _STRING_STOP_NO_BEL).search(text, pos)
-                room = STRING_CAP - self._count
+                room = self._cap - self._count
                 limit = end if stop is None else stop.start()
                 if limit - pos > room:
                     # Unterminated for too long: resync, the rest is text again.
@@ -166,7 +169,7 @@ class StreamSanitizer:
                 m = _CSI_BODY.match(text, pos)
                 if m is not None:
                     n = m.end() - pos
-                    room = STRING_CAP - self._count
+                    room = self._cap - self._count
                     if n > room:
                         pos += room
                         self._to_ground()
@@ -204,7 +207,7 @@ class StreamSanitizer:
                 c = text[pos]
                 if "\x20" <= c <= "\x2f":
                     self._count += 1
-                    if self._count > STRING_CAP:
+                    if self._count > self._cap:
                         self._to_ground()
                         continue
                     self._state = _ESC_INTER
