@@ -1,6 +1,6 @@
 """``python -m tokentide``: the same entry point as the ``tide`` command."""
 
-from tokentide.cli import main
+from tokentide.entry import main
 
 if __name__ == "__main__":
     main()

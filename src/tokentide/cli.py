@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tokentide.errors import TideError, UsageError
+from tokentide.errors import TideError
 
 __all__ = ["app", "main"]
 
@@ -58,22 +58,6 @@ def _settings() -> Any:
 ProfileOpt = Annotated[
     str | None, typer.Option("--profile", "-P", help="Profile from the config file.")
 ]
-ApiOpt = Annotated[
-    str | None, typer.Option("--api", help="Backend kind for an ad-hoc profile (e.g. openai, tgi).")
-]
-UrlOpt = Annotated[
-    str | None, typer.Option("--url", help="Server base URL, e.g. http://127.0.0.1:8000/v1.")
-]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Model name sent to the server.")
-]
-KeyEnvOpt = Annotated[
-    str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")
-]
-TargetOpt = Annotated[
-    str | None,
-    typer.Option("--target", help="For --api local: path/to/file.py:function or module:function."),
-]
 
 
 @app.callback(invoke_without_command=True)
@@ -106,84 +90,27 @@ def root(
     if ctx.invoked_subcommand is not None:
         return
     if not sys.stdin.isatty():
-        ctx.invoke(ask, prompt=[])
+        from tokentide.ask import main as ask_main
+
+        raise typer.Exit(code=ask_main([], config=str(config) if config else None))
     else:
         ctx.invoke(chat)
 
 
-@app.command()
-def ask(
-    prompt: Annotated[
-        list[str] | None,
-        typer.Argument(help="The prompt; piped stdin is appended after a blank line."),
-    ] = None,
-    profile: ProfileOpt = None,
-    api: ApiOpt = None,
-    url: UrlOpt = None,
-    model: ModelOpt = None,
-    api_key_env: KeyEnvOpt = None,
-    target: TargetOpt = None,
-    system: Annotated[str | None, typer.Option("--system", "-s", help="System prompt.")] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", help="Most tokens to generate.")
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", "-t", help="Sampling temperature.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed.")] = None,
-    no_stream: Annotated[
-        bool,
-        typer.Option(
-            "--no-stream", help="Wait for the whole answer (the server's non-streaming request)."
-        ),
-    ] = False,
-    json_out: Annotated[
-        bool,
-        typer.Option(
-            "--json", help="One JSON object per event on stdout (deltas, finish, error, stats)."
-        ),
-    ] = False,
-    stats: Annotated[
-        bool,
-        typer.Option("--stats", help="Time to first token, tokens, tokens/s and total on stderr."),
-    ] = False,
-    raw: Annotated[
-        bool,
-        typer.Option("--raw", help="Write the model's text unmodified (unsafe on a terminal)."),
-    ] = False,
-) -> None:
-    """Send one prompt and stream the answer to stdout."""
-    from tokentide.ask import AskOptions, build_prompt, run_ask
-    from tokentide.backends.base import GenerationRequest
-    from tokentide.backends.registry import create_backend
-    from tokentide.config.load import profile_from_flags, resolve_profile
+@app.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+def ask(ctx: typer.Context) -> None:
+    """Send one prompt and stream the answer to stdout (tide ask --help for options)."""
+    from tokentide.ask import main as ask_main
 
-    try:
-        text = build_prompt(prompt or [], sys.stdin)
-        if not text.strip():
-            raise UsageError(
-                "No prompt given.",
-                hint='Usage: tide ask "your question"   or   cat file | tide ask "summarise"',
-            )
-        settings = _settings()
-        base = resolve_profile(settings, profile) if (profile or not api) else None
-        chosen = profile_from_flags(
-            base, api=api, url=url, model=model, api_key_env=api_key_env, system=system,
-            max_tokens=max_tokens, temperature=temperature, seed=seed, target=target,
-        )  # fmt: skip
-        backend = create_backend(chosen)
-    except TideError as error:
-        raise _fail(error) from None
-    request = GenerationRequest.from_prompt(
-        text,
-        system=chosen.system,
-        model=chosen.model,
-        max_tokens=chosen.max_tokens,
-        temperature=chosen.temperature,
-        seed=chosen.seed,
-    )
-    options = AskOptions(stream=not no_stream, json=json_out, stats=stats, raw=raw)
-    raise typer.Exit(code=run_ask(backend, request, chosen, options))
+    config = str(_State.config) if _State.config else None
+    raise typer.Exit(code=ask_main(list(ctx.args), config=config))
 
 
 @app.command()
