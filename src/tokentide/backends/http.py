@@ -54,6 +54,7 @@ __all__ = [
     "HTTPCall",
     "StreamParser",
     "error_from_body",
+    "parse_error_text",
     "parse_retry_after",
 ]
 
@@ -137,6 +138,38 @@ def error_from_body(body: Any) -> tuple[str, str | None] | None:
     if detail:
         return (detail if isinstance(detail, str) else json.dumps(detail)), None
     return None
+
+
+def parse_error_text(text: str, content_type: str = "") -> tuple[str, str | None] | None:
+    """(message, kind) from an error body: JSON of any shape :func:`error_from_body`
+    knows, or an event stream whose first error-shaped event carries it (real Triton
+    answers a model exception with HTTP 400 and ``data: {"error": ...}``)."""
+    try:
+        return error_from_body(json.loads(text))
+    except ValueError:
+        pass
+    if "event-stream" in content_type.lower() or text.lstrip().startswith(("data:", "event:")):
+        try:
+            events = SSEDecoder().feed((text + "\n\n").encode())
+        except LimitExceeded:
+            return None
+        for event in events:
+            try:
+                parsed = error_from_body(json.loads(event.data))
+            except ValueError:
+                continue
+            if parsed:
+                return _last_traceback_line(parsed[0]), parsed[1]
+    return None
+
+
+def _last_traceback_line(message: str) -> str:
+    """A Python traceback sent as an error message, shortened to its last line (the
+    exception), which an excerpt of the start would cut off."""
+    if not message.startswith("Traceback (most recent call last)"):
+        return message
+    lines = [line for line in message.splitlines() if line.strip()]
+    return f"{lines[-1].strip()} (the model raised an exception; its server log has the traceback)"
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -275,10 +308,7 @@ class HTTPBackend:
     def status_error(self, response: httpx.Response, text: str) -> HTTPStatusError:
         status = response.status_code
         url = str(response.request.url)
-        try:
-            parsed = error_from_body(json.loads(text))
-        except ValueError:
-            parsed = None
+        parsed = parse_error_text(text, response.headers.get("content-type", ""))
         detail = excerpt(parsed[0]) if parsed else describe_body(text)
         message = f"{url} answered HTTP {status} {response.reason_phrase}: {detail}"
         retry_after = parse_retry_after(response.headers)

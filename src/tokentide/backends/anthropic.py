@@ -1,0 +1,215 @@
+"""Anthropic Messages API (``api = "anthropic"``), ``url = "https://api.anthropic.com"``.
+
+``POST /v1/messages`` with ``x-api-key`` (not ``Authorization``) and
+``anthropic-version`` (profile option ``anthropic_version``, default ``2023-06-01``).
+The system prompt goes in the top-level ``system`` field, and ``max_tokens`` is required
+by the API, so :data:`DEFAULT_MAX_TOKENS` is sent when the profile sets none.
+
+Stream (``protocols.md`` §5): named events ``message_start`` → per block
+``content_block_start`` / ``content_block_delta`` / ``content_block_stop`` →
+``message_delta`` (stop reason, cumulative output tokens) → ``message_stop``, the
+terminator.  ``text_delta`` is answer text, ``thinking_delta`` reasoning; tool input,
+signatures and citations are ignored.  ``ping`` events come anywhere.  Errors: HTTP
+``{"type":"error","error":{type,message}}`` before the stream (529 = overloaded), and
+``event: error`` with the same body inside a 200 stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tokentide.backends.base import GenerationRequest, Reply
+from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.sse import SSEEvent
+from tokentide.config.model import Profile
+from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
+
+__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_VERSION", "AnthropicBackend", "from_profile"]
+
+DEFAULT_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+STOP_REASONS = {
+    "end_turn": "stop",
+    "max_tokens": "length",
+    "stop_sequence": "stop_sequence",
+    "tool_use": "tool_calls",
+}
+
+
+def stop_reason(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return STOP_REASONS.get(value, value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class AnthropicParser(StreamParser):
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.done = False
+        self.reason: str | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+
+    def _usage(self) -> Usage | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return Usage(self.input_tokens, self.output_tokens)
+
+    def _take_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            if (n := _int_or_none(usage.get("input_tokens"))) is not None:
+                self.input_tokens = n
+            if (n := _int_or_none(usage.get("output_tokens"))) is not None:
+                self.output_tokens = n
+
+    def feed(self, item: SSEEvent) -> list[Event]:
+        if item.event == "ping":
+            return []
+        obj = loads_event(item.data, self.server)
+        if not isinstance(obj, dict):
+            raise ProtocolError(
+                f"{self.server} sent an unexpected event: {excerpt(item.data, 200)!r}",
+                server=self.server,
+            )
+        kind = item.event if item.event != "message" else obj.get("type")
+        if kind == "error" or obj.get("type") == "error":
+            error = obj.get("error")
+            error = error if isinstance(error, dict) else {}
+            etype = error.get("type")
+            etype = etype if isinstance(etype, str) else None
+            message = error.get("message") or "no message"
+            raise ServerError(
+                f"{self.server} reported an error during the answer"
+                f"{f' ({etype})' if etype else ''}: {excerpt(str(message))}",
+                kind=etype,
+                server=self.server,
+                hint="Anthropic is overloaded; try again in a moment."
+                if etype == "overloaded_error"
+                else None,
+            )
+        if kind == "content_block_delta":
+            delta = obj.get("delta")
+            if isinstance(delta, dict):
+                dtype = delta.get("type")
+                if dtype == "text_delta" and isinstance(text := delta.get("text"), str) and text:
+                    return [TextDelta(text)]
+                if (
+                    dtype == "thinking_delta"
+                    and isinstance(thinking := delta.get("thinking"), str)
+                    and thinking
+                ):
+                    return [ReasoningDelta(thinking)]
+            return []
+        if kind == "message_start":
+            message = obj.get("message")
+            if isinstance(message, dict):
+                self._take_usage(message.get("usage"))
+            return []
+        if kind == "message_delta":
+            delta = obj.get("delta")
+            if isinstance(delta, dict) and delta.get("stop_reason") is not None:
+                self.reason = stop_reason(delta.get("stop_reason"))
+            self._take_usage(obj.get("usage"))
+            return []
+        if kind == "message_stop":
+            self.done = True
+            return [Finish(self.reason, self._usage())]
+        return []  # content_block_start/stop and event types added later
+
+    def end(self) -> list[Event]:
+        raise IncompleteStream(
+            f"The stream from {self.server} ended without message_stop: the answer may be "
+            "cut short.",
+            server=self.server,
+        )
+
+
+class AnthropicBackend(HTTPBackend):
+    api = "anthropic"
+
+    def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
+        super().__init__(profile, env)
+        version = profile.options.get("anthropic_version", DEFAULT_VERSION)
+        if not isinstance(version, str) or not version:
+            raise ConfigError(
+                f"Profile {profile.name!r}: anthropic_version must be a date string "
+                f"such as {DEFAULT_VERSION!r}."
+            )
+        self.version = version
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key} if self._api_key else {}
+
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        profile = self.profile
+        body: dict[str, Any] = {}
+        if model := self.model_or(request):
+            body["model"] = model
+        max_tokens = request.max_tokens if request.max_tokens is not None else profile.max_tokens
+        body["max_tokens"] = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        if system:
+            body["system"] = system
+        body["messages"] = [
+            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+        ]
+        for key, value in (
+            (
+                "temperature",
+                request.temperature if request.temperature is not None else profile.temperature,
+            ),
+            ("top_p", request.top_p if request.top_p is not None else profile.top_p),
+        ):
+            if value is not None:
+                body[key] = value
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
+        body["stream"] = stream
+        body.update(profile.params)
+        body.update(request.extra)
+        return body
+
+    def _headers(self, stream: bool) -> dict[str, str]:
+        headers = {"anthropic-version": self.version}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        return headers
+
+    def stream_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall("/v1/messages", self._body(request, True), self._headers(True))
+
+    def create_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall("/v1/messages", self._body(request, False), self._headers(False))
+
+    def new_parser(self, request: GenerationRequest) -> StreamParser:
+        return AnthropicParser(self.base_url)
+
+    def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
+        text: list[str] = []
+        reasoning: list[str] = []
+        for block in body["content"]:
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                text.append(block["text"])
+            elif block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
+                reasoning.append(block["thinking"])
+        usage = body.get("usage")
+        return Reply(
+            text="".join(text),
+            finish_reason=stop_reason(body.get("stop_reason")),
+            usage=Usage(
+                _int_or_none(usage.get("input_tokens")), _int_or_none(usage.get("output_tokens"))
+            )
+            if isinstance(usage, dict)
+            else None,
+            reasoning="".join(reasoning),
+        )
+
+
+def from_profile(profile: Profile, env: Mapping[str, str]) -> AnthropicBackend:
+    return AnthropicBackend(profile, env)

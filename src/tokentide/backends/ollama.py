@@ -1,0 +1,165 @@
+"""Ollama's native chat API (``api = "ollama"``), ``url = "http://127.0.0.1:11434"``.
+
+``POST /api/chat`` with the conversation as ``messages``; sampling settings go in
+``options`` (``temperature``, ``num_predict``, ``seed``, ``top_p``, ``stop``) together
+with the profile's ``params`` (Ollama model parameters such as ``num_ctx``), except the
+request-level keys ``format``, ``think``, ``tools`` and ``keep_alive``, which go at the
+top.  The profile option ``keep_alive`` (e.g. ``"5m"``, ``0``) sets how long the model
+stays loaded.
+
+The stream is NDJSON (``protocols.md`` §3), split on ``\\n`` only: each line's
+``message.content`` is answer text and ``message.thinking`` reasoning; the line with
+``"done": true`` ends the answer (``done_reason``; ``prompt_eval_count`` and
+``eval_count`` are the token counts).  Errors: HTTP 4xx/5xx ``{"error"}`` before the
+stream and an ``{"error"}`` line inside it.  ``create`` sends ``"stream": false``.
+For Ollama's OpenAI-compatible endpoint use ``api = "openai"`` with ``/v1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tokentide.backends.base import GenerationRequest, Reply
+from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.config.model import Profile
+from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
+
+__all__ = ["OllamaBackend", "from_profile"]
+
+TOP_LEVEL = frozenset({"format", "think", "tools", "keep_alive"})
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _usage(obj: Mapping[str, Any]) -> Usage | None:
+    prompt = _int_or_none(obj.get("prompt_eval_count"))
+    completion = _int_or_none(obj.get("eval_count"))
+    if prompt is None and completion is None:
+        return None
+    return Usage(prompt, completion)
+
+
+def _reason(obj: Mapping[str, Any]) -> str | None:
+    reason = obj.get("done_reason")
+    return reason if isinstance(reason, str) and reason else None
+
+
+class OllamaParser(StreamParser):
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.done = False
+
+    def feed(self, item: str) -> list[Event]:
+        obj = loads_event(item, self.server)
+        if not isinstance(obj, dict):
+            raise ProtocolError(
+                f"{self.server} sent an unexpected line: {excerpt(item, 200)!r}",
+                server=self.server,
+            )
+        if error := obj.get("error"):
+            message = error.get("message") if isinstance(error, dict) else error
+            raise ServerError(
+                f"{self.server} reported an error during the answer: {excerpt(str(message))}",
+                server=self.server,
+            )
+        events: list[Event] = []
+        message = obj.get("message")
+        if isinstance(message, dict):
+            thinking = message.get("thinking")
+            if isinstance(thinking, str) and thinking:
+                events.append(ReasoningDelta(thinking))
+            content = message.get("content")
+            if isinstance(content, str) and content:
+                events.append(TextDelta(content))
+        if obj.get("done") is True:
+            self.done = True
+            events.append(Finish(_reason(obj), _usage(obj)))
+        return events
+
+    def end(self) -> list[Event]:
+        raise IncompleteStream(
+            f'The stream from {self.server} ended before its "done" line: the answer may '
+            "be cut short.",
+            server=self.server,
+            hint="Ollama may have crashed or unloaded the model; check its log.",
+        )
+
+
+class OllamaBackend(HTTPBackend):
+    api = "ollama"
+    framing = "ndjson"
+
+    def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
+        super().__init__(profile, env)
+        keep_alive = profile.options.get("keep_alive")
+        if keep_alive is not None and (
+            isinstance(keep_alive, bool) or not isinstance(keep_alive, str | int | float)
+        ):
+            raise ConfigError(
+                f'Profile {profile.name!r}: keep_alive must be a duration such as "5m" '
+                "or a number of seconds."
+            )
+        self.keep_alive = keep_alive
+
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        profile = self.profile
+        body: dict[str, Any] = {}
+        if model := self.model_or(request):
+            body["model"] = model
+        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        body["stream"] = stream
+        options: dict[str, Any] = {}
+        for key, value in (
+            (
+                "temperature",
+                request.temperature if request.temperature is not None else profile.temperature,
+            ),
+            (
+                "num_predict",
+                request.max_tokens if request.max_tokens is not None else profile.max_tokens,
+            ),
+            ("seed", request.seed if request.seed is not None else profile.seed),
+            ("top_p", request.top_p if request.top_p is not None else profile.top_p),
+        ):
+            if value is not None:
+                options[key] = value
+        if request.stop:
+            options["stop"] = list(request.stop)
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        for extra in (profile.params, request.extra):
+            for key, value in extra.items():
+                if key in TOP_LEVEL:
+                    body[key] = value
+                else:
+                    options[key] = value
+        if options:
+            body["options"] = options
+        return body
+
+    def stream_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall("/api/chat", self._body(request, True))
+
+    def create_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall("/api/chat", self._body(request, False))
+
+    def new_parser(self, request: GenerationRequest) -> StreamParser:
+        return OllamaParser(self.base_url)
+
+    def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
+        message = body["message"]
+        thinking = message.get("thinking")
+        return Reply(
+            text=message.get("content") or "",
+            finish_reason=_reason(body),
+            usage=_usage(body),
+            reasoning=thinking if isinstance(thinking, str) else "",
+        )
+
+
+def from_profile(profile: Profile, env: Mapping[str, str]) -> OllamaBackend:
+    return OllamaBackend(profile, env)

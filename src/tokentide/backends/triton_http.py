@@ -1,0 +1,177 @@
+"""Triton Inference Server's HTTP generate extension (``api = "triton-http"``).
+
+``url = "http://host:8000"``; ``model`` is required.  Streaming is
+``POST /v2/models/{model}[/versions/{model_version}]/generate_stream``, ``create`` is
+``.../generate``.  The body is ``{"<input_tensor>": prompt, "parameters": {...}}``
+(sampling settings under ``parameters``) plus the profile's ``params`` as top-level keys:
+Triton maps top-level keys to the model's input tensors (``real-servers.md`` §2), so
+``params = { max_tokens = 64 }`` feeds a ``max_tokens`` input.
+
+Options: ``input_tensor`` (default ``text_input``), ``output_tensor`` (default
+``text_output``), ``model_version``, ``yields`` (``delta``, the default, or
+``cumulative``/``auto`` for models that send the whole text so far each time).
+
+Wire facts (``protocols.md`` §8.1, ``real-servers.md`` §2): each response is a
+``data:`` JSON ``{"model_name", "model_version", "<output_tensor>": ...}``; there is no
+terminator, a clean end of the body is the end of the answer.  Errors: ``{"error"}``
+JSON with a 4xx before inference, a ``data: {"error"}`` event after it, and for an
+exception inside the model real Triton answers **400 with an event-stream body** holding
+one error event.  ``/generate`` on a decoupled model answers HTTP 200 with an
+``{"error": "generate expects model to produce exactly 1 response..."}`` body; ``create``
+then falls back to consuming the stream.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from tokentide.backends._cumulative import Accumulator, Yields, yields_option
+from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text
+from tokentide.backends.events import Event, Finish, TextDelta
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.sse import SSEEvent
+from tokentide.config.model import Profile
+from tokentide.errors import ConfigError, ProtocolError, ServerError, excerpt
+
+__all__ = ["TritonHTTPBackend", "from_profile"]
+
+
+def output_text(obj: Mapping[str, Any], tensor: str, server: str) -> str | None:
+    """The text of output ``tensor`` in one response (a BYTES tensor of shape [1] may come
+    as a string or a one-element list); None when the response has no such output."""
+    if tensor not in obj:
+        return None
+    value = obj[tensor]
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str):
+        return value
+    if value is None or value == []:
+        return ""
+    raise ProtocolError(
+        f"{server} sent a {tensor!r} output that is not text: {excerpt(repr(value), 120)}",
+        server=server,
+        hint="Set output_tensor in the profile to the model's text output.",
+    )
+
+
+class TritonHTTPParser(StreamParser):
+    def __init__(self, server: str, output_tensor: str, yields: Yields) -> None:
+        self.server = server
+        self.output_tensor = output_tensor
+        self.text = Accumulator(yields, server)
+        self.done = False
+
+    def feed(self, item: SSEEvent) -> list[Event]:
+        obj = loads_event(item.data, self.server)
+        if not isinstance(obj, dict):
+            raise ProtocolError(
+                f"{self.server} sent an unexpected event: {excerpt(item.data, 200)!r}",
+                server=self.server,
+            )
+        if error := obj.get("error"):
+            raise ServerError(
+                f"{self.server} reported an error: {excerpt(str(error))}", server=self.server
+            )
+        piece = output_text(obj, self.output_tensor, self.server)
+        if piece is None:
+            keys = ", ".join(sorted(k for k in obj if k not in ("model_name", "model_version")))
+            raise ProtocolError(
+                f"{self.server} sent a response without the output {self.output_tensor!r} "
+                f"(it has: {keys or 'nothing'}).",
+                server=self.server,
+                hint="Set output_tensor in the profile to the model's text output.",
+            )
+        delta = self.text.feed(piece)
+        return [TextDelta(delta)] if delta else []
+
+    def end(self) -> list[Event]:
+        # No terminator in this protocol: a clean end of the body is the end.
+        return [Finish()]
+
+
+class TritonHTTPBackend(HTTPBackend):
+    api = "triton-http"
+
+    def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
+        super().__init__(profile, env)
+        options = profile.options
+        for key in ("input_tensor", "output_tensor", "model_version"):
+            value = options.get(key)
+            if value is not None and (not isinstance(value, str | int) or value == ""):
+                raise ConfigError(f"Profile {profile.name!r}: {key} must be a name.")
+        self.input_tensor = str(options.get("input_tensor", "text_input"))
+        self.output_tensor = str(options.get("output_tensor", "text_output"))
+        version = options.get("model_version")
+        self.model_version = None if version is None else str(version)
+        self.yields = yields_option(options, profile.name)
+        if not profile.model:
+            raise ConfigError(
+                f"Profile {profile.name!r} (api 'triton-http') has no model.",
+                hint='Add model = "<name as Triton serves it>" (or pass --model).',
+            )
+
+    def _path(self, request: GenerationRequest, route: str) -> str:
+        model = urllib.parse.quote(self.model_or(request) or "", safe="")
+        path = f"/v2/models/{model}"
+        if self.model_version is not None:
+            path += f"/versions/{urllib.parse.quote(self.model_version, safe='')}"
+        return f"{path}/{route}"
+
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        profile = self.profile
+        parameters: dict[str, Any] = {"stream": stream}
+        for key, value in (
+            (
+                "max_tokens",
+                request.max_tokens if request.max_tokens is not None else profile.max_tokens,
+            ),
+            (
+                "temperature",
+                request.temperature if request.temperature is not None else profile.temperature,
+            ),
+            ("top_p", request.top_p if request.top_p is not None else profile.top_p),
+            ("seed", request.seed if request.seed is not None else profile.seed),
+        ):
+            if value is not None:
+                parameters[key] = value
+        if request.stop:
+            parameters["stop"] = list(request.stop)
+        body: dict[str, Any] = {self.input_tensor: prompt_text(request), "parameters": parameters}
+        body.update(profile.params)
+        body.update(request.extra)
+        return body
+
+    def stream_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(
+            self._path(request, "generate_stream"),
+            self._body(request, True),
+            {"Accept": "text/event-stream"},
+        )
+
+    def create_call(self, request: GenerationRequest) -> HTTPCall:
+        return HTTPCall(self._path(request, "generate"), self._body(request, False))
+
+    def new_parser(self, request: GenerationRequest) -> StreamParser:
+        return TritonHTTPParser(self.base_url, self.output_tensor, self.yields)
+
+    def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
+        text = output_text(body, self.output_tensor, self.base_url)
+        if text is None:
+            raise KeyError(self.output_tensor)
+        return Reply(text=text)
+
+    async def create(self, request: GenerationRequest) -> Reply:
+        try:
+            return await super().create(request)
+        except ServerError as error:
+            if "exactly 1 response" not in error.message:
+                raise
+        # A decoupled (streaming) model cannot answer /generate: consume its stream.
+        return await collect(self.stream(request))
+
+
+def from_profile(profile: Profile, env: Mapping[str, str]) -> TritonHTTPBackend:
+    return TritonHTTPBackend(profile, env)
