@@ -70,6 +70,11 @@ _SPECIAL: Final = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u202a-\u202e\u2066-\u2069\ufeff"
     "\ud800-\udfff\U000e0000-\U000e007f]"
 )
+# The same without CR: a chunk whose only special characters are CRs needs just a replace.
+_SPECIAL_NOT_CR: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200c\u202a-\u202e\u2066-\u2069\ufeff"
+    "\ud800-\udfff\U000e0000-\U000e007f]"
+)
 # What ends (or aborts) a string sequence: BEL (OSC only), ESC, ST (U+009C), CAN, SUB.
 _STRING_STOP: Final = re.compile("[\x07\x1b\x9c\x18\x1a]")
 _STRING_STOP_NO_BEL: Final = re.compile("[\x1b\x9c\x18\x1a]")
@@ -115,8 +120,12 @@ class StreamSanitizer:
 
     def feed(self, text: str) -> str:
         """Sanitise the next chunk; returns what can be displayed now."""
-        if self._state == _GROUND and _SPECIAL.search(text) is None:
-            return text
+        if self._state == _GROUND:
+            m = _SPECIAL.search(text)
+            if m is None:
+                return text
+            if text[m.start()] == "\r" and _SPECIAL_NOT_CR.search(text, m.start()) is None:
+                return text.replace("\r", "")  # CRLF text: CR is dropped in the ground state
         return self._run(text)
 
     def flush(self) -> str:
