@@ -1252,3 +1252,62 @@ def serve(*, http: str = "auto") -> Iterator[LLMServer]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+# -- helpers for tests that drive tokentide backends against this server ---------------
+
+
+class BackendMaker:
+    """Builds backends for a test and closes them all afterwards::
+
+    @pytest.fixture
+    async def make(server):
+        maker = BackendMaker("tgi")
+        yield maker
+        await maker.aclose()
+    """
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+        self.made: list[Any] = []
+
+    def __call__(self, url: str, **profile: Any) -> Any:
+        from tokentide.backends.registry import create_backend
+        from tokentide.config.model import Profile
+
+        env = profile.pop("env", {})
+        backend = create_backend(
+            Profile(name="test", api=profile.pop("api", self.api), url=url, **profile), env
+        )
+        self.made.append(backend)
+        return backend
+
+    async def aclose(self) -> None:
+        for backend in self.made:
+            await backend.aclose()
+
+
+async def drain(stream: AsyncIterator[Any]) -> tuple[list[Any], BaseException | None]:
+    """All events of ``stream`` and the error that ended it (None if it ended well)."""
+    events: list[Any] = []
+    try:
+        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async for event in stream:
+                events.append(event)
+    except Exception as error:
+        return events, error
+    return events, None
+
+
+async def read_then_close(
+    server: LLMServer, stream: AsyncIterator[Any], tag: str, n: int = 2
+) -> tuple[list[Any], float]:
+    """Read ``n`` events, close the stream; return them and how long after the close the
+    server saw the client go away (seconds; negative if it saw it before close returned)."""
+    events = []
+    async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        for _ in range(n):
+            events.append(await anext(stream))
+    closed = time.monotonic()
+    seen = await server.wait_disconnect(server.record(tag))
+    return events, seen - closed
