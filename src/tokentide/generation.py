@@ -69,12 +69,13 @@ class _End:
 _END = _End()
 
 
-class TokenQueue(asyncio.Queue[Event | _End]):
-    """An unbounded asyncio queue that can also hand over everything queued at once."""
+class TokenQueue(asyncio.Queue[list[Event] | _End]):
+    """An unbounded asyncio queue of event lists (one per network read) that can also
+    hand over everything queued at once."""
 
-    _queue: deque[Event | _End]
+    _queue: deque[list[Event] | _End]
 
-    def drain_nowait(self) -> list[Event | _End]:
+    def drain_nowait(self) -> list[list[Event] | _End]:
         """Remove and return every queued item (possibly none) without waiting."""
         items = list(self._queue)
         self._queue.clear()
@@ -166,6 +167,13 @@ class RetryPolicy:
         return base * (1 - 0.25 * rng.random())
 
 
+def _flatten(items: list[list[Event] | _End]) -> list[Event]:
+    if len(items) == 1:
+        only = items[0]
+        return [] if isinstance(only, _End) else only
+    return [event for item in items if not isinstance(item, _End) for event in item]
+
+
 class Generation:
     """See the module docstring.  Use as ``async with Generation(...) as gen:`` or call
     :meth:`start` and later :meth:`cancel`/:meth:`wait`."""
@@ -249,21 +257,22 @@ class Generation:
         came before it); a stop by :meth:`cancel` ends the iteration quietly.
         """
         self.start()
+        queue = self.queue
         while True:
-            first = await self.queue.get()
-            items = [first, *self.queue.drain_nowait()] if self.queue.qsize() else [first]
-            if items[-1] is _END or _END in items:
-                events = [item for item in items if not isinstance(item, _End)]
-                if events:
-                    yield events
+            first = await queue.get()
+            items = [first, *queue.drain_nowait()] if queue.qsize() else [first]
+            ended = isinstance(items[-1], _End)
+            events = _flatten(items)
+            if events:
+                yield events
+            if ended:
                 if self.error is not None:
                     raise self.error
                 return
-            yield items  # type: ignore[misc]  # no _End in items
 
     def drain(self) -> list[Event]:
         """Every event queued right now, without waiting (possibly none)."""
-        return [item for item in self.queue.drain_nowait() if not isinstance(item, _End)]
+        return _flatten(self.queue.drain_nowait())
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         async for batch in self.batches():
@@ -278,52 +287,62 @@ class Generation:
             if self.on_state is not None:
                 self.on_state(state)
 
-    def _content(self, now: float) -> None:
+    def _accept(self, events: list[Event]) -> None:
+        """Record what one network read brought, then queue it as one item."""
+        now = self._clock()
         stats = self.stats
-        if stats.first_token is None:
-            stats.first_token = now
-            self._set_state(State.STREAMING)
-        else:
-            stats.gaps.append(now - stats.last_token)  # type: ignore[operator]
-        stats.last_token = now
-        stats.tokens += 1
-
-    def _accept(self, event: Event) -> None:
-        put = self.queue.put_nowait
-        if type(event) is TextDelta:
-            now = self._clock()
-            self._activity = now
-            if not event.special and event.text:
-                self._text.append(event.text)
-                self.stats.chars += len(event.text)
-                self._content(now)
-        elif isinstance(event, ReasoningDelta):
-            self._activity = self._clock()
-            self._reasoning.append(event.text)
-        elif isinstance(event, Finish):
-            self.finish = event
-            if event.usage is not None and event.usage.completion_tokens is not None:
-                self.stats.usage_tokens = event.usage.completion_tokens
-        put(event)
+        for event in events:
+            if type(event) is TextDelta:
+                self._activity = now
+                if event.text and not event.special:
+                    self._text.append(event.text)
+                    stats.chars += len(event.text)
+                    if stats.first_token is None:
+                        stats.first_token = now
+                        self._set_state(State.STREAMING)
+                    else:
+                        stats.gaps.append(now - stats.last_token)  # type: ignore[operator]
+                    stats.last_token = now
+                    stats.tokens += 1
+            elif isinstance(event, ReasoningDelta):
+                self._activity = now
+                self._reasoning.append(event.text)
+            elif isinstance(event, Finish):
+                self.finish = event
+                if event.usage is not None and event.usage.completion_tokens is not None:
+                    stats.usage_tokens = event.usage.completion_tokens
+        self.queue.put_nowait(events)
 
     async def _attempt(self) -> None:
         if self.mode == "stream":
-            async with aclosing(self.backend.stream(self.request)) as events:  # type: ignore[type-var]
-                async for event in events:
-                    self._accept(event)
+            batched = getattr(self.backend, "stream_batches", None)
+            if batched is not None:
+                async with aclosing(batched(self.request)) as batches:
+                    async for batch in batches:
+                        self._accept(batch)
+                return
+            async with aclosing(self.backend.stream(self.request)) as stream:  # type: ignore[type-var]
+                async for event in stream:
+                    self._accept([event])
             return
         reply = await self.backend.create(self.request)
         now = self._clock()
+        events: list[Event] = []  # one queue item: the whole answer lands at once
         if reply.reasoning:
-            self._accept(ReasoningDelta(reply.reasoning))
+            events.append(ReasoningDelta(reply.reasoning))
         if reply.text:
             self._text.append(reply.text)
             self.stats.chars = len(reply.text)
             self.stats.first_token = self.stats.last_token = now
+            self.stats.tokens = 1
             self._set_state(State.STREAMING)
-            self.queue.put_nowait(TextDelta(reply.text))
-        self.stats.tokens = 1 if reply.text else 0
-        self._accept(Finish(reply.finish_reason, reply.usage, reply.seed, reply.text))
+            events.append(TextDelta(reply.text))
+        finish = Finish(reply.finish_reason, reply.usage, reply.seed, reply.text)
+        self.finish = finish
+        if reply.usage is not None and reply.usage.completion_tokens is not None:
+            self.stats.usage_tokens = reply.usage.completion_tokens
+        events.append(finish)
+        self.queue.put_nowait(events)
 
     async def _produce(self) -> None:
         attempt = 0
@@ -342,7 +361,7 @@ class Generation:
                     if delay is None:
                         raise
                     self._set_state(State.RETRYING)
-                    self.queue.put_nowait(Retrying(attempt + 1, delay, error.message))
+                    self.queue.put_nowait([Retrying(attempt + 1, delay, error.message)])
                     await asyncio.sleep(delay)
                     self._set_state(State.WAITING)
             self._set_state(State.DONE)

@@ -24,7 +24,7 @@ import email.utils
 import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -407,6 +407,18 @@ class HTTPBackend:
             )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        """Events one by one (see :meth:`stream_batches`, which the generation uses)."""
+        async with aclosing(self.stream_batches(request)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+
+    async def stream_batches(self, request: GenerationRequest) -> AsyncGenerator[list[Event], None]:
+        """The events of each network read as one list: the per-token path stays short.
+
+        Events parsed before an in-band error in the same read are yielded first, so the
+        partial answer is never lost.
+        """
         call = self.stream_call(request)
         parser = self.new_parser(request)
         limit = self.profile.limits.max_event_bytes
@@ -430,30 +442,46 @@ class HTTPBackend:
                             server=self.base_url,
                             hint="Raise max_answer_bytes in the profile if this is expected.",
                         )
-                    items = decoder.feed(chunk)
-                    if isinstance(decoder, SSEDecoder) and decoder.error_fields:
-                        raise ServerError(
-                            f"{self.base_url} reported an error: {excerpt(decoder.error_fields[0])}",
-                            server=self.base_url,
-                        )
-                    for item in items:
-                        for event in parser.feed(item):
-                            yield event
-                        if parser.done:
-                            return
+                    batch: list[Event] = []
+                    try:
+                        items = decoder.feed(chunk)
+                        for item in items:
+                            batch += parser.feed(item)
+                            if parser.done:
+                                break
+                        if isinstance(decoder, SSEDecoder) and decoder.error_fields:
+                            raise ServerError(
+                                f"{self.base_url} reported an error: {excerpt(decoder.error_fields[0])}",
+                                server=self.base_url,
+                            )
+                    except BackendError:
+                        if batch:
+                            yield batch
+                        raise
+                    if batch:
+                        yield batch
+                    if parser.done:
+                        return
             except httpx.HTTPError as error:
                 raise self._transport_error(
                     error, self.url_for(call.path), started=started
                 ) from error
             finally:
                 await chunks.aclose()
-            for item in decoder.close():
-                for event in parser.feed(item):
-                    yield event
-                if parser.done:
-                    return
-            for event in parser.end():
-                yield event
+            batch = []
+            try:
+                for item in decoder.close():
+                    batch += parser.feed(item)
+                    if parser.done:
+                        break
+                if not parser.done:
+                    batch += parser.end()
+            except BackendError:
+                if batch:
+                    yield batch
+                raise
+            if batch:
+                yield batch
 
     async def create(self, request: GenerationRequest) -> Reply:
         call = self.create_call(request)

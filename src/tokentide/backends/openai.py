@@ -20,7 +20,7 @@ from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, 
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
 from tokentide.config.model import Profile
-from tokentide.errors import IncompleteStream, ServerError, excerpt
+from tokentide.errors import IncompleteStream, ProtocolError, ServerError, excerpt
 
 __all__ = ["OpenAIChatBackend", "OpenAICompletionsBackend", "from_profile"]
 
@@ -65,13 +65,16 @@ class _OpenAIParser(StreamParser):
 
     def feed(self, item: SSEEvent) -> list[Event]:
         data = item.data
-        if data[:6] == "[DONE]" or data.strip() == "[DONE]":
+        if data[:1] != "{" and data.strip().startswith("[DONE]"):
             self.done = True
             return [Finish(self.finish_reason, self.usage)]
         obj = loads_event(data, self.server)
-        if not isinstance(obj, dict):
-            raise ServerError(f"{self.server} sent an unexpected event: {excerpt(data, 200)!r}")
-        if obj.get("error") or item.event == "error":
+        if type(obj) is not dict:
+            raise ProtocolError(
+                f"{self.server} sent an unexpected event: {excerpt(data, 200)!r}",
+                server=self.server,
+            )
+        if item.event == "error" or obj.get("error"):
             error = obj.get("error", obj)
             message = error.get("message") if isinstance(error, dict) else str(error)
             kind = error.get("type") if isinstance(error, dict) else None
@@ -81,32 +84,48 @@ class _OpenAIParser(StreamParser):
                 kind=None if kind is None else str(kind),
                 server=self.server,
             )
-        if (usage := obj.get("usage")) is not None:
+        usage = obj.get("usage")
+        if usage is not None:
             self.usage = _usage(usage) or self.usage
         choices = obj.get("choices")
         if not choices:
             return []
+        try:
+            return self._choices(choices)
+        except (AttributeError, TypeError) as error:
+            raise ProtocolError(
+                f"{self.server} sent a chunk of an unexpected shape: {excerpt(data, 200)!r}",
+                server=self.server,
+            ) from error
+
+    def _choices(self, choices: list[Any]) -> list[Event]:
         events: list[Event] = []
         for choice in choices:
             if choice.get("index", 0) != 0:
                 continue  # n > 1 is not shown; the first choice is the answer
             if self.chat:
                 delta = choice.get("delta") or {}
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                if isinstance(reasoning, str) and reasoning:
-                    events.append(ReasoningDelta(reasoning))
                 text = delta.get("content")
+                if len(delta) > 1 or text is None:
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if isinstance(reasoning, str) and reasoning:
+                        events.append(ReasoningDelta(reasoning))
             else:
                 text = choice.get("text")
-            if isinstance(text, str) and text:
-                logprob = None
+            if text and type(text) is str:
                 lp = choice.get("logprobs")
-                if isinstance(lp, dict):
+                if lp:
                     content = lp.get("content")
-                    if isinstance(content, list) and len(content) == 1:
-                        logprob = content[0].get("logprob")
-                events.append(TextDelta(text, logprob=logprob))
-            if reason := choice.get("finish_reason"):
+                    logprob = (
+                        content[0].get("logprob")
+                        if isinstance(content, list) and len(content) == 1
+                        else None
+                    )
+                    events.append(TextDelta(text, logprob=logprob))
+                else:
+                    events.append(TextDelta(text))
+            reason = choice.get("finish_reason")
+            if reason:
                 self.finish_reason = str(reason)
         return events
 

@@ -30,7 +30,7 @@ bound.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tokentide.errors import LimitExceeded
 
@@ -40,8 +40,9 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
+    """One dispatched event.  A NamedTuple: built once per token, it must be cheap."""
+
     data: str
     event: str = "message"
     id: str = ""
@@ -111,10 +112,17 @@ class SSEDecoder:
             )
         self._pending = pending
         events: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            if not line:
-                if self._data:
+            if line[:6] == b"data: ":  # the common case, inlined
+                self._data_size += len(line) - 5
+                if self._data_size > self._max:
+                    self._too_large()
+                data.append(line[6:])
+            elif not line:
+                if data:
                     events.append(self._dispatch())
+                    data = self._data
                 else:
                     self._event = ""
             elif line[0] == 0x3A:  # ":" comment
@@ -122,6 +130,14 @@ class SSEDecoder:
             else:
                 self._field(line)
         return events
+
+    def _too_large(self) -> None:
+        self._data.clear()
+        self._data_size = 0
+        raise LimitExceeded(
+            f"The server sent one event larger than {self._max:,} bytes; stopped reading.",
+            hint="Raise max_event_bytes in the profile if this server really does that.",
+        )
 
     def _field(self, line: bytes) -> None:
         colon = line.find(b":")
@@ -134,12 +150,7 @@ class SSEDecoder:
         if name == b"data":
             self._data_size += len(value) + 1
             if self._data_size > self._max:
-                self._data.clear()
-                self._data_size = 0
-                raise LimitExceeded(
-                    f"The server sent one event larger than {self._max:,} bytes; stopped reading.",
-                    hint="Raise max_event_bytes in the profile if this server really does that.",
-                )
+                self._too_large()
             self._data.append(value)
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")

@@ -1,0 +1,129 @@
+"""``tide ask`` throughput and start-up, beside ``curl -N`` and the ``llm`` CLI, in one run.
+
+    .venv/bin/python benchmarks/bench_ask.py [--tokens 100000] [--runs 5]
+
+Prints, for 100,000 tokens streamed from a loopback server into a pipe: tokens/s, CPU
+time and peak RSS of each client, and the ratios; the rate of the generation/queue path
+alone, in-process (no process start-up); and the wall time of a trivial one-shot answer
+(process start to exit), tide vs llm.  Medians of ``--runs``, all in one run so the
+machine's load affects every client alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.sse_source import serve_source  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one child process whose stdout is a pipe."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    while process.stdout.read(1 << 16):
+        pass
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    process.returncode = code
+    if code != 0:
+        raise SystemExit(f"{argv[0]} failed ({code}): {process.stderr.read().decode()[-500:]}")
+    process.stderr.close()
+    process.stdout.close()
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+async def in_process(base: str, tokens: int) -> float:
+    """Tokens/s through the OpenAI backend + Generation + batch draining."""
+    from tokentide.backends.base import GenerationRequest
+    from tokentide.backends.openai import OpenAIChatBackend
+    from tokentide.config.model import Profile
+    from tokentide.generation import Generation
+
+    backend = OpenAIChatBackend(Profile(name="bench", api="openai", url=f"{base}/n/{tokens}/v1"), {})
+    started = time.perf_counter()
+    async with Generation(backend, GenerationRequest.from_prompt("hi")) as gen:
+        async for _batch in gen.batches():
+            pass
+    elapsed = time.perf_counter() - started
+    await backend.aclose()
+    assert gen.stats.tokens == tokens, (gen.stats.tokens, gen.error)
+    return tokens / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    n = args.tokens
+    llm = BIN / "llm"
+    curl = shutil.which("curl")
+    with serve_source() as base, tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, TIDE_CONFIG=str(Path(tmp) / "none.toml"))
+        llm_home = Path(tmp) / "llm"
+        llm_home.mkdir()
+        (llm_home / "extra-openai-models.yaml").write_text(
+            f'- model_id: bench\n  model_name: bench\n  api_base: "{base}/n/{n}/v1"\n'
+            f'- model_id: tiny\n  model_name: tiny\n  api_base: "{base}/n/5/v1"\n'
+        )
+        llm_env = dict(os.environ, LLM_USER_PATH=str(llm_home), OPENAI_API_KEY="sk-bench")
+
+        def tide(tokens: int) -> list[str]:
+            return [str(BIN / "tide"), "ask", "hi", "--api", "openai", "--url", f"{base}/n/{tokens}/v1"]
+
+        clients: dict[str, tuple[list[str], dict[str, str]]] = {"tide ask": (tide(n), env)}
+        if curl:
+            clients["curl -N"] = ([curl, "-sN", "-X", "POST", "-H", "content-type: application/json",
+                                   "-d", "{}", f"{base}/n/{n}/v1/chat/completions"], env)  # fmt: skip
+        if llm.exists():
+            clients["llm"] = ([str(llm), "-m", "bench", "hi"], llm_env)
+        rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in clients}
+        for _ in range(args.runs):
+            for name, (argv, child_env) in clients.items():
+                rows[name].append(run_child(argv, child_env))
+        print(f"{n:,} tokens from a loopback SSE server into a pipe (median of {args.runs}):\n")
+        print(f"| client | tokens/s | wall s | CPU s | peak RSS MB |\n|---|---|---|---|---|")
+        rate: dict[str, float] = {}
+        for name, runs in rows.items():
+            wall = statistics.median(r[0] for r in runs)
+            rate[name] = n / wall
+            print(f"| {name} | {n / wall:,.0f} | {wall:.3f} | "
+                  f"{statistics.median(r[1] for r in runs):.3f} | {statistics.median(r[2] for r in runs):.1f} |")  # fmt: skip
+        print()
+        if "llm" in rate:
+            print(f"tide ask vs llm throughput: {rate['tide ask'] / rate['llm']:.1f}x")
+        if "curl -N" in rate:
+            print(f"tide ask vs curl -N throughput: {rate['tide ask'] / rate['curl -N']:.2f}x")
+        rates = [asyncio.run(in_process(base, n)) for _ in range(args.runs)]
+        print(f"generation/queue path, in-process: {statistics.median(rates):,.0f} tokens/s")
+        trivial: dict[str, list[float]] = {"tide ask": [], "llm": []}
+        for _ in range(max(args.runs, 7)):
+            trivial["tide ask"].append(run_child(tide(5), env)[0])
+            if llm.exists():
+                trivial["llm"].append(run_child([str(llm), "-m", "tiny", "hi"], llm_env)[0])
+        t_tide = statistics.median(trivial["tide ask"])
+        print(f"\ntrivial one-shot answer (5 tokens), process start to exit, median of {len(trivial['tide ask'])}:")
+        print(f"tide ask: {t_tide * 1000:.0f} ms")
+        if trivial["llm"]:
+            t_llm = statistics.median(trivial["llm"])
+            print(f"llm:      {t_llm * 1000:.0f} ms  (tide ask is {t_llm / t_tide:.1f}x quicker)")
+
+
+if __name__ == "__main__":
+    main()
