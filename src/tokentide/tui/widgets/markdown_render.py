@@ -1,0 +1,205 @@
+"""Incremental Markdown → :class:`~textual.strip.Strip` engine behind ``MarkdownMessage``.
+
+Why this exists (``docs/performance.md``, "Live Markdown rendering"): stock Textual
+``Markdown`` keeps one widget per block, so every refresh reflows every block widget of
+every message and a new block costs ~20 ms to mount.  Here a message is *one* line-API
+widget and its Markdown is a list of pre-rendered lines:
+
+* The source is split into top-level blocks with ``markdown-it`` (the parser rich uses).
+  Only the tail — from the first line of the last top-level block — is ever re-parsed;
+  every block before it is final (CommonMark block starts are stable under appends; the
+  last block may still change type: paragraph → setext heading → table, open fence …).
+* A finished block is rendered once per width to strips and appended to an append-only
+  line list; only the last ("live") block is re-rendered per frame.
+* Rendering uses ``rich.markdown.Markdown`` fed with the already-parsed tokens (no second
+  parse), with ``hyperlinks=False`` (links are shown as ``text (url)``) and any ``link``
+  style removed from the output, so no OSC 8 hyperlink is ever emitted for model text.
+
+Reference-style link definitions are resolved per block (rich ignores them anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from rich.console import Console, ConsoleOptions
+from rich.markdown import Markdown as RichMarkdown
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+__all__ = [
+    "CODE_THEME",
+    "Block",
+    "IncrementalDocument",
+    "estimate_height",
+    "render_block",
+]
+
+CODE_THEME: Final = "monokai"
+"""Pygments theme for fenced code (rich's default)."""
+
+# The same configuration as rich.markdown.Markdown, built once (≈0.35 ms per instance).
+_PARSER: Final = MarkdownIt().enable("strikethrough").enable("table")
+
+
+class _TokensMarkdown(RichMarkdown):
+    """A rich ``Markdown`` that renders tokens we already parsed.
+
+    ``RichMarkdown.__init__`` builds a new ``MarkdownIt`` and parses again; we set the
+    same attributes ourselves instead (rich 14/15 attribute set).
+    """
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.markup = ""
+        self.parsed = tokens
+        self.code_theme = CODE_THEME
+        self.justify = None
+        self.style = "none"
+        self.hyperlinks = False
+        self.inline_code_lexer = None
+        self.inline_code_theme = CODE_THEME
+
+
+@dataclass(slots=True, eq=False)
+class Block:
+    """One top-level Markdown block: its source lines and its parsed tokens."""
+
+    source: str
+    tokens: list[Token]
+
+
+def _without_links(line: list[Segment]) -> list[Segment]:
+    """Drop ``link`` from segment styles: a link style becomes an OSC 8 hyperlink."""
+    for segment in line:
+        style = segment.style
+        if style is not None and style.link:
+            break
+    else:
+        return line
+    return [
+        Segment(text, style.update_link(None), control)
+        if style is not None and style.link
+        else Segment(text, style, control)
+        for text, style, control in line
+    ]
+
+
+def render_block(
+    block: Block, width: int, console: Console, options: ConsoleOptions, style: Style
+) -> list[Strip]:
+    """Render one block at ``width`` cells to strips on the base ``style``."""
+    md = _TokensMarkdown(block.tokens)
+    render_options = options.update(width=width, height=None, highlight=False)
+    lines = console.render_lines(md, render_options, style=style, pad=False)
+    # rich emits empty lines around some elements (a list starts with one); blocks are
+    # separated by exactly one blank line by the caller, as in rich's whole-document output.
+    start, end = 0, len(lines)
+    while start < end and not Segment.get_line_length(lines[start]):
+        start += 1
+    while end > start and not Segment.get_line_length(lines[end - 1]):
+        end -= 1
+    return [Strip(_without_links(line)) for line in lines[start:end]]
+
+
+def _group_blocks(tokens: list[Token], text: str) -> list[tuple[int, int, list[Token]]]:
+    """Group a token stream into top-level blocks: ``(first_line, end_line, tokens)``."""
+    groups: list[tuple[int, int, list[Token]]] = []
+    current: list[Token] = []
+    for token in tokens:
+        current.append(token)
+        if token.level == 0 and token.nesting <= 0:
+            first = current[0].map
+            start, end = (first[0], first[1]) if first else (0, 0)
+            groups.append((start, end, current))
+            current = []
+    return groups
+
+
+def _line_starts(text: str, upto: int) -> list[int]:
+    """Character offsets of the first ``upto + 1`` lines of ``text`` (clamped to len)."""
+    starts = [0]
+    pos = 0
+    find = text.find
+    while len(starts) <= upto:
+        nl = find("\n", pos)
+        if nl < 0:
+            starts.extend([len(text)] * (upto + 1 - len(starts)))
+            break
+        pos = nl + 1
+        starts.append(pos)
+    return starts
+
+
+class IncrementalDocument:
+    """Source text split into finished top-level blocks plus one live (last) block.
+
+    :meth:`append` is O(len(text)); :meth:`update` re-parses only the tail (the live
+    block and whatever arrived after it), so its cost does not depend on how long the
+    document already is.
+    """
+
+    __slots__ = ("_pending", "_tail_offset", "_text", "finished", "live")
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._pending: list[str] = []
+        self._tail_offset = 0
+        self.finished: list[Block] = []
+        """Blocks that can no longer change, in order."""
+        self.live: Block | None = None
+        """The last block, which may still grow or change type."""
+
+    @property
+    def text(self) -> str:
+        """The whole source received so far."""
+        if self._pending:
+            self._text += "".join(self._pending)
+            self._pending.clear()
+        return self._text
+
+    @property
+    def dirty(self) -> bool:
+        """Text arrived since the last :meth:`update`."""
+        return bool(self._pending)
+
+    def append(self, text: str) -> None:
+        """Add text (already sanitised); parsing waits for :meth:`update`."""
+        if text:
+            self._pending.append(text)
+
+    def update(self) -> int:
+        """Re-parse the tail; returns how many blocks became finished."""
+        text = self.text
+        tail = text[self._tail_offset :]
+        groups = _group_blocks(_PARSER.parse(tail), tail)
+        if not groups:
+            self.live = None
+            return 0
+        last_end = max(end for _, end, _ in groups)
+        starts = _line_starts(tail, last_end)
+        finished = self.finished
+        for start, end, tokens in groups[:-1]:
+            finished.append(Block(tail[starts[start] : starts[end]], tokens))
+        start, end, tokens = groups[-1]
+        self.live = Block(tail[starts[start] : starts[end]], tokens)
+        self._tail_offset += starts[start]
+        return len(groups) - 1
+
+    def close(self) -> None:
+        """The text is complete: parse what is pending and finish the live block."""
+        self.update()
+        if self.live is not None:
+            self.finished.append(self.live)
+            self.live = None
+        self._tail_offset = len(self._text)
+
+
+def estimate_height(text: str, width: int) -> int:
+    """A cheap guess of the rendered height, used until a message is really rendered."""
+    if width <= 0:
+        return 0
+    return sum((len(line) + width - 1) // width or 1 for line in text.split("\n"))

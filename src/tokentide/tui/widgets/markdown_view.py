@@ -1,0 +1,359 @@
+"""``MarkdownMessage``: one assistant message rendered as Markdown, live, at any token rate.
+
+Public API (used by the chat screen)::
+
+    msg = MarkdownMessage(text="", streaming=True)   # or MarkdownMessage(saved_text)
+    msg.append(fragment)   # sync, cheap; safe thousands of times a second
+    msg.finish()           # flush + final render; msg.streaming is False afterwards
+    msg.source             # the sanitised text received so far
+
+Design (measurements in ``docs/performance.md``, "Live Markdown rendering"):
+
+* One line-API widget per message, never one widget per block: its content is a list of
+  :class:`~textual.strip.Strip`.  Finished top-level blocks are rendered once (per width)
+  and appended to that list; each frame re-parses and re-renders only the last block
+  (see :mod:`.markdown_render`).  Per-frame cost is O(last block + visible lines), not
+  O(message) and not O(conversation).
+* ``append`` only sanitises (:class:`tokentide.sanitize.StreamSanitizer`) and buffers.
+  A frame is scheduled at most every :attr:`MarkdownMessage.FRAME_INTERVAL` (30 Hz); if a
+  frame took longer than ``FRAME_INTERVAL * RENDER_DUTY`` the next one waits
+  proportionally (adaptive batching), so a huge live block cannot starve the event loop.
+* Only the lines that changed are marked dirty; a layout refresh is requested only when
+  the line count changed.  A scroll container anchored at the bottom (``anchor()``) is
+  kept at the end by Textual's compositor on every such layout, whatever the token rate.
+* A message created with text (a saved conversation) is not rendered until needed: its
+  height is estimated, it is rendered when it first becomes visible, and a shared
+  background renderer finishes the rest bottom-up in ≤ 8 ms slices, then corrects the
+  layout.  Opening 200 saved messages therefore costs O(visible), not O(history).
+* A width change re-wraps: lines are cached per (width, base style).
+
+Everything shown comes from sanitised text; links are shown as text, never OSC 8.
+
+CSS: ``DEFAULT_CSS`` holds only ``height: auto`` — the widget's height *is* its line count,
+a structural requirement rather than theming; padding, margins and colours belong to the
+app's ``.tcss``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from time import perf_counter
+from typing import Any, ClassVar
+
+from rich.style import Style
+from textual.app import App
+from textual.geometry import Region, Size
+from textual.strip import Strip
+from textual.timer import Timer
+from textual.widget import Widget
+
+from tokentide.sanitize import StreamSanitizer, sanitize
+from tokentide.tui.widgets.markdown_render import (
+    IncrementalDocument,
+    estimate_height,
+    render_block,
+)
+
+__all__ = ["MarkdownMessage"]
+
+
+class _BackgroundRenderer:
+    """Renders off-screen finished messages of one app in short slices, newest first.
+
+    One per app, so that 200 messages opened at once become one stream of ≤ 8 ms
+    slices rather than 200 callbacks ready in the same event-loop iteration.
+    """
+
+    SLICE: ClassVar[float] = 0.008
+    PAUSE: ClassVar[float] = 0.004
+
+    def __init__(self, app: App[Any]) -> None:
+        self._app = weakref.ref(app)
+        self._stack: list[weakref.ref[MarkdownMessage]] = []
+        self._timer: Timer | None = None
+
+    def add(self, message: MarkdownMessage) -> None:
+        self._stack.append(weakref.ref(message))
+        self._arm()
+
+    def _arm(self) -> None:
+        app = self._app()
+        if self._timer is None and app is not None and self._stack:
+            self._timer = app.set_timer(self.PAUSE, self._tick, name="markdown-prerender")
+
+    def _tick(self) -> None:
+        self._timer = None
+        deadline = perf_counter() + self.SLICE
+        stack = self._stack
+        while stack:
+            message = stack[-1]()
+            if message is None or not message.is_attached or message._prerender(deadline):
+                stack.pop()
+            if perf_counter() >= deadline:
+                break
+        self._arm()
+
+
+_renderers: weakref.WeakKeyDictionary[App[Any], _BackgroundRenderer] = weakref.WeakKeyDictionary()
+
+
+class MarkdownMessage(Widget):
+    """One assistant message rendered as Markdown, streamed or complete.
+
+    Args:
+        text: Initial (untrusted) Markdown; sanitised here.
+        streaming: ``True`` while more text will be :meth:`append`-ed; call
+            :meth:`finish` at the end.  ``False`` for a complete (e.g. saved) message,
+            which is rendered lazily.
+        id: Widget id.
+        classes: CSS classes.
+    """
+
+    DEFAULT_CSS = """
+    MarkdownMessage {
+        height: auto;
+    }
+    """
+
+    FRAME_INTERVAL: ClassVar[float] = 1 / 30
+    """Minimum seconds between two renders while streaming (time-based coalescing)."""
+    RENDER_DUTY: ClassVar[float] = 0.25
+    """Maximum share of wall time spent rendering; slower frames delay the next one."""
+
+    def __init__(
+        self,
+        text: str = "",
+        *,
+        streaming: bool = False,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self._streaming = streaming
+        self._sanitizer = StreamSanitizer()
+        self._doc = IncrementalDocument()
+        if text:
+            self._doc.append(self._sanitizer.feed(text) if streaming else sanitize(text))
+        if not streaming:
+            self._doc.close()
+        # Render cache, valid for (_width, _style).
+        self._width = 0
+        self._style: Style | None = None
+        self._lines: list[Strip] = []  # finished blocks, append-only
+        self._rendered_blocks = 0  # how many of _doc.finished are in _lines
+        self._live_lines: list[Strip] = []  # the live block (with its separator)
+        self._parsed = False
+        self._reported_height = -1
+        self._queued = False
+        # Frame scheduling.
+        self._frame_pending = False
+        self._next_frame_at = 0.0
+
+    # -- public API -------------------------------------------------------------------
+
+    @property
+    def streaming(self) -> bool:
+        """``True`` until :meth:`finish` is called (for a message built with ``streaming``)."""
+        return self._streaming
+
+    @property
+    def source(self) -> str:
+        """The sanitised Markdown received so far."""
+        return self._doc.text
+
+    def append(self, text: str) -> None:
+        """Add a fragment of (untrusted) Markdown.
+
+        Synchronous and O(len(text)) amortised: the text is sanitised and buffered, and a
+        coalesced render is scheduled (at most one per :attr:`FRAME_INTERVAL`).  Safe to
+        call thousands of times a second.
+        """
+        clean = self._sanitizer.feed(text)
+        if clean:
+            self._doc.append(clean)
+            self._schedule_frame()
+
+    def finish(self) -> None:
+        """End of the message: flush the sanitiser, render the final state at once.
+
+        ``streaming`` is ``False`` afterwards.  Calling it twice is harmless.
+        """
+        self._doc.append(self._sanitizer.flush())
+        self._doc.close()
+        self._streaming = False
+        if self.is_attached and self._width:
+            self._frame()
+
+    @property
+    def lines(self) -> list[Strip]:
+        """The rendered content lines at the current width (for tests and tools)."""
+        if self._width and not self._is_exact():
+            self._sync(self._width, deadline=None)
+        return [*self._lines, *self._live_lines]
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def _schedule_frame(self) -> None:
+        if self._frame_pending or not self.is_attached:
+            return
+        self._frame_pending = True
+        delay = self._next_frame_at - perf_counter()
+        if delay > 0:
+            self.set_timer(delay, self._frame, name="markdown-frame")
+        else:
+            self.call_later(self._frame)
+
+    def on_mount(self) -> None:
+        if self._doc.dirty or self._doc.live is not None:
+            self._schedule_frame()
+
+    def _frame(self) -> None:
+        """Bring the lines up to date and refresh only what changed."""
+        self._frame_pending = False
+        width = self._width
+        if not width or not self.is_attached:
+            return
+        start = perf_counter()
+        old_total = len(self._lines) + len(self._live_lines)
+        first_changed = self._sync(width, deadline=None)
+        self._next_frame_at = start + max(
+            self.FRAME_INTERVAL, (perf_counter() - start) / self.RENDER_DUTY
+        )
+        self._refresh_from(first_changed, old_total)
+
+    def _refresh_from(self, first_changed: int, old_total: int) -> None:
+        total = len(self._lines) + len(self._live_lines)
+        regions = (
+            (Region(0, first_changed, self._width, total - first_changed),)
+            if first_changed < total
+            else ()
+        )
+        if total != self._reported_height:
+            self.refresh(*regions, layout=True)
+        elif regions:
+            self.refresh(*regions)
+        elif total < old_total:
+            self.refresh()
+
+    # -- rendering --------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        if self._style is not None and self.rich_style != self._style:
+            # Theme or CSS change: every cached line carries the old base style.
+            self._style = None
+            self._reset(0)
+            self.refresh(layout=True)
+
+    def _is_exact(self) -> bool:
+        doc = self._doc
+        return self._parsed and not doc.dirty and self._rendered_blocks == len(doc.finished)
+
+    def _reset(self, width: int) -> None:
+        self._width = width
+        self._lines = []
+        self._live_lines = []
+        self._rendered_blocks = 0
+
+    def _sync(self, width: int, deadline: float | None) -> int:
+        """Render what is missing at ``width``; returns the first line that changed.
+
+        With a ``deadline`` (background rendering) it may stop early between blocks.
+        """
+        if self._style is None:
+            self._style = self.rich_style
+        if width != self._width:
+            self._reset(width)
+        doc = self._doc
+        if doc.dirty or not self._parsed:
+            doc.update()
+            self._parsed = True
+        style = self._style or Style()
+        app = self.app
+        console = app.console
+        options = app.console_options
+        lines = self._lines
+        first_changed = len(lines)
+        blank = Strip.blank(width, style)
+        finished = doc.finished
+        while self._rendered_blocks < len(finished):
+            block = finished[self._rendered_blocks]
+            if lines:
+                lines.append(blank)
+            lines.extend(render_block(block, width, console, options, style))
+            self._rendered_blocks += 1
+            if deadline is not None and perf_counter() >= deadline:
+                break
+        old_live = self._live_lines
+        live: list[Strip] = []
+        if doc.live is not None and self._rendered_blocks == len(finished):
+            if lines:
+                live.append(blank)
+            live.extend(render_block(doc.live, width, console, options, style))
+        self._live_lines = live
+        if len(lines) == first_changed:
+            # Only the live block changed: find its first differing line.
+            for index, (old, new) in enumerate(zip(old_live, live, strict=False)):
+                if old != new:
+                    first_changed += index
+                    break
+            else:
+                first_changed += min(len(old_live), len(live))
+        return first_changed
+
+    def _prerender(self, deadline: float) -> bool:
+        """Background slice for a complete message; ``True`` when nothing is left."""
+        width = self._width
+        if not width or self._streaming:
+            return True
+        if self._is_exact():
+            self._queued = False
+            return True
+        self._sync(width, deadline)
+        if not self._is_exact():
+            return False
+        self._queued = False
+        if len(self._lines) + len(self._live_lines) != self._reported_height:
+            self.refresh(layout=True)
+        return True
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return container.width
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        if width <= 0:
+            return 0
+        if width != self._width:
+            self._reset(width)
+            if self._streaming or self._doc.live is not None:
+                self._sync(width, deadline=None)
+        if not self._streaming and not self._is_exact():
+            # A complete message: estimate now, render when visible or in the background.
+            if not self._queued:
+                self._queued = True
+                renderer = _renderers.get(self.app)
+                if renderer is None:
+                    renderer = _renderers[self.app] = _BackgroundRenderer(self.app)
+                renderer.add(self)
+            height = estimate_height(self._doc.text, width)
+        else:
+            # Streaming: what is rendered; the next frame catches up with pending text.
+            height = len(self._lines) + len(self._live_lines)
+        self._reported_height = height
+        return height
+
+    def render_line(self, y: int) -> Strip:
+        width = self._width
+        if width and not self._streaming and not self._is_exact():
+            # Became visible before the background renderer reached it.
+            self._sync(width, deadline=None)
+            if len(self._lines) + len(self._live_lines) != self._reported_height:
+                self.call_later(self.refresh, layout=True)
+        lines = self._lines
+        if y < len(lines):
+            return lines[y]
+        y -= len(lines)
+        live = self._live_lines
+        if y < len(live):
+            return live[y]
+        return Strip.blank(width, self._style)
