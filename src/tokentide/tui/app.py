@@ -1,0 +1,247 @@
+"""``tide chat``: the Textual chat application.  Wiring only; the work is in
+:mod:`tokentide.tui.chat_screen`.
+
+Start-up is kept short (first frame well under 300 ms): this module imports Textual and
+the small parts of tokentide the first frame needs; the backend (and with it httpx) is
+created after the first frame is painted, and saved conversations load in a worker.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.theme import Theme
+
+from tokentide.backends.base import Backend
+from tokentide.config.model import Profile, Settings
+from tokentide.errors import TideError
+from tokentide.sanitize import sanitize
+from tokentide.tui.chat_screen import ChatScreen
+from tokentide.tui.state import UiState, load_ui_state, save_ui_state
+
+if TYPE_CHECKING:
+    from tokentide.history.store import HistoryStore
+
+__all__ = ["DEFAULT_THEME", "ChatApp", "run_chat"]
+
+DEFAULT_THEME = "textual-dark"
+
+
+class ChatApp(App[int]):
+    """The chat application.  ``backend`` and ``store`` may be given (tests); otherwise
+    the backend is built from ``profile`` and the store opened at ``history_path`` (or
+    the data dir)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tokentide"
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        profile: Profile,
+        *,
+        conversation_id: str | None = None,
+        continue_last: bool = False,
+        history_path: Path | None = None,
+        backend: Backend | None = None,
+        store: HistoryStore | None = None,
+        ui_state_path: Path | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__()
+        self._clock = clock
+        self.settings = settings
+        self.profile = profile
+        self._ui_state_path = ui_state_path
+        self._history_error: str | None = None
+        self.store = store if store is not None else self._open_store(history_path)
+        if conversation_id is None and continue_last and self.store is not None:
+            conversation_id = self.store.last_conversation_id()
+        self._conversation_id = conversation_id
+        self._backend = backend
+        self._ui_state = load_ui_state(ui_state_path)
+        theme = self._ui_state.pick_theme(settings.theme, DEFAULT_THEME)
+        try:
+            self.theme = theme
+        except Exception:  # an unknown theme name in the config: keep the default
+            self.theme = DEFAULT_THEME
+
+    def _open_store(self, path: Path | None) -> HistoryStore | None:
+        from tokentide.history.store import HistoryStore
+
+        try:
+            return HistoryStore.open(path)
+        except TideError as error:
+            self._history_error = str(error)
+            return None
+
+    def get_default_screen(self) -> Screen[Any]:
+        screen = ChatScreen(
+            self.settings, self.profile, store=self.store, conversation_id=self._conversation_id
+        )
+        if self._clock is not None:
+            screen.clock = self._clock
+        screen.backend = self._backend
+        return screen
+
+    @property
+    def chat(self) -> ChatScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, ChatScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        self._apply_keymap()
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        for warning in self.settings.warnings:
+            self.notify(sanitize(warning), severity="warning", timeout=8)
+        if self._history_error is not None:
+            self.notify(
+                sanitize(self._history_error) + "\nConversations will not be saved.",
+                title="History",
+                severity="error",
+                timeout=10,
+            )
+        self.call_after_refresh(self._warm_backend)
+
+    def _warm_backend(self) -> None:
+        """Build the backend after the first frame (it imports httpx)."""
+        try:
+            self.chat.ensure_backend()
+        except TideError as error:
+            self.notify(
+                sanitize(str(error)), title=f"Profile {self.profile.name}", severity="error"
+            )
+
+    def _apply_keymap(self) -> None:
+        keys = dict(self.settings.keys)
+        if not keys:
+            return
+        known = _binding_ids()
+        unknown = sorted(set(keys) - known)
+        if unknown:
+            self.notify(
+                f"Unknown key action(s) in the config: {', '.join(unknown)}.\n"
+                f"Known: {', '.join(sorted(known))}.",
+                title="Keys",
+                severity="warning",
+                timeout=8,
+            )
+        self.set_keymap({name: key for name, key in keys.items() if name in known})
+
+    def _remember_theme(self, theme: Theme) -> None:
+        self._ui_state = UiState(theme=theme.name, config_theme=self.settings.theme)
+        save_ui_state(self._ui_state, self._ui_state_path)
+
+    async def on_unmount(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, ChatScreen):
+                await screen.close_backend()
+        if self.store is not None:
+            self.store.close()
+
+    # -- command palette ------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, ChatScreen):
+            return
+        chat = screen
+        for name in sorted(self.settings.profiles):
+            profile = self.settings.profiles[name]
+            if name == chat.profile.name:
+                continue
+            detail = sanitize(f"{profile.api} · {profile.url or ''} · {profile.model or ''}")
+            yield SystemCommand(
+                f"Switch profile: {name}", detail, lambda n=name: chat.switch_profile(n)
+            )
+        yield SystemCommand(
+            "Regenerate last answer", "Ask again for the last answer", chat.action_retry
+        )
+        yield SystemCommand(
+            "Edit last prompt",
+            "Take the last prompt back to edit and resend",
+            chat.action_edit_last,
+        )
+        yield SystemCommand(
+            "New conversation", "Start an empty conversation", chat.action_new_conversation
+        )
+        yield SystemCommand(
+            "Conversations", "Show or hide the conversation list", chat.action_toggle_sidebar
+        )
+        yield SystemCommand(
+            "Rename conversation", "Give this conversation a title", chat.rename_conversation
+        )
+        yield SystemCommand(
+            "Delete conversation", "Delete this conversation", chat.delete_conversation
+        )
+        yield SystemCommand(
+            "Copy", "Copy the focused message, else the last answer (OSC 52)", chat.action_copy
+        )
+        yield SystemCommand(
+            "Copy code block",
+            "Copy the last code block of the focused or last answer",
+            chat.action_copy_code,
+        )
+        yield SystemCommand(
+            "Token details",
+            "Shade each token by its probability (when the server sent them)",
+            chat.action_token_details,
+        )
+        if importlib.util.find_spec("tokentide.tui.compare_screen") is not None:
+            yield SystemCommand(
+                "Compare streaming vs non-streaming",
+                "Send one prompt both ways, side by side",
+                lambda: self._compare(chat),
+            )
+
+    def _compare(self, chat: ChatScreen) -> None:
+        from tokentide.tui.compare_screen import CompareScreen
+
+        prompt = chat.composer.prompt.strip() or next(
+            (t.content for t in reversed(chat.turns) if t.role == "user"), None
+        )
+        self.push_screen(CompareScreen([chat.profile], prompt))
+
+
+def _binding_ids() -> set[str]:
+    """Every binding id the keymap (``[keys]`` in the config) may remap."""
+    from tokentide.tui.chat_screen import ConversationView
+    from tokentide.tui.widgets.composer import Composer
+    from tokentide.tui.widgets.sidebar import Sidebar
+
+    ids: set[str] = set()
+    for owner in (ChatScreen, ConversationView, Composer, Sidebar):
+        for binding in owner.BINDINGS:
+            if isinstance(binding, Binding) and binding.id:
+                ids.add(binding.id)
+    return ids
+
+
+def run_chat(
+    settings: Settings,
+    profile: Profile,
+    *,
+    conversation_id: str | None = None,
+    continue_last: bool = False,
+    history_path: Path | None = None,
+) -> int:
+    """Run the chat app in this terminal; return the exit code."""
+    app = ChatApp(
+        settings,
+        profile,
+        conversation_id=conversation_id,
+        continue_last=continue_last,
+        history_path=history_path,
+    )
+    result = app.run()
+    if isinstance(result, int):
+        return result
+    return app.return_code or 0

@@ -1,0 +1,693 @@
+"""The chat screen: conversation, composer, status line, sidebar; one worker per answer.
+
+How one answer flows::
+
+    Composer.Submitted ─▶ store the prompt ─▶ Generation(backend, request).start()
+        ─▶ worker: async for batch in generation.batches():
+                       message.add(deltas)        (one append per batch, never per token)
+                       recorder.append(text)      (checkpointed at most once a second)
+        ─▶ finished / stopped / error: widget marked, recorder.finish(status, timings)
+
+Esc calls :meth:`Generation.cancel`, which cancels the producer task; the backend
+unwinds through its ``async with`` blocks (the server sees the disconnect), the queue
+ends and the worker finishes normally with the partial answer, marked "stopped".  The
+composer gets the focus back at once, before any of that.  Quitting cancels the worker
+instead; it cancels the generation and saves the partial answer on its way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, assert_never
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Label
+
+from tokentide.backends.base import Backend, GenerationRequest
+from tokentide.backends.base import Message as ChatMessage
+from tokentide.backends.events import Finish, ReasoningDelta, Retrying, TextDelta
+from tokentide.config.model import Profile, Settings
+from tokentide.errors import BackendError, TideError
+from tokentide.generation import Generation, RetryPolicy, State
+from tokentide.sanitize import sanitize, sanitize_for_clipboard, sanitize_title
+from tokentide.tui.dialogs import ConfirmDialog, TextDialog
+from tokentide.tui.widgets.composer import Composer
+from tokentide.tui.widgets.messages import (
+    AssistantMessage,
+    ErrorMessage,
+    UserMessage,
+    last_code_block,
+)
+from tokentide.tui.widgets.sidebar import ConversationItem, Sidebar
+from tokentide.tui.widgets.status import StatusLine, describe_stats
+
+if TYPE_CHECKING:
+    from tokentide.history.store import AnswerRecorder, HistoryStore
+
+__all__ = ["ANSWER_GROUP", "ChatScreen", "ConversationView", "Turn"]
+
+ANSWER_GROUP = "answer"
+"""Worker group of the answer being generated (one at a time)."""
+
+_STATUS_OF: dict[State, str] = {
+    State.DONE: "complete",
+    State.STOPPED: "stopped",
+    State.ERROR: "error",
+}
+
+
+@dataclass(slots=True)
+class Turn:
+    """One message of the conversation as the next request will carry it."""
+
+    role: Literal["user", "assistant"]
+    content: str
+    status: str = "complete"
+    widgets: list[Widget] = field(default_factory=list)
+    """What shows this turn (the message, and an error note after a failure)."""
+
+
+class ConversationView(VerticalScroll):
+    """The scrolling conversation.  Anchored: it follows the newest text while the user
+    is at the bottom, at any token rate (Textual's compositor keeps an anchored view at
+    the end on every reflow); scrolling up releases it, End or a new prompt restores it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("end,ctrl+end", "follow", "Latest", id="follow", show=False),
+    ]
+
+    @property
+    def following(self) -> bool:
+        return self.is_anchored and not self._anchor_released
+
+    def follow(self) -> None:
+        self.anchor()
+        self.scroll_end(animate=False, immediate=True)
+
+    def action_follow(self) -> None:
+        self.follow()
+
+
+class NewTextBadge(Label):
+    """ "↓ new text" shown while the user has scrolled away from the end."""
+
+    def on_click(self) -> None:
+        self.post_message(ChatScreen.FollowRequested())
+
+
+class ChatScreen(Screen[None]):
+    """See the module docstring."""
+
+    AUTO_FOCUS = "#composer"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop", "Stop", id="stop"),
+        Binding("ctrl+r", "retry", "Retry/regenerate", id="retry"),
+        Binding("ctrl+l", "edit_last", "Edit last", id="edit_last"),
+        Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
+        Binding("ctrl+b", "toggle_sidebar", "Conversations", id="toggle_sidebar"),
+        Binding("ctrl+o", "copy", "Copy", id="copy"),
+        Binding("alt+o", "copy_code", "Copy code", id="copy_code", show=False),
+        Binding("ctrl+t", "token_details", "Token details", id="token_details", show=False),
+        Binding("ctrl+end", "follow", "Latest", id="follow_latest", show=False),
+    ]
+
+    generating: reactive[bool] = reactive(False)
+
+    class FollowRequested(Message):
+        pass
+
+    def __init__(
+        self,
+        settings: Settings,
+        profile: Profile,
+        *,
+        store: HistoryStore | None,
+        conversation_id: str | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        super().__init__(id="chat")
+        self.clock = clock
+        """Timing source of every generation (tests freeze it for snapshots)."""
+        self.settings = settings
+        self.profile = profile
+        self.store = store
+        self.conversation_id = conversation_id
+        self.turns: list[Turn] = []
+        self.backend: Backend | None = None
+        self.generation: Generation | None = None
+        self._failed_prompt: str | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._search = ""
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≋")
+        with Horizontal(id="body"):
+            yield Sidebar(id="sidebar")
+            with Vertical(id="main"):
+                yield ConversationView(id="conversation")
+                yield NewTextBadge("↓ new text · End", id="new-text")
+                yield StatusLine(id="status")
+                yield Composer(id="composer")
+        yield Footer()
+
+    @property
+    def view(self) -> ConversationView:
+        return self.query_one("#conversation", ConversationView)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one("#composer", Composer)
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one("#status", StatusLine)
+
+    @property
+    def sidebar(self) -> Sidebar:
+        return self.query_one("#sidebar", Sidebar)
+
+    def on_mount(self) -> None:
+        self.title = "tokentide"
+        self._show_profile()
+        self.view.anchor()
+        self.query_one("#new-text").display = False
+        self.sidebar.display = False
+        self.set_interval(0.2, self._check_following)
+        if self.conversation_id is not None:
+            self.open_conversation(self.conversation_id)
+
+    def _show_profile(self) -> None:
+        profile = self.profile
+        model = profile.model or "server default"
+        self.sub_title = sanitize_title(f"{profile.name} · {profile.api} · {model}", limit=100)
+
+    def _check_following(self) -> None:
+        view = self.view
+        away = not view.following and view.max_scroll_y > 0 and not view.is_vertical_scroll_end
+        badge = self.query_one("#new-text", NewTextBadge)
+        if badge.display != away:
+            badge.display = away
+        if away:
+            badge.update("↓ new text · End" if self.generating else "↓ latest · End")
+
+    def watch_generating(self, generating: bool) -> None:
+        self.set_class(generating, "-generating")
+        if not generating:
+            self._idle.set()
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.generating
+        return True
+
+    # -- the backend ----------------------------------------------------------------------
+
+    def ensure_backend(self) -> Backend:
+        if self.backend is None:
+            from tokentide.backends.registry import create_backend
+
+            self.backend = create_backend(self.profile)
+        return self.backend
+
+    async def close_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            await backend.aclose()
+
+    def switch_profile(self, name: str) -> None:
+        profile = self.settings.profiles.get(name)
+        if profile is None:
+            self.notify(f"No profile {name!r}.", severity="error")
+            return
+        from tokentide.backends.registry import create_backend
+
+        try:
+            backend = create_backend(profile)
+        except TideError as error:
+            self.notify(sanitize(str(error)), title=f"Profile {name}", severity="error")
+            return
+        self.action_stop()
+        old, self.backend, self.profile = self.backend, backend, profile
+        self._show_profile()
+        if old is not None:
+            self._close_later(old)
+        self.notify(f"Now using profile {name}.", timeout=3)
+
+    @work(group="close-backend")
+    async def _close_later(self, backend: Backend) -> None:
+        await self._idle.wait()
+        await backend.aclose()
+
+    # -- sending --------------------------------------------------------------------------
+
+    @on(Composer.Submitted)
+    async def _submitted(self, event: Composer.Submitted) -> None:
+        event.stop()
+        if self.generating:
+            if self.generation is not None and self.generation.state.finished:
+                await self._idle.wait()
+            else:
+                self.notify("Still answering. Esc stops it.", severity="warning", timeout=3)
+                return
+        text = event.text
+        composer = self.composer
+        composer.remember(text)
+        composer.clear_prompt()
+        last = self.turns[-1] if self.turns else None
+        if last is not None and last.role == "user" and last.content == text:
+            # The prompt that failed, sent again: retry it rather than repeat it.
+            self._drop_error_notes(last)
+        else:
+            self.send(text)
+            return
+        self.answer()
+
+    def send(self, text: str) -> None:
+        """Store and show a new prompt, then ask for the answer."""
+        try:
+            self._store_user(text)
+        except TideError as error:
+            self.notify(sanitize(str(error)), title="History", severity="error")
+        widget = UserMessage(text)
+        self.turns.append(Turn("user", text, widgets=[widget]))
+        self.view.mount(widget)
+        self.answer()
+
+    def request_messages(self) -> list[ChatMessage]:
+        messages: list[ChatMessage] = []
+        if self.profile.system:
+            messages.append(ChatMessage("system", self.profile.system))
+        for turn in self.turns:
+            if turn.role == "assistant" and not turn.content:
+                continue
+            messages.append(ChatMessage(turn.role, turn.content))
+        return messages
+
+    def answer(self) -> None:
+        """Ask for an answer to the conversation so far (ending with a user turn)."""
+        try:
+            backend = self.ensure_backend()
+        except TideError as error:
+            self._show_error(error)
+            return
+        profile = self.profile
+        request = GenerationRequest(messages=tuple(self.request_messages()), model=profile.model)
+        generation = Generation(
+            backend,
+            request,
+            mode="stream",
+            deadlines=profile.deadlines,
+            retry=RetryPolicy(max_retries=profile.max_retries),
+            clock=self.clock,
+        )
+        message = AssistantMessage(streaming=True, label=profile.model or profile.name)
+        message.set_status("streaming")
+        recorder = self._begin_answer()
+        self.generation = generation
+        self.generating = True
+        self._idle.clear()
+        self.view.mount(message)
+        self.view.follow()
+        self.status.track(generation, self.clock)
+        generation.on_state = lambda _state: self.status.refresh_now()
+        generation.start()
+        self._consume(generation, message, recorder)
+
+    @work(exclusive=True, group=ANSWER_GROUP)
+    async def _consume(
+        self, generation: Generation, message: AssistantMessage, recorder: AnswerRecorder | None
+    ) -> None:
+        try:
+            async for batch in generation.batches():
+                deltas: list[TextDelta] = []
+                for event in batch:
+                    match event:
+                        case TextDelta():
+                            deltas.append(event)
+                        case Retrying():
+                            self.status.retrying(event)
+                        case ReasoningDelta() | Finish():
+                            pass
+                        case _:
+                            assert_never(event)
+                if deltas:
+                    message.add(deltas)
+                    if recorder is not None:
+                        recorder.append("".join(d.text for d in deltas if not d.special))
+        except BackendError:
+            pass  # generation.error holds it; shown below
+        except asyncio.CancelledError:
+            generation.cancel()
+            self._finish(generation, message, recorder)
+            raise
+        self._finish(generation, message, recorder)
+
+    def _finish(
+        self, generation: Generation, message: AssistantMessage, recorder: AnswerRecorder | None
+    ) -> None:
+        state = generation.state
+        if not state.finished:  # the worker was cancelled before the producer ended
+            state = State.STOPPED
+        status = _STATUS_OF[state]
+        text = message.source
+        note = {
+            State.DONE: f"{(generation.finish.reason if generation.finish else None) or 'done'}",
+            State.STOPPED: "stopped",
+            State.ERROR: "error",
+        }[state]
+        message.finish(status, note=f"{note} · {describe_stats(generation.stats)}")
+        if recorder is not None:
+            try:
+                recorder.finish(
+                    status=status,  # type: ignore[arg-type]
+                    text=text,
+                    stats=generation.stats.as_dict(),
+                    finish_reason=generation.finish.reason if generation.finish else None,
+                    error=generation.error.message if generation.error else None,
+                )
+            except TideError as error:
+                self.notify(sanitize(str(error)), title="History", severity="error")
+        widgets: list[Widget] = [message]
+        if text or state is not State.ERROR:
+            self.turns.append(Turn("assistant", text, status, widgets=widgets))
+        else:
+            message.remove()
+        if state is State.ERROR and generation.error is not None:
+            self._show_error(generation.error, keep_answer=bool(text))
+        self.status.refresh_now()
+        self.generation = None
+        self.generating = False
+        self._refresh_sidebar()
+
+    def _show_error(self, error: TideError, *, keep_answer: bool = False) -> None:
+        note = ErrorMessage(
+            error
+            if isinstance(error, BackendError)
+            else BackendError(error.message, hint=error.hint),
+            retry_key=self._key_for("retry"),
+        )
+        if self.turns:
+            self.turns[-1].widgets.append(note)
+        self.view.mount(note)
+        self.view.follow()
+        # Nothing the user typed is lost: the failed prompt goes back into the composer
+        # unless they have started typing something else.
+        last_prompt = next((t.content for t in reversed(self.turns) if t.role == "user"), None)
+        if last_prompt is not None and not keep_answer and not self.composer.text.strip():
+            self.composer.set_prompt(last_prompt)
+
+    def _key_for(self, binding_id: str) -> str:
+        keymap = getattr(self.app, "_keymap", {})
+        keys = keymap.get(binding_id)
+        if keys:
+            return str(keys).split(",")[0]
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id == binding_id:
+                return binding.key.split(",")[0]
+        return binding_id
+
+    def _drop_error_notes(self, turn: Turn) -> None:
+        for widget in turn.widgets[1:]:
+            widget.remove()
+        del turn.widgets[1:]
+
+    # -- stopping, retrying, editing ------------------------------------------------------
+
+    def action_stop(self) -> None:
+        generation = self.generation
+        if generation is not None and not generation.state.finished:
+            generation.cancel()
+        self.composer.focus()
+
+    async def _wait_idle(self) -> None:
+        self.action_stop()
+        await self._idle.wait()
+
+    async def action_retry(self) -> None:
+        """Retry after an error, or regenerate the last answer."""
+        if self.generating:
+            self.notify("Still answering. Esc stops it.", severity="warning", timeout=3)
+            return
+        if not self.turns:
+            return
+        last = self.turns[-1]
+        if last.role == "assistant":
+            self._remove_turns(len(self.turns) - 1)
+            last = self.turns[-1]
+        if last.role != "user":
+            return
+        self._drop_error_notes(last)
+        if self.composer.text == last.content:
+            self.composer.clear_prompt()
+        self.answer()
+
+    async def action_edit_last(self) -> None:
+        """Take the last prompt (and its answer) back into the composer."""
+        await self._wait_idle()
+        index = next(
+            (i for i in range(len(self.turns) - 1, -1, -1) if self.turns[i].role == "user"), None
+        )
+        if index is None:
+            self.notify("Nothing to edit yet.", timeout=3)
+            return
+        prompt = self.turns[index].content
+        composer = self.composer
+        current = composer.prompt
+        if current.strip() and current != prompt:
+            composer.remember(current)  # what was being typed stays reachable with up
+        self._remove_turns(index)
+        composer.set_prompt(prompt)
+        composer.focus()
+
+    def _remove_turns(self, index: int) -> None:
+        """Forget turns ``index`` and after, on screen and in the store."""
+        for turn in self.turns[index:]:
+            for widget in turn.widgets:
+                widget.remove()
+        del self.turns[index:]
+        if self.store is not None and self.conversation_id is not None:
+            try:
+                self.store.truncate(self.conversation_id, keep=index)
+            except TideError as error:
+                self.notify(sanitize(str(error)), title="History", severity="error")
+
+    # -- copying, token details, following -------------------------------------------------
+
+    def _target(self) -> Widget | None:
+        focused = self.app.focused
+        if isinstance(focused, UserMessage | AssistantMessage | ErrorMessage):
+            return focused
+        answers = self.view.query(AssistantMessage)
+        return answers.last() if answers else None
+
+    def action_copy(self) -> None:
+        target = self._target()
+        if target is None:
+            self.notify("Nothing to copy yet.", timeout=3)
+            return
+        if isinstance(target, ErrorMessage):
+            text = target.error_text
+        else:
+            assert isinstance(target, UserMessage | AssistantMessage)
+            text = target.source
+        self._copy(text, "message" if self.app.focused is target else "last answer")
+
+    def action_copy_code(self) -> None:
+        target = self._target()
+        code = last_code_block(target.source) if isinstance(target, AssistantMessage) else None
+        if code is None:
+            self.notify("No code block in that answer.", timeout=3)
+            return
+        self._copy(code, "code block")
+
+    def _copy(self, text: str, what: str) -> None:
+        clean = sanitize_for_clipboard(text)
+        self.app.copy_to_clipboard(clean)
+        self.notify(f"Copied the {what} ({len(clean):,} characters).", timeout=3)
+
+    def action_token_details(self) -> None:
+        target = self._target()
+        if not isinstance(target, AssistantMessage) or not target.toggle_details():
+            self.notify(
+                "No token details for that answer (the server sent no logprobs).", timeout=4
+            )
+
+    def action_follow(self) -> None:
+        self.view.follow()
+        self._check_following()
+
+    @on(FollowRequested)
+    def _follow_requested(self) -> None:
+        self.action_follow()
+
+    # -- conversations --------------------------------------------------------------------
+
+    def _store_user(self, text: str) -> None:
+        store = self.store
+        if store is None:
+            return
+        if self.conversation_id is None:
+            self.conversation_id = store.create_conversation(
+                title=sanitize_title(text, limit=80), profile=self.profile.name
+            )
+        store.add_message(self.conversation_id, "user", text)
+
+    def _begin_answer(self) -> AnswerRecorder | None:
+        if self.store is None or self.conversation_id is None:
+            return None
+        try:
+            return self.store.begin_answer(
+                self.conversation_id, profile=self.profile.name, model=self.profile.model
+            )
+        except TideError as error:
+            self.notify(sanitize(str(error)), title="History", severity="error")
+            return None
+
+    async def action_new_conversation(self) -> None:
+        await self._wait_idle()
+        self._clear()
+        self.conversation_id = None
+        self.composer.focus()
+        self._refresh_sidebar()
+
+    def _clear(self) -> None:
+        self.turns.clear()
+        self.view.remove_children()
+        self.status.clear()
+
+    @work(exclusive=True, group="open")
+    async def open_conversation(self, conversation_id: str) -> None:
+        """Show a saved conversation (finished messages render cheaply)."""
+        await self._wait_idle()
+        if self.store is None:
+            return
+        try:
+            conversation = self.store.load(conversation_id)
+        except TideError as error:
+            self.notify(sanitize(str(error)), title="History", severity="error")
+            return
+        self._clear()
+        self.conversation_id = conversation_id
+        widgets: list[Widget] = []
+        for saved in conversation.messages:
+            if saved.role == "user":
+                widget: Widget = UserMessage(saved.content)
+                self.turns.append(Turn("user", saved.content, widgets=[widget]))
+                self.composer.remember(saved.content)
+                widgets.append(widget)
+            elif saved.role == "assistant":
+                status = saved.status or "complete"
+                answer = AssistantMessage(
+                    saved.content,
+                    label=saved.model or saved.profile,
+                    note=None if status == "complete" else status,
+                    status=status,
+                )
+                widgets.append(answer)
+                turn = Turn("assistant", saved.content, status, widgets=[answer])
+                if status == "error" and not saved.content:
+                    widgets.pop()
+                    note = ErrorMessage(
+                        saved.error or "The answer failed.", retry_key=self._key_for("retry")
+                    )
+                    widgets.append(note)
+                    if self.turns:
+                        self.turns[-1].widgets.append(note)
+                    continue
+                self.turns.append(turn)
+        await self.view.mount_all(widgets)
+        self.view.follow()
+        self._refresh_sidebar()
+
+    async def action_toggle_sidebar(self) -> None:
+        sidebar = self.sidebar
+        sidebar.display = not sidebar.display
+        if sidebar.display:
+            self._refresh_sidebar()
+            sidebar.query_one("#conversations").focus()
+        else:
+            self.composer.focus()
+
+    def _refresh_sidebar(self) -> None:
+        if self.store is None or not self.sidebar.display:
+            return
+        try:
+            conversations = self.store.list_conversations(search=self._search or None, limit=200)
+        except TideError as error:
+            self.notify(sanitize(str(error)), title="History", severity="error")
+            return
+        self.sidebar.show(_items(conversations), current=self.conversation_id)
+
+    @on(Sidebar.Opened)
+    def _sidebar_opened(self, event: Sidebar.Opened) -> None:
+        self.open_conversation(event.conversation_id)
+        self.composer.focus()
+
+    @on(Sidebar.Search)
+    def _sidebar_search(self, event: Sidebar.Search) -> None:
+        self._search = event.query.strip()
+        self._refresh_sidebar()
+
+    @on(Sidebar.RenameRequested)
+    def _sidebar_rename(self, event: Sidebar.RenameRequested) -> None:
+        self.rename_conversation(event.conversation_id)
+
+    @on(Sidebar.DeleteRequested)
+    def _sidebar_delete(self, event: Sidebar.DeleteRequested) -> None:
+        self.delete_conversation(event.conversation_id)
+
+    def _title_of(self, conversation_id: str) -> str:
+        for item in self.sidebar.items:
+            if item.id == conversation_id:
+                return item.title
+        return ""
+
+    @work(group="dialog")
+    async def rename_conversation(self, conversation_id: str | None = None) -> None:
+        conversation_id = conversation_id or self.conversation_id
+        if conversation_id is None or self.store is None:
+            self.notify("No conversation to rename yet.", timeout=3)
+            return
+        title = await self.app.push_screen_wait(
+            TextDialog("New title", sanitize_title(self._title_of(conversation_id)))
+        )
+        if title:
+            self.store.rename(conversation_id, title)
+            self._refresh_sidebar()
+
+    @work(group="dialog")
+    async def delete_conversation(self, conversation_id: str | None = None) -> None:
+        conversation_id = conversation_id or self.conversation_id
+        if conversation_id is None or self.store is None:
+            self.notify("No conversation to delete yet.", timeout=3)
+            return
+        title = sanitize_title(self._title_of(conversation_id) or "this conversation", limit=60)
+        if not await self.app.push_screen_wait(ConfirmDialog(f"Delete “{title}”?")):
+            return
+        if conversation_id == self.conversation_id:
+            await self._wait_idle()
+            self._clear()
+            self.conversation_id = None
+        self.store.delete(conversation_id)
+        self._refresh_sidebar()
+
+
+def _items(conversations: Iterable[Any]) -> list[ConversationItem]:
+    items = []
+    for conversation in conversations:
+        items.append(ConversationItem(str(conversation.id), conversation.title or ""))
+    return items

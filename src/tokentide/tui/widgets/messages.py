@@ -1,0 +1,267 @@
+"""The widgets of one conversation: the user's prompts, the assistant's answers, errors.
+
+Every piece of text from a model or a server goes through :mod:`tokentide.sanitize`
+before it is shown (Rich and Textual pass escape sequences through);
+:class:`~tokentide.tui.widgets.markdown_view.MarkdownMessage` sanitises its own input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, Static
+
+from tokentide.backends.events import TextDelta
+from tokentide.errors import BackendError
+from tokentide.sanitize import sanitize
+from tokentide.tui.widgets.markdown_view import MarkdownMessage
+
+__all__ = [
+    "AssistantMessage",
+    "ErrorMessage",
+    "NodeBlock",
+    "TokenView",
+    "UserMessage",
+    "last_code_block",
+    "shade_tokens",
+]
+
+SHOW_LINES = 200
+"""A prompt longer than this shows its first lines and a count of the rest."""
+SHOW_CHARS = 20_000
+
+_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def last_code_block(markdown: str) -> str | None:
+    """The body of the last fenced code block in ``markdown`` (an unclosed fence at the
+    end counts, as while streaming), or None."""
+    last: str | None = None
+    fence: str | None = None
+    body: list[str] = []
+    for line in markdown.split("\n"):
+        if fence is None:
+            opening = _FENCE_OPEN.match(line)
+            if opening is not None:
+                fence, body = opening.group(1), []
+            continue
+        closing = line.strip()
+        if closing.startswith(fence) and closing == fence[0] * len(closing):
+            last, fence = "\n".join(body), None
+        else:
+            body.append(line)
+    if fence is not None:
+        last = "\n".join(body)
+    return last
+
+
+def shade_tokens(tokens: Iterable[tuple[str, float | None]]) -> Text:
+    """Tokens on a background from red (improbable) to green (certain), by probability."""
+    text = Text()
+    for piece, logprob in tokens:
+        shown = sanitize(piece)
+        if logprob is None:
+            text.append(shown)
+            continue
+        p = min(1.0, max(0.0, math.exp(logprob)))
+        red = round(150 * (1 - p))
+        green = round(110 * p)
+        text.append(shown, Style(bgcolor=f"rgb({red},{green},40)", color="white"))
+    return text
+
+
+class UserMessage(Static, can_focus=True):
+    """A prompt as sent (long ones shortened on screen; the exact text is kept)."""
+
+    def __init__(self, prompt: str, *, id: str | None = None) -> None:
+        self.prompt = prompt
+        super().__init__(self._display(prompt), id=id, classes="message user", markup=False)
+
+    @staticmethod
+    def _display(prompt: str) -> Text:
+        shown = prompt[:SHOW_CHARS]
+        lines = shown.split("\n")
+        rest_lines = prompt.count("\n") + 1 - min(len(lines), SHOW_LINES)
+        if len(lines) > SHOW_LINES:
+            shown = "\n".join(lines[:SHOW_LINES])
+        text = Text(sanitize(shown))
+        if len(shown) < len(prompt):
+            text.append(
+                f"\n… {len(prompt) - len(shown):,} more characters ({max(rest_lines, 0):,} lines)",
+                style="italic",
+            )
+        return text
+
+    @property
+    def source(self) -> str:
+        return self.prompt
+
+
+class NodeBlock(Vertical):
+    """One node's output in a multi-node (Substrate-style) answer."""
+
+    def __init__(self, node: str, text: str = "", *, streaming: bool = False) -> None:
+        super().__init__(classes="node-block")
+        self.node = node
+        self.markdown = MarkdownMessage(text, streaming=streaming)
+        self.raw: list[str] = [text] if text else []
+        """The exact text received (the widget keeps a sanitised copy)."""
+
+    @property
+    def source(self) -> str:
+        return "".join(self.raw)
+
+    def append(self, text: str) -> None:
+        self.raw.append(text)
+        self.markdown.append(text)
+
+    def compose(self) -> ComposeResult:
+        yield Label(Text(sanitize(self.node)), classes="node-label")
+        yield self.markdown
+
+
+class TokenView(Static):
+    """The answer as tokens shaded by probability (the token-detail toggle)."""
+
+
+class AssistantMessage(Vertical, can_focus=True):
+    """One answer: Markdown (streamed or finished), per-node blocks, token details."""
+
+    def __init__(
+        self,
+        text: str = "",
+        *,
+        streaming: bool = False,
+        label: str | None = None,
+        note: str | None = None,
+        status: str = "complete",
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes="message assistant")
+        self.main = MarkdownMessage(text, streaming=streaming)
+        self._raw: list[str] = [text] if text else []
+        self.nodes: dict[str, NodeBlock] = {}
+        self.node_order: list[str] = []
+        self.tokens: list[tuple[str, float | None]] = []
+        self._detailed = False
+        self._token_view: TokenView | None = None
+        self._streaming = streaming
+        if label:
+            self.border_title = sanitize(label)
+        if note:
+            self.border_subtitle = sanitize(note)
+        self.set_status(status)
+
+    def compose(self) -> ComposeResult:
+        yield self.main
+
+    # -- streaming ----------------------------------------------------------------------
+
+    def add(self, deltas: Sequence[TextDelta]) -> None:
+        """Append one batch of text events (cheap: one append per block per batch)."""
+        by_node: dict[str | None, list[str]] = {}
+        for delta in deltas:
+            if delta.special:
+                continue
+            by_node.setdefault(delta.node_id, []).append(delta.text)
+            if delta.logprob is not None or self._detailed:
+                if not self._detailed:
+                    self._detailed = True
+                self.tokens.append((delta.text, delta.logprob))
+        for node, texts in by_node.items():
+            joined = "".join(texts)
+            if node is None:
+                self._raw.append(joined)
+                self.main.append(joined)
+            else:
+                self._node_block(node).append(joined)
+
+    def _node_block(self, node: str) -> NodeBlock:
+        block = self.nodes.get(node)
+        if block is None:
+            block = NodeBlock(node, streaming=True)
+            self.nodes[node] = block
+            self.node_order.append(node)
+            self.mount(block)
+        return block
+
+    def finish(self, status: str, note: str | None = None) -> None:
+        self._streaming = False
+        self.main.finish()
+        for block in self.nodes.values():
+            block.markdown.finish()
+        self.set_status(status)
+        if note is not None:
+            self.border_subtitle = sanitize(note)
+
+    def set_status(self, status: str) -> None:
+        for name in ("stopped", "error", "streaming"):
+            self.set_class(status == name, f"-{name}")
+
+    # -- reading ------------------------------------------------------------------------
+
+    @property
+    def source(self) -> str:
+        """The exact answer (unsanitised: sanitise before showing or copying); a
+        multi-node answer with each node's text under its name in bold."""
+        main = "".join(self._raw)
+        if not self.nodes:
+            return main
+        parts = [main] if main else []
+        parts.extend(f"**{node}**\n\n{self.nodes[node].source}" for node in self.node_order)
+        return "\n\n".join(parts)
+
+    @property
+    def has_token_details(self) -> bool:
+        return any(logprob is not None for _, logprob in self.tokens)
+
+    def toggle_details(self) -> bool:
+        """Switch between Markdown and shaded tokens; False if there are no details."""
+        if not self.has_token_details:
+            return False
+        if self._token_view is None:
+            self._token_view = TokenView(shade_tokens(self.tokens), classes="tokens")
+            self.mount(self._token_view)
+            self._set_details(True)
+        else:
+            showing = not self._token_view.display
+            if showing:
+                self._token_view.update(shade_tokens(self.tokens))
+            self._set_details(showing)
+        return True
+
+    def _set_details(self, showing: bool) -> None:
+        assert self._token_view is not None
+        self._token_view.display = showing
+        self.main.display = not showing
+        for block in self.nodes.values():
+            block.display = not showing
+        self.set_class(showing, "-details")
+
+
+class ErrorMessage(Static, can_focus=True):
+    """What failed, on which server, and what to do."""
+
+    def __init__(self, error: BackendError | str, *, retry_key: str = "ctrl+r") -> None:
+        if isinstance(error, BackendError):
+            message, server, hint = error.message, error.server, error.hint
+        else:
+            message, server, hint = error, None, None
+        text = Text()
+        text.append("✗ ", style="bold")
+        text.append(sanitize(message), style="bold")
+        if server:
+            text.append("\n  server: ")
+            text.append(sanitize(server))
+        if hint:
+            text.append("\n  ")
+            text.append(sanitize(hint), style="italic")
+        text.append(f"\n  {retry_key} retries · your prompt is kept")
+        self.error_text = message
+        super().__init__(text, classes="message error", markup=False)

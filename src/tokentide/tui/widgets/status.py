@@ -1,0 +1,124 @@
+"""The live status line of the answer being generated.
+
+waiting (spinner, seconds since the request) → streaming (tokens, tokens/s, time to
+first token) → done (finish reason) / stopped / error; a retry countdown in between.
+It reads the :class:`~tokentide.generation.Generation`'s ``state`` and ``stats`` on a
+10 Hz timer while an answer is running, so streaming costs it nothing per token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.timer import Timer
+from textual.widgets import Static
+
+from tokentide.backends.events import Retrying
+from tokentide.generation import Generation, State, Stats
+from tokentide.sanitize import sanitize
+
+__all__ = ["StatusLine", "describe_stats"]
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def describe_stats(stats: Stats) -> str:
+    """``12 tokens · 45 tok/s · TTFT 0.31 s · 1.2 s`` (whatever is known)."""
+    parts = [f"{stats.token_count:,} token{'s' if stats.token_count != 1 else ''}"]
+    if (rate := stats.tokens_per_s) is not None:
+        parts.append(f"{rate:,.0f} tok/s")
+    if (ttft := stats.ttft) is not None:
+        parts.append(f"TTFT {ttft:.2f} s")
+    if (total := stats.total) is not None:
+        parts.append(f"{total:.1f} s")
+    return " · ".join(parts)
+
+
+class StatusLine(Static):
+    """One line under the conversation."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id, markup=False)
+        self._generation: Generation | None = None
+        self._retry_until: float | None = None
+        self._retry: Retrying | None = None
+        self._timer: Timer | None = None
+        self._clock: Callable[[], float] = time.perf_counter
+
+    @property
+    def generation(self) -> Generation | None:
+        return self._generation
+
+    def track(self, generation: Generation, clock: Callable[[], float] = time.perf_counter) -> None:
+        """Show ``generation`` (whose timing source is ``clock``) until :meth:`track` is
+        called again or :meth:`clear`."""
+        self._generation = generation
+        self._clock = clock
+        self._retry = self._retry_until = None
+        self.set_class(True, "-active")
+        self.set_class(False, "-error")
+        self.set_class(False, "-stopped")
+        if self._timer is None:
+            self._timer = self.set_interval(0.1, self._tick)
+        else:
+            self._timer.resume()
+        self._tick()
+
+    def retrying(self, event: Retrying) -> None:
+        self._retry = event
+        self._retry_until = time.monotonic() + event.delay
+        self._tick()
+
+    def clear(self) -> None:
+        self._generation = None
+        if self._timer is not None:
+            self._timer.pause()
+        self.set_classes("")
+        self.update("")
+
+    def refresh_now(self) -> None:
+        """Redraw from the generation's current state (e.g. right after it finished)."""
+        self._tick()
+
+    def _tick(self) -> None:
+        generation = self._generation
+        if generation is None:
+            return
+        stats = generation.stats
+        elapsed = (stats.ended if stats.ended is not None else self._clock()) - stats.started
+        spin = SPINNER[int(elapsed * 10) % len(SPINNER)]
+        state = generation.state
+        if state is State.WAITING:
+            text = f"{spin} waiting for the first token · {elapsed:.1f} s · Esc stops"
+        elif state is State.RETRYING and self._retry is not None and self._retry_until:
+            left = max(0.0, self._retry_until - time.monotonic())
+            text = (
+                f"{spin} retrying in {left:.0f} s (attempt {self._retry.attempt}): "
+                f"{sanitize(self._retry.reason)} · Esc stops"
+            )
+        elif state is State.RETRYING:
+            text = f"{spin} retrying · Esc stops"
+        elif state is State.STREAMING:
+            text = f"{spin} streaming · {describe_stats(stats)} · Esc stops"
+        else:
+            text = self._final(generation)
+            if self._timer is not None:
+                self._timer.pause()
+            self.set_class(False, "-active")
+            self.set_class(state is State.ERROR, "-error")
+            self.set_class(state is State.STOPPED, "-stopped")
+        self.update(Text(text, no_wrap=True, overflow="ellipsis"))
+
+    @staticmethod
+    def _final(generation: Generation) -> str:
+        stats = describe_stats(generation.stats)
+        if generation.state is State.DONE:
+            reason = generation.finish.reason if generation.finish else None
+            return f"done ({sanitize(reason or 'end')}) · {stats}"
+        if generation.state is State.STOPPED:
+            return f"stopped · {stats}"
+        error = generation.error
+        message = sanitize(error.message) if error is not None else "failed"
+        return f"error: {message} · ctrl+r retries"
