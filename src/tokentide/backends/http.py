@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import httpx
+from orjson import loads as _fast_loads
 
 from tokentide import __version__
 from tokentide.backends.base import GenerationRequest, Reply
@@ -524,7 +525,16 @@ async def aiter_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
 
 
 def loads_event(data: str, server: str) -> Any:
-    """``json.loads`` with a ProtocolError that quotes the bad data (excerpted)."""
+    """Parse one event's JSON; a ProtocolError quotes the bad data (excerpted).
+
+    orjson parses a token chunk about 4x faster than the stdlib, which is most of the
+    per-token cost.  It refuses what the stdlib accepts in a few corners (lone surrogate
+    escapes, NaN), so a refusal is retried with the stdlib before it is called malformed.
+    """
+    try:
+        return _fast_loads(data)
+    except ValueError:
+        pass
     try:
         return json.loads(data)
     except ValueError:
