@@ -157,6 +157,8 @@ class Record:
     """``time.monotonic()`` when the server saw the client go away mid-response."""
     finished: threading.Event = field(default_factory=threading.Event)
     """Set when the server is done with the request, for whatever reason."""
+    responding: threading.Event = field(default_factory=threading.Event)
+    """Set once the response headers have been sent."""
 
     @property
     def tag(self) -> str | None:
@@ -249,6 +251,7 @@ class LLMServer:
         self.errors: list[str] = []
         """Tracebacks of bugs in this server (tests may assert it stays empty)."""
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._uvicorn: uvicorn.Server | None = None
 
     # -- test helpers --
@@ -271,6 +274,30 @@ class LLMServer:
                 if record.tag == tag:
                     return record
         raise LookupError(f"no request tagged {tag!r}")
+
+    def record_or_none(self, tag: str) -> Record | None:
+        try:
+            return self.record(tag)
+        except LookupError:
+            return None
+
+    async def wait_responding(self, tag: str, timeout: float = 5.0) -> Record:
+        """Wait until a request tagged ``tag`` has arrived and its response headers are
+        sent (e.g. to cancel while the server stalls before the first token)."""
+
+        def wait() -> Record:
+            with self._lock:
+                found = self._arrived.wait_for(
+                    lambda: any(r.tag == tag for r in self.records), timeout
+                )
+            if not found:
+                raise TimeoutError(f"no request tagged {tag!r} within {timeout} s")
+            record = self.record(tag)
+            if not record.responding.wait(timeout):
+                raise TimeoutError(f"no response to {tag!r} within {timeout} s")
+            return record
+
+        return await asyncio.to_thread(wait)
 
     async def wait_finished(self, record: Record, timeout: float = 5.0) -> None:
         if not await asyncio.to_thread(record.finished.wait, timeout):
@@ -309,6 +336,7 @@ class LLMServer:
         record = Record(scope["method"], path, knobs, headers, body)
         with self._lock:
             self.records.append(record)
+            self._arrived.notify_all()
         try:
             await self._serve(record, receive, send)
         except ConnectionAbortedError:
@@ -356,6 +384,7 @@ class LLMServer:
                 "headers": [(a.encode(), b.encode()) for a, b in headers],
             }
         )
+        ctx.record.responding.set()
         size = k.num("chunk") or 0
 
         async def write(data: bytes) -> None:

@@ -33,7 +33,7 @@ from orjson import loads as _fast_loads
 
 from tokentide import __version__
 from tokentide.backends.base import GenerationRequest, Reply
-from tokentide.backends.events import Event
+from tokentide.backends.events import Event, Finish
 from tokentide.backends.sse import NDJSONSplitter, SSEDecoder, SSEEvent
 from tokentide.config.model import Profile
 from tokentide.errors import (
@@ -451,6 +451,9 @@ class HTTPBackend:
                             if parser.done:
                                 break
                         if isinstance(decoder, SSEDecoder) and decoder.error_fields:
+                            # llama.cpp sends `error:` then `data: [DONE]`, often in one
+                            # read: the [DONE] must not count as a successful end.
+                            batch = [e for e in batch if not isinstance(e, Finish)]
                             raise ServerError(
                                 f"{self.base_url} reported an error: {excerpt(decoder.error_fields[0])}",
                                 server=self.base_url,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
@@ -202,15 +202,19 @@ class MunaBackend(HTTPBackend):
             raise self._transport_error(error, url, started=False) from error
         return b"".join(chunks).decode("utf-8", "replace")
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
-        async with aclosing(super().stream(request)) as events:  # type: ignore[type-var]
-            async for event in events:
-                found: object = event  # the parser's private _Fetch travels as an Event
-                if isinstance(found, _Fetch):
-                    for resolved in found.parser.value(await self.fetch(found.url)):
-                        yield resolved
-                else:
-                    yield event
+    async def stream_batches(self, request: GenerationRequest) -> AsyncGenerator[list[Event], None]:
+        """The transport's batches, with results stored at a URL fetched in order."""
+        async with aclosing(super().stream_batches(request)) as batches:
+            async for batch in batches:
+                resolved: list[Event] = []
+                for event in batch:
+                    found: object = event  # the parser's private _Fetch travels as an Event
+                    if isinstance(found, _Fetch):
+                        resolved += found.parser.value(await self.fetch(found.url))
+                    else:
+                        resolved.append(event)
+                if resolved:
+                    yield resolved
 
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         raise_prediction_error(body, self.base_url)
