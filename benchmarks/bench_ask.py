@@ -24,28 +24,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.sse_source import serve_source  # noqa: E402
+from benchmarks.sse_source import serve_source
 
 BIN = Path(sys.executable).parent
 
 
 def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MB) of one child process whose stdout is a pipe."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=env)  # fmt: skip
-    assert process.stdout is not None and process.stderr is not None
-    while process.stdout.read(1 << 16):
-        pass
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    process.returncode = code
-    if code != 0:
-        raise SystemExit(f"{argv[0]} failed ({code}): {process.stderr.read().decode()[-500:]}")
-    process.stderr.close()
-    process.stdout.close()
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """(wall s, CPU s, peak RSS MB) of one child process whose stdout is a pipe.
+
+    Measured by GNU time around the child: ``wait4`` on a child forked from this Python
+    process would report this process's RSS as the child's peak.
+    """
+    with tempfile.NamedTemporaryFile("r") as report:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            ["/usr/bin/time", "-o", report.name, "-f", "%U %S %M", *argv],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert process.stdout is not None
+        while process.stdout.read(1 << 16):
+            pass
+        _, stderr = process.communicate()
+        wall = time.perf_counter() - started
+        if process.returncode != 0:
+            raise SystemExit(f"{argv[0]} failed ({process.returncode}): {stderr.decode()[-500:]}")
+        user, system, rss_kb = report.read().split()[-3:]
+    return wall, float(user) + float(system), int(rss_kb) / 1024
 
 
 async def in_process(base: str, tokens: int) -> float:
@@ -55,7 +59,9 @@ async def in_process(base: str, tokens: int) -> float:
     from tokentide.config.model import Profile
     from tokentide.generation import Generation
 
-    backend = OpenAIChatBackend(Profile(name="bench", api="openai", url=f"{base}/n/{tokens}/v1"), {})
+    backend = OpenAIChatBackend(
+        Profile(name="bench", api="openai", url=f"{base}/n/{tokens}/v1"), {}
+    )
     started = time.perf_counter()
     async with Generation(backend, GenerationRequest.from_prompt("hi")) as gen:
         async for _batch in gen.batches():
@@ -67,7 +73,9 @@ async def in_process(base: str, tokens: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
@@ -85,7 +93,15 @@ def main() -> None:
         llm_env = dict(os.environ, LLM_USER_PATH=str(llm_home), OPENAI_API_KEY="sk-bench")
 
         def tide(tokens: int) -> list[str]:
-            return [str(BIN / "tide"), "ask", "hi", "--api", "openai", "--url", f"{base}/n/{tokens}/v1"]
+            return [
+                str(BIN / "tide"),
+                "ask",
+                "hi",
+                "--api",
+                "openai",
+                "--url",
+                f"{base}/n/{tokens}/v1",
+            ]
 
         clients: dict[str, tuple[list[str], dict[str, str]]] = {"tide ask": (tide(n), env)}
         if curl:
@@ -98,7 +114,7 @@ def main() -> None:
             for name, (argv, child_env) in clients.items():
                 rows[name].append(run_child(argv, child_env))
         print(f"{n:,} tokens from a loopback SSE server into a pipe (median of {args.runs}):\n")
-        print(f"| client | tokens/s | wall s | CPU s | peak RSS MB |\n|---|---|---|---|---|")
+        print("| client | tokens/s | wall s | CPU s | peak RSS MB |\n|---|---|---|---|---|")
         rate: dict[str, float] = {}
         for name, runs in rows.items():
             wall = statistics.median(r[0] for r in runs)
@@ -118,7 +134,9 @@ def main() -> None:
             if llm.exists():
                 trivial["llm"].append(run_child([str(llm), "-m", "tiny", "hi"], llm_env)[0])
         t_tide = statistics.median(trivial["tide ask"])
-        print(f"\ntrivial one-shot answer (5 tokens), process start to exit, median of {len(trivial['tide ask'])}:")
+        print(
+            f"\ntrivial one-shot answer (5 tokens), process start to exit, median of {len(trivial['tide ask'])}:"
+        )
         print(f"tide ask: {t_tide * 1000:.0f} ms")
         if trivial["llm"]:
             t_llm = statistics.median(trivial["llm"])

@@ -1,0 +1,444 @@
+"""Live Markdown rendering: tokentide ``MarkdownMessage`` vs stock Textual ``MarkdownStream``.
+
+Run (full, ~4 min on the 2-core project machine)::
+
+    .venv/bin/python benchmarks/bench_tui_render.py
+    .venv/bin/python benchmarks/bench_tui_render.py --quick      # reduced, < 60 s
+
+Everything is headless ``App.run_test(size=(120, 40))``, one fresh app per run, the widget
+inside a ``VerticalScroll`` with ``anchor()``.  The source is in-process: deterministic
+Markdown tokens (≈3.75 characters each; sections, paragraphs with bold/code, lists, python
+fences, tables — performance.md §B2) delivered at a fixed rate: before token *i* the
+source sleeps until ``t0 + i / rate``, then hands the token over (``msg.append(tok)``, or
+``await stream.write(tok)`` for stock) and yields once (``await asyncio.sleep(0)``), as a
+network consumer does.
+
+Definitions:
+
+* **painted**: the screen's compositor has produced a frame (``App.post_display_hook``,
+  called after every compositor update, headless included) whose composited strips
+  contain the text.  The last token is a unique word; after it has been sent, every
+  frame's strips are searched for it.  Same test for ours and stock.
+* **effective rate** = tokens / (time last token painted − time first token sent).
+* **last-token lag** = time last token painted − time it was handed to the widget (no
+  ``finish()`` call: the lag of an ordinary token, not of the final flush).
+* **worst stall**: largest overshoot of ``await asyncio.sleep(0.005)`` in a side task.
+* **CPU/token per fifth**: ``time.process_time`` used while the source emitted each fifth
+  of the tokens, divided by the tokens of that fifth; ratio last fifth / first fifth.
+* **history**: the same stream with K earlier long answers (1,000 tokens, each after a
+  short user prompt) already in the conversation and rendered.
+* **open conversation**: mount N saved messages (alternating a short user prompt as a
+  ``Static`` and a 1,000-token answer) into a running app and wait for the frame that
+  shows the end of the last answer.
+
+Medians of ``--runs`` runs (3, ``--quick``: 1).  Numbers are noisy on a shared machine:
+compare ratios from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.markdown import Markdown as RichMarkdown
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Markdown, Static
+
+from tokentide.tui.widgets.markdown_view import MarkdownMessage
+
+SIZE = (120, 40)
+SENTINEL = "QZXENDTOKEN"
+
+_WORDS = [
+    "the",
+    "stream",
+    "of",
+    "tokens",
+    "arrives",
+    "quickly",
+    "and",
+    "every",
+    "block",
+    "must",
+    "render",
+    "without",
+    "delay",
+    "while",
+    "older",
+    "text",
+    "stays",
+    "exactly",
+    "where",
+    "it",
+    "was",
+    "on",
+    "the",
+    "screen",
+    "for",
+    "the",
+    "reader",
+]
+
+
+def make_text(n_tokens: int, seed: int = 0) -> str:
+    """Deterministic Markdown of about ``n_tokens * 3.75`` characters (without the end)."""
+    parts: list[str] = []
+    size = 0
+    k = seed
+    target = int(n_tokens * 3.75)
+    while size < target:
+        words = [_WORDS[(k * 7 + i) % len(_WORDS)] for i in range(40)]
+        words[5] = f"**{words[5]}**"
+        words[17] = f"`{words[17]}()`"
+        words2 = [_WORDS[(k * 3 + i) % len(_WORDS)] for i in range(40)]
+        words2[9] = f"**{words2[9]} {words2[10]}**"
+        words2[30] = f"`x_{k}`"
+        section = [
+            f"## Section {k}",
+            "",
+            " ".join(words) + ".",
+            "",
+            " ".join(words2) + ".",
+            "",
+            *[f"- item {j} of section {k} with `value_{j}` and **note**" for j in range(5)],
+            "",
+            "```python",
+            f"def section_{k}(values: list[int]) -> int:",
+            '    """Sum the values."""',
+            "    total = 0",
+            "    for v in values:",
+            "        total += v * 2",
+            "    if total > 100:",
+            "        return total - 100",
+            "    return total",
+            "```",
+            "",
+        ]
+        if k % 2 == 0:
+            section += [
+                "| name | value | note |",
+                "|------|------:|------|",
+                *[f"| row {j} | {j * k} | `n{j}` |" for j in range(4)],
+                "",
+            ]
+        chunk = "\n".join(section) + "\n"
+        parts.append(chunk)
+        size += len(chunk)
+        k += 1
+    return "".join(parts)[:target]
+
+
+def make_tokens(n_tokens: int, seed: int = 0) -> list[str]:
+    """``n_tokens`` tokens; the last one is the unique :data:`SENTINEL` word."""
+    text = make_text(n_tokens - 2, seed)
+    tokens: list[str] = []
+    pos = 0
+    lengths = (3, 4, 4, 4)  # mean 3.75
+    i = 0
+    while pos < len(text):
+        step = lengths[i % 4]
+        tokens.append(text[pos : pos + step])
+        pos += step
+        i += 1
+    tokens = tokens[: n_tokens - 2]
+    return [*tokens, "\n\nDone ", SENTINEL]
+
+
+def make_answer(n_tokens: int, seed: int, end: str = "") -> str:
+    return make_text(n_tokens, seed) + "\n\nEnd of answer " + end + "\n"
+
+
+class BenchApp(App[None]):
+    """Records frames; after :meth:`watch` finds the first frame showing a word."""
+
+    def __init__(self, children: Callable[[], list[Widget]]) -> None:
+        super().__init__()
+        self._children = children
+        self._watch_for: str | None = None
+        self.found_at: float | None = None
+        self.frames = 0
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="conv"):
+            yield from self._children()
+
+    def on_mount(self) -> None:
+        self.query_one("#conv", VerticalScroll).anchor()
+
+    def watch(self, word: str) -> None:
+        self.found_at = None
+        self._watch_for = word
+        self._check()
+
+    def post_display_hook(self) -> None:
+        self.frames += 1
+        if self._watch_for is not None:
+            self._check()
+
+    def _check(self) -> None:
+        assert self._watch_for is not None
+        now = time.perf_counter()
+        strips = self.screen._compositor.render_strips()
+        if any(self._watch_for in strip.text for strip in strips):
+            self.found_at = now
+            self._watch_for = None
+
+
+async def _stall_monitor(state: dict[str, float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(0.005)
+        state["worst"] = max(state["worst"], time.perf_counter() - t - 0.005)
+
+
+async def _wait_found(app: BenchApp, timeout: float) -> float | None:
+    end = time.perf_counter() + timeout
+    while app.found_at is None and time.perf_counter() < end:
+        await asyncio.sleep(0.001)
+    return app.found_at
+
+
+@dataclass
+class StreamResult:
+    effective: float  # tok/s, nan when not painted within the timeout
+    lag_ms: float
+    stall_ms: float
+    fifths_us: list[float] = field(default_factory=list)
+    cpu_us_per_token: float = 0.0
+    note: str = ""
+
+    @property
+    def growth(self) -> float:
+        return self.fifths_us[-1] / self.fifths_us[0] if self.fifths_us else float("nan")
+
+
+async def run_stream(
+    kind: str, n_tokens: int, rate: float, history: int, timeout: float
+) -> StreamResult:
+    """Stream ``n_tokens`` at ``rate`` into ours ("ours") or stock ("stock")."""
+    tokens = make_tokens(n_tokens)
+
+    def children() -> list[Widget]:
+        out: list[Widget] = []
+        for k in range(history):
+            out.append(Static(f"Question {k}: explain section {k}, please."))
+            out.append(MarkdownMessage(make_answer(1000, seed=k * 13)))
+        return out
+
+    app = BenchApp(children)
+    async with app.run_test(size=SIZE) as pilot:
+        conv = app.query_one("#conv", VerticalScroll)
+        if history:
+            # Wait until the earlier answers are fully rendered (background renderer).
+            messages = list(app.query(MarkdownMessage))
+            for _ in range(2000):
+                if all(m._is_exact() for m in messages):
+                    break
+                await asyncio.sleep(0.01)
+        feed: Callable[[str], Any]
+        stream = None
+        if kind == "ours":
+            msg = MarkdownMessage(streaming=True)
+            await conv.mount(msg)
+
+            def feed(tok: str) -> None:
+                msg.append(tok)
+
+        else:
+            md = Markdown()
+            await conv.mount(md)
+            stream = Markdown.get_stream(md)
+            feed = stream.write
+        await pilot.pause()
+        gc.collect()
+        stall = {"worst": 0.0}
+        stop = asyncio.Event()
+        monitor = asyncio.create_task(_stall_monitor(stall, stop))
+        fifth = n_tokens // 5
+        cpu_marks: list[float] = []
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        for i, tok in enumerate(tokens):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if i % fifth == 0:
+                cpu_marks.append(time.process_time())
+            result = feed(tok)
+            if result is not None:
+                await result
+            await asyncio.sleep(0)
+        t_last = time.perf_counter()
+        cpu_marks.append(time.process_time())
+        app.watch(SENTINEL)
+        found = await _wait_found(app, timeout)
+        cpu1 = time.process_time()
+        stop.set()
+        await monitor
+        note = ""
+        if found is None:
+            note = f"last token not painted {timeout:.0f} s after it was sent"
+        if stream is not None:
+            if found is None:
+                stream._pending.clear()  # give up on the backlog
+            await stream.stop()
+        fifths = [
+            (cpu_marks[j + 1] - cpu_marks[j]) / fifth * 1e6 for j in range(len(cpu_marks) - 1)
+        ][:5]
+        return StreamResult(
+            effective=n_tokens / (found - t0) if found else float("nan"),
+            lag_ms=(found - t_last) * 1e3 if found else float("nan"),
+            stall_ms=stall["worst"] * 1e3,
+            fifths_us=fifths,
+            cpu_us_per_token=(cpu1 - cpu0) / n_tokens * 1e6,
+            note=note,
+        )
+
+
+async def run_open(kind: str, n_messages: int) -> tuple[float, float]:
+    """Mount a saved conversation; ms until the end of the last answer is painted.
+
+    Also returns ms until every answer is fully rendered (ours: background renderer).
+    """
+    app = BenchApp(list)
+    answers = n_messages // 2
+    texts = [make_answer(1000, seed=k * 13, end=f"END{k}") for k in range(answers)]
+    last_word = f"END{answers - 1}"
+    async with app.run_test(size=SIZE) as pilot:
+        conv = app.query_one("#conv", VerticalScroll)
+        await pilot.pause()
+        widgets: list[Widget] = []
+        for k, text in enumerate(texts):
+            widgets.append(Static(f"Question {k}: explain section {k}, please."))
+            if kind == "ours":
+                widgets.append(MarkdownMessage(text))
+            elif kind == "static-rich":
+                widgets.append(Static(RichMarkdown(text, hyperlinks=False)))
+            else:
+                widgets.append(Markdown(text))
+        gc.collect()
+        t0 = time.perf_counter()
+        app.watch(last_word)
+        await conv.mount_all(widgets)
+        found = await _wait_found(app, 120)
+        painted = ((found or float("nan")) - t0) * 1e3
+        if kind == "ours":
+            messages = list(app.query(MarkdownMessage))
+            while not all(m._is_exact() for m in messages):
+                await asyncio.sleep(0.005)
+            settled = (time.perf_counter() - t0) * 1e3
+        else:
+            settled = painted
+        return painted, settled
+
+
+def _med(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _fmt(x: float, digits: int = 0) -> str:
+    return "n/a" if x != x else f"{x:,.{digits}f}"
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    quick = args.quick
+    runs = 1 if quick else args.runs
+    n = 5000 if quick else 20000
+    rate = args.rate
+    history = 10 if quick else 50
+    n_open = 200
+    stock_timeout = 30.0 if quick else 60.0
+    print(f"tokens={n} rate={rate:.0f} tok/s runs={runs} size={SIZE} history={history}")
+
+    results: dict[str, list[StreamResult]] = {"ours": [], "stock": [], "ours+history": []}
+    for r in range(runs):
+        for label, kind, hist in (
+            ("ours", "ours", 0),
+            ("stock", "stock", 0),
+            ("ours+history", "ours", history),
+        ):
+            res = await run_stream(kind, n, rate, hist, stock_timeout if kind == "stock" else 30)
+            results[label].append(res)
+            print(
+                f"  run {r + 1} {label:13s} effective {_fmt(res.effective)} tok/s, "
+                f"lag {_fmt(res.lag_ms)} ms, stall {_fmt(res.stall_ms)} ms, "
+                f"CPU {res.cpu_us_per_token:.0f} µs/token, fifths "
+                f"{[round(f) for f in res.fifths_us]} µs/token {res.note}",
+                flush=True,
+            )
+
+    opens: dict[str, list[tuple[float, float]]] = {"ours": [], "static-rich": [], "stock-md": []}
+    stock_md_messages = 20
+    for _ in range(runs):
+        opens["ours"].append(await run_open("ours", n_open))
+        opens["static-rich"].append(await run_open("static-rich", n_open))
+        opens["stock-md"].append(await run_open("stock-md", stock_md_messages))
+        print(f"  open: {[(k, [round(x) for x in v[-1]]) for k, v in opens.items()]}", flush=True)
+
+    def med(label: str, attr: str) -> float:
+        return _med([getattr(x, attr) for x in results[label]])
+
+    print()
+    print(f"## Streaming {n:,} tokens at {rate:,.0f} tok/s (median of {runs})")
+    print()
+    print("| metric | ours | stock MarkdownStream | ours / stock | goal |")
+    print("|---|---|---|---|---|")
+    eo, es = med("ours", "effective"), med("stock", "effective")
+    print(
+        f"| effective rate, tok/s | {_fmt(eo)} ({eo / rate:.0%}) | {_fmt(es)} ({es / rate:.0%}) "
+        f"| {eo / es:.1f}× | ≥ {0.95 * rate:,.0f} (95%) |"
+    )
+    lo, ls = med("ours", "lag_ms"), med("stock", "lag_ms")
+    print(f"| last token → painted, ms | {_fmt(lo)} | {_fmt(ls)} | {lo / ls:.3f} | ≤ 50 |")
+    so, ss = med("ours", "stall_ms"), med("stock", "stall_ms")
+    print(f"| worst event-loop stall, ms | {_fmt(so)} | {_fmt(ss)} | {so / ss:.2f} | ≤ 50 |")
+    go, gs = med("ours", "growth"), med("stock", "growth")
+    print(f"| CPU/token last fifth ÷ first fifth | {go:.2f} | {gs:.2f} | | ≤ 1.2 |")
+    co, cs = med("ours", "cpu_us_per_token"), med("stock", "cpu_us_per_token")
+    print(f"| CPU per token, µs | {co:.0f} | {cs:.0f} | {co / cs:.2f} | |")
+    print()
+    eh = med("ours+history", "effective")
+    ch = med("ours+history", "cpu_us_per_token")
+    print(f"## With {history} earlier 1,000-token answers (ours)")
+    print()
+    print("| metric | empty | with history | ratio | goal |")
+    print("|---|---|---|---|---|")
+    print(f"| effective rate, tok/s | {_fmt(eo)} | {_fmt(eh)} | {eh / eo:.0%} | ≥ 90% |")
+    print(f"| CPU per token, µs | {co:.0f} | {ch:.0f} | {ch / co:.2f} | |")
+    lh = med("ours+history", "lag_ms")
+    sh = med("ours+history", "stall_ms")
+    print(f"| last token → painted, ms | {_fmt(lo)} | {_fmt(lh)} | | ≤ 50 |")
+    print(f"| worst stall, ms | {_fmt(so)} | {_fmt(sh)} | | ≤ 50 |")
+    print()
+    print(f"## Opening a saved conversation (median of {runs})")
+    print()
+    print("| widgets | messages | end of last answer painted, ms | all answers rendered, ms |")
+    print("|---|---|---|---|")
+    for key, label, count in (
+        ("ours", "MarkdownMessage", n_open),
+        ("static-rich", "Static(rich Markdown)", n_open),
+        ("stock-md", "stock Textual Markdown", stock_md_messages),
+    ):
+        painted = _med([p for p, _ in opens[key]])
+        settled = _med([s for _, s in opens[key]])
+        print(f"| {label} | {count} | {_fmt(painted)} | {_fmt(settled)} |")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="reduced run (< 60 s)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=5000.0, help="source tokens/s")
+    asyncio.run(main_async(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
