@@ -20,7 +20,7 @@ import json
 import socket
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +45,17 @@ class ModeAware:
 
     def __init__(self, server: LLMServer) -> None:
         self.server = server
+        self.arrived: list[tuple[str | None, bool]] = []
+        """(tag, streaming) of every request, in order of arrival."""
+        self.condition = threading.Condition()
+
+    def wait_for(self, tag: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``count`` requests tagged ``tag`` have arrived."""
+        with self.condition:
+            if not self.condition.wait_for(
+                lambda: sum(1 for t, _ in self.arrived if t == tag) >= count, timeout
+            ):
+                raise TimeoutError(f"{count} request(s) tagged {tag!r} did not arrive")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -72,6 +83,9 @@ class ModeAware:
             segment = "/k/" + urllib.parse.urlencode(extra, quote_via=urllib.parse.quote, safe="")
             scope = {**scope, "raw_path": (segment + raw_path).encode("latin-1")}
         replay = list(messages)
+        with self.condition:
+            self.arrived.append((knobs.get("tag"), streaming))
+            self.condition.notify_all()
 
         async def receive_again() -> Any:
             return replay.pop(0) if replay else await receive()
@@ -106,11 +120,12 @@ class _Uvicorn(uvicorn.Server):
 
 
 @contextlib.contextmanager
-def serve_mode_aware() -> Iterator[LLMServer]:
+def serve_mode_aware() -> Iterator[tuple[LLMServer, ModeAware]]:
     """The shared server behind :class:`ModeAware`, on 127.0.0.1 in a thread."""
     state = LLMServer()
+    front = ModeAware(state)
     config = uvicorn.Config(
-        ModeAware(state),
+        front,
         host="127.0.0.1",
         port=0,
         ws="none",
@@ -133,7 +148,7 @@ def serve_mode_aware() -> Iterator[LLMServer]:
         if not server.ready.wait(10):
             raise RuntimeError("the loopback server did not start within 10 s")
         state.base = f"http://127.0.0.1:{port}"
-        yield state
+        yield state, front
     finally:
         server.should_exit = True
         thread.join(10)
@@ -141,7 +156,19 @@ def serve_mode_aware() -> Iterator[LLMServer]:
 
 
 @pytest.fixture(scope="module")
-def loopback() -> Iterator[LLMServer]:
-    with serve_mode_aware() as server:
-        yield server
-    assert not server.errors, server.errors[0]
+def _loopback_pair() -> Iterator[tuple[LLMServer, ModeAware]]:
+    with serve_mode_aware() as pair:
+        yield pair
+    assert not pair[0].errors, pair[0].errors[0]
+
+
+@pytest.fixture
+def loopback(_loopback_pair: tuple[LLMServer, ModeAware]) -> LLMServer:
+    """The server: ``loopback.url(tokens=20, delay=0.05) + "/v1"`` is an OpenAI base URL."""
+    return _loopback_pair[0]
+
+
+@pytest.fixture
+def wait_request(_loopback_pair: tuple[LLMServer, ModeAware]) -> Callable[..., None]:
+    """``wait_request(tag, count=1, timeout=10)``: block until that many requests arrived."""
+    return _loopback_pair[1].wait_for

@@ -1,0 +1,348 @@
+"""``tide compare``: the command.  :func:`register` adds it to the ``tide`` Typer app.
+
+    tide compare PROMPT -P NAME [-P NAME ...] [--mode both|stream|create]
+                 [--runs N] [--warmup K] [--sequential] [--json | --csv]
+                 [--max-tokens N] [--temperature T] [--seed S]
+                 [--api KIND --url URL --model M --api-key-env VAR]
+
+On a terminal (and without ``--json``/``--csv``) it opens the live comparison screen;
+otherwise (a pipe, a file, ``--json``, ``--csv``) it runs headless and prints a plain
+table (or JSON / CSV).  Exit codes: 0 every run succeeded, 4 some run failed (each
+failure is reported with its run), 2 usage or configuration error, 130 interrupted.
+
+Importing this module is cheap: the runner, backends and Textual are imported when the
+command runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tokentide.errors import TideError, UsageError
+
+if TYPE_CHECKING:
+    from tokentide.compare.runner import Comparison, Mode, Target
+    from tokentide.config.model import Profile, Settings
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "compare", "register"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+
+class ModeChoice(enum.StrEnum):
+    both = "both"
+    stream = "stream"
+    create = "create"
+
+    @property
+    def modes(self) -> tuple[Mode, ...]:
+        if self is ModeChoice.both:
+            return ("stream", "create")
+        return ("stream",) if self is ModeChoice.stream else ("create",)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``compare`` command to ``app``."""
+    app.command(
+        "compare",
+        help="Streaming vs non-streaming (or several backends), side by side, with numbers.",
+    )(compare)
+
+
+def compare(
+    prompt: Annotated[
+        str | None,
+        typer.Argument(help="The prompt (headless: else read from piped stdin)."),
+    ] = None,
+    profiles: Annotated[
+        list[str] | None,
+        typer.Option("--profile", "-P", help="Profile to compare; repeat for several."),
+    ] = None,
+    mode: Annotated[
+        ModeChoice,
+        typer.Option("--mode", help="both: stream and create; or only one of them."),
+    ] = ModeChoice.both,
+    runs: Annotated[
+        int, typer.Option("--runs", "-n", min=1, help="Counted runs per target × mode (headless).")
+    ] = 3,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="Warm-up runs first, not counted (headless).")
+    ] = 1,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="One request at a time (default: every target × mode at the same moment).",
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON document: every run and the summaries.")
+    ] = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="One CSV row per run.")] = False,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Most tokens to generate.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", "-t", help="Sampling temperature.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed.")] = None,
+    api: Annotated[
+        str | None, typer.Option("--api", help="Backend kind for an ad-hoc profile (e.g. openai).")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Server base URL.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model name sent to the server.")
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", help="Environment variable holding the API key."),
+    ] = None,
+) -> None:
+    """Streaming vs non-streaming (or several backends), side by side, with numbers."""
+    from tokentide.compare.runner import make_targets
+
+    headless = json_out or csv_out or not _isatty(sys.stdout)
+    try:
+        if json_out and csv_out:
+            raise UsageError("Give --json or --csv, not both.")
+        chosen = _profiles(
+            profiles or [],
+            api=api, url=url, model=model, api_key_env=api_key_env,
+            max_tokens=max_tokens, temperature=temperature, seed=seed,
+        )  # fmt: skip
+        text = _prompt(prompt, sys.stdin, required=headless)
+        targets = make_targets(chosen)
+    except TideError as error:
+        raise _fail(error) from None
+    if headless:
+        code = run_headless(
+            targets,
+            text or "",
+            modes=mode.modes,
+            runs=runs,
+            warmup=warmup,
+            sequential=sequential,
+            output="json" if json_out else "csv" if csv_out else "table",
+        )
+    else:
+        from tokentide.tui.compare_screen import run_compare_app  # deferred: Textual
+
+        code = run_compare_app(chosen, text, modes=mode.modes, targets=targets)
+    raise typer.Exit(code=code)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _isatty(stream: IO[Any]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _fail(error: TideError) -> typer.Exit:
+    from tokentide.sanitize import sanitize
+
+    typer.echo(f"tide: {sanitize(str(error))}", err=True)
+    return typer.Exit(code=error.exit_code)
+
+
+def _settings() -> Settings:
+    """The config file ``tide --config`` named (or the default one)."""
+    from tokentide.config.load import load_settings
+
+    try:
+        from tokentide.cli import _State
+
+        path = _State.config
+    except ImportError:  # pragma: no cover - registered into another app
+        path = None
+    settings = load_settings(path)
+    for warning in settings.warnings:
+        typer.echo(warning, err=True)
+    return settings
+
+
+def _profiles(
+    names: Sequence[str],
+    *,
+    api: str | None,
+    url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+) -> list[Profile]:
+    """-P profiles with the flags applied; else an ad-hoc profile from --api/--url/...;
+    else the default profile."""
+    from tokentide.config.load import profile_from_flags, resolve_profile
+
+    flags: dict[str, Any] = {
+        "api": api, "url": url, "model": model, "api_key_env": api_key_env,
+        "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
+    }  # fmt: skip
+    if not names and api is not None:
+        return [profile_from_flags(None, **flags)]
+    settings = _settings()
+    bases = [resolve_profile(settings, name) for name in names] or [resolve_profile(settings)]
+    return [profile_from_flags(base, **flags) for base in bases]
+
+
+def _prompt(prompt: str | None, stdin: IO[str] | None, *, required: bool) -> str | None:
+    text = prompt
+    if not text and stdin is not None and not _isatty(stdin):
+        text = stdin.read()
+    if text is not None and text.strip():
+        return text
+    if required:
+        raise UsageError(
+            "No prompt given.",
+            hint='Usage: tide compare "your question" -P PROFILE [--runs N] [--json]',
+        )
+    return None
+
+
+# -- headless ---------------------------------------------------------------------------
+
+
+def run_headless(
+    targets: Sequence[Target],
+    prompt: str,
+    *,
+    modes: Sequence[Mode],
+    runs: int,
+    warmup: int,
+    sequential: bool,
+    output: str = "table",
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Run the comparison without a screen; print it; return the exit code."""
+    import asyncio
+
+    from tokentide.compare.runner import Comparison, close_targets
+
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    comparison = Comparison(
+        targets, prompt, modes=modes, runs=runs, warmup=warmup, sequential=sequential
+    )
+    if _isatty(err):
+        how = "one at a time" if sequential else "concurrently"
+        _write(
+            err,
+            f"running {runs} run{'s' if runs != 1 else ''}"
+            + (f" (+{warmup} warm-up)" if warmup else "")
+            + f" of {len(targets)} target{'s' if len(targets) != 1 else ''} × "
+            + f"{'/'.join(modes)} {how}…\n",
+        )
+
+    async def main() -> None:
+        try:
+            await comparison.run()
+        finally:
+            await close_targets(targets)
+
+    interrupted = False
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        interrupted = True
+    _print(comparison, output, out, interrupted=interrupted)
+    if interrupted:
+        _write(err, "stopped\n")
+        _notice_create(comparison, err)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if comparison.ok else EXIT_FAILED
+
+
+def _notice_create(comparison: Comparison, err: IO[str]) -> None:
+    """Reliability C5: a non-streaming request cannot be stopped on some servers."""
+    if any(mode == "create" for _, mode in comparison.in_flight):
+        _write(
+            err,
+            "note: a non-streaming request was in flight; some servers (llama.cpp, "
+            "LM Studio) keep generating that answer until it is complete.\n",
+        )
+
+
+def _write(stream: IO[str], text: str) -> None:
+    try:
+        stream.write(text)
+        stream.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def _print(comparison: Comparison, output: str, out: IO[str], *, interrupted: bool) -> None:
+    import csv
+    import json
+
+    from tokentide.compare.runner import CSV_FIELDS, format_table, summary_sentences
+    from tokentide.sanitize import sanitize
+
+    if output == "json":
+        document = comparison.to_json()
+        document["interrupted"] = interrupted
+        _write(out, json.dumps(document, ensure_ascii=True, indent=2) + "\n")
+        return
+    if output == "csv":
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for result in comparison.results:
+            row = {name: getattr(result, name) for name in CSV_FIELDS}
+            row = {k: ("" if v is None else sanitize(v) if isinstance(v, str) else v)
+                   for k, v in row.items()}  # fmt: skip
+            writer.writerow(row)
+        _write(out, buffer.getvalue())
+        return
+    lines = [_describe_run(comparison, interrupted=interrupted), ""]
+    summaries = comparison.summaries()
+    if summaries:
+        lines.append(format_table(summaries))
+    else:
+        lines.append("(no completed run)")
+    sentences = summary_sentences(summaries)
+    if sentences:
+        lines.append("")
+        lines.extend(sentences)
+    failed = [r for r in comparison.results if not r.ok]
+    if failed:
+        lines.append("")
+        lines.append("errors:")
+        for r in failed:
+            lines.append(f"  {r.target} {r.mode} run {r.run}: {r.error_type}: {r.error_message}")
+    lines.append("")
+    for target in comparison.targets:
+        lines.append(f"{target.label}: {target.backend.name}")
+    _write(out, sanitize("\n".join(lines)) + "\n")
+
+
+def _describe_run(comparison: Comparison, *, interrupted: bool) -> str:
+    runs = comparison.runs
+    text = f"{runs} run{'s' if runs != 1 else ''} per target × mode"
+    if comparison.warmup:
+        text += f" after {comparison.warmup} warm-up"
+    text += (
+        ", one request at a time"
+        if comparison.sequential
+        else ", all requests of a run at the same moment"
+    )
+    if interrupted:
+        text += f" (stopped after {len({r.run for r in comparison.results})} complete runs)"
+    return text
+
+
