@@ -26,6 +26,7 @@ from tokentide.backends.local import LocalBackend, from_profile
 from tokentide.backends.registry import create_backend
 from tokentide.config.model import Profile
 from tokentide.errors import BackendError, ConfigError, LocalFunctionError
+from tokentide.generation import Generation, State
 
 REPO = Path(__file__).resolve().parents[2]
 PREDICTORS = REPO / "examples" / "predictors"
@@ -417,13 +418,16 @@ async def test_closing_while_suspended_at_a_yield_closes_the_generator_at_once(
     flags = globals_of(local)
     stream = local.stream(HI)
     assert await anext(stream) == TextDelta("first")
+    # No read-ahead: nobody asked for a second piece, so the generator does not move.
+    # (A read-ahead thread would set next_step within microseconds.)
+    assert not await asyncio.to_thread(flags["next_step"].wait, 0.2)
 
     started = time.perf_counter()
     await stream.aclose()
     assert time.perf_counter() - started < CONSUMER_DEADLINE
 
-    assert await wait_for(flags["closed"])
-    assert not flags["next_step"].is_set()  # no read-ahead: it never took another step
+    assert await wait_for(flags["closed"])  # closed at the yield it was suspended at
+    assert not flags["next_step"].is_set()
 
 
 async def test_breaking_out_of_the_loop_closes_the_generator(tmp_path: Path) -> None:
@@ -634,3 +638,33 @@ async def test_the_stream_is_an_async_iterator() -> None:
     stream = example("echo.py:generate").stream(HI)
     assert await anext(stream) == TextDelta("You said: hi")
     await stream.aclose()
+
+
+# -- through the generation object, as the TUI and `tide ask` use it ---------------------------
+
+
+async def test_generation_keeps_the_partial_answer_when_the_predictor_fails() -> None:
+    generation = Generation(example("flaky.py:generate"), HI).start()
+
+    assert await generation.wait() == State.ERROR
+    assert generation.text == "I was going to say something clever"
+    assert isinstance(generation.error, LocalFunctionError)
+
+
+async def test_generation_stops_a_stalled_predictor_at_once() -> None:
+    local = example("hang.py:generate")
+    flags = globals_of(local)
+    try:
+        generation = Generation(local, HI).start()
+        assert await wait_for(flags["stalled"])
+
+        started = time.perf_counter()
+        generation.cancel()
+        assert await generation.wait() == State.STOPPED
+        assert time.perf_counter() - started < CONSUMER_DEADLINE
+        assert generation.text == "Thinking"
+
+        flags["resume"].set()
+        assert await wait_for(flags["closed"])
+    finally:
+        flags["resume"].set()
