@@ -66,6 +66,7 @@ class ChatApp(App[int]):
             conversation_id = self.store.last_conversation_id()
         self._conversation_id = conversation_id
         self._backend = backend
+        self._chat: ChatScreen
         self._ui_state = load_ui_state(ui_state_path)
         theme = self._ui_state.pick_theme(settings.theme, DEFAULT_THEME)
         try:
@@ -89,13 +90,13 @@ class ChatApp(App[int]):
         if self._clock is not None:
             screen.clock = self._clock
         screen.backend = self._backend
+        self._chat = screen
         return screen
 
     @property
     def chat(self) -> ChatScreen:
-        screen = self.screen_stack[0]
-        assert isinstance(screen, ChatScreen)
-        return screen
+        """The chat screen (the default screen)."""
+        return self._chat
 
     def on_mount(self) -> None:
         self._apply_keymap()
@@ -141,9 +142,7 @@ class ChatApp(App[int]):
         save_ui_state(self._ui_state, self._ui_state_path)
 
     async def on_unmount(self) -> None:
-        for screen in self.screen_stack:
-            if isinstance(screen, ChatScreen):
-                await screen.close_backend()
+        await self.chat.close_backend()
         if self.store is not None:
             self.store.close()
 

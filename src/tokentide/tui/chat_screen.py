@@ -18,6 +18,7 @@ instead; it cancels the generation and saves the partial answer on its way out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -189,6 +190,9 @@ class ChatScreen(Screen[None]):
         if self.conversation_id is not None:
             self.open_conversation(self.conversation_id)
 
+    async def on_unmount(self) -> None:
+        await self.close_backend()
+
     def _show_profile(self) -> None:
         profile = self.profile
         model = profile.model or "server default"
@@ -224,6 +228,12 @@ class ChatScreen(Screen[None]):
         return self.backend
 
     async def close_backend(self) -> None:
+        """Stop any answer, wait for its stream to close, then close the backend."""
+        generation = self.generation
+        if generation is not None:
+            generation.cancel()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(generation.wait()), 2.0)
         backend, self.backend = self.backend, None
         if backend is not None:
             await backend.aclose()
@@ -351,8 +361,12 @@ class ChatScreen(Screen[None]):
         except BackendError:
             pass  # generation.error holds it; shown below
         except asyncio.CancelledError:
+            # The app is quitting (or the worker was replaced): stop, save, and let the
+            # backend close its response before the loop goes away.
             generation.cancel()
             self._finish(generation, message, recorder)
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(generation.wait()), 2.0)
             raise
         self._finish(generation, message, recorder)
 
