@@ -1,0 +1,57 @@
+"""The history database schema and its migrations.
+
+``PRAGMA user_version`` holds the schema version.  ``MIGRATIONS[n]`` takes a database
+from version ``n`` to ``n + 1``; :mod:`tokentide.history.store` runs each one as a
+single ``BEGIN IMMEDIATE`` transaction that also sets ``user_version``, so a crash
+leaves the file exactly at the old or the new version.  A fresh database is built by
+running every migration from version 0, so a new file and an upgraded one are the same.
+
+Rules for adding a version: append a list of statements, never edit a shipped one (the
+tests keep a frozen copy of every shipped schema and upgrade it), no ``IF NOT EXISTS``
+(a re-run must fail loudly rather than half-apply), no statement that commits.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LATEST", "MIGRATIONS"]
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 0 -> 1: conversations and their messages.
+    (
+        """
+        CREATE TABLE conversations (
+            id          TEXT PRIMARY KEY,
+            title       TEXT NOT NULL,
+            profile     TEXT,
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE messages (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role             TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content          TEXT NOT NULL,
+            status           TEXT NOT NULL
+                             CHECK (status IN ('complete', 'streaming', 'stopped', 'error')),
+            finish_reason    TEXT,
+            error            TEXT,
+            profile          TEXT,
+            model            TEXT,
+            created_at       TEXT NOT NULL,
+            updated_at       TEXT NOT NULL
+        )
+        """,
+    ),
+    # 1 -> 2: generation statistics (JSON) per answer; indexes for the conversation list
+    # (newest first) and for loading / deleting one conversation's messages.
+    (
+        "ALTER TABLE messages ADD COLUMN stats TEXT",
+        "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+        "CREATE INDEX conversations_by_update ON conversations (updated_at, id)",
+    ),
+)
+
+LATEST = len(MIGRATIONS)
+"""The schema version this build writes."""
