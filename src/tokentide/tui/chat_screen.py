@@ -150,6 +150,7 @@ class ChatScreen(Screen[None]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._search = ""
+        self._recorder: AnswerRecorder | None = None
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class ChatScreen(Screen[None]):
         self.query_one("#new-text").display = False
         self.sidebar.display = False
         self.set_interval(0.2, self._check_following)
+        self.set_interval(0.5, self._checkpoint)
         if self.conversation_id is not None:
             self.open_conversation(self.conversation_id)
 
@@ -197,6 +199,12 @@ class ChatScreen(Screen[None]):
         profile = self.profile
         model = profile.model or "server default"
         self.sub_title = sanitize_title(f"{profile.name} · {profile.api} · {model}", limit=100)
+
+    def _checkpoint(self) -> None:
+        """Bound the text a crash can lose in time too, when tokens pause."""
+        recorder = self._recorder
+        if recorder is not None and not recorder.finished:
+            recorder.poll()
 
     def _check_following(self) -> None:
         view = self.view
@@ -327,6 +335,7 @@ class ChatScreen(Screen[None]):
         message = AssistantMessage(streaming=True, label=profile.model or profile.name)
         message.set_status("streaming")
         recorder = self._begin_answer()
+        self._recorder = recorder
         self.generation = generation
         self.generating = True
         self._idle.clear()
@@ -387,7 +396,7 @@ class ChatScreen(Screen[None]):
         if recorder is not None:
             try:
                 recorder.finish(
-                    status=status,  # type: ignore[arg-type]
+                    status=status,
                     text=text,
                     stats=generation.stats.as_dict(),
                     finish_reason=generation.finish.reason if generation.finish else None,
@@ -395,6 +404,7 @@ class ChatScreen(Screen[None]):
                 )
             except TideError as error:
                 self.notify(sanitize(str(error)), title="History", severity="error")
+        self._recorder = None
         widgets: list[Widget] = [message]
         if text or state is not State.ERROR:
             self.turns.append(Turn("assistant", text, status, widgets=widgets))
@@ -555,16 +565,14 @@ class ChatScreen(Screen[None]):
         if store is None:
             return
         if self.conversation_id is None:
-            self.conversation_id = store.create_conversation(
-                title=sanitize_title(text, limit=80), profile=self.profile.name
-            )
+            self.conversation_id = store.create_conversation(title=text, profile=self.profile.name)
         store.add_message(self.conversation_id, "user", text)
 
     def _begin_answer(self) -> AnswerRecorder | None:
         if self.store is None or self.conversation_id is None:
             return None
         try:
-            return self.store.begin_answer(
+            return self.store.record_answer(
                 self.conversation_id, profile=self.profile.name, model=self.profile.model
             )
         except TideError as error:
@@ -605,6 +613,8 @@ class ChatScreen(Screen[None]):
                 widgets.append(widget)
             elif saved.role == "assistant":
                 status = saved.status or "complete"
+                if status == "streaming":  # another tide process is writing it
+                    status = "incomplete"
                 answer = AssistantMessage(
                     saved.content,
                     label=saved.model or saved.profile,

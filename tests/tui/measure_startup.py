@@ -1,0 +1,146 @@
+"""Measure the chat app's start-up and history load (numbers for docs/performance.md).
+
+    .venv/bin/python tests/tui/measure_startup.py [--runs 7]
+
+* first frame: a fresh ``python`` process is spawned; it imports ``tokentide.tui.app``,
+  builds the app (config-less profile, empty history database) and runs it headless;
+  the first ``call_after_refresh`` after mount records the wall time and exits.  The
+  figure is spawn → first frame (interpreter start and every import included).
+* history load: a database holding one conversation of 200 messages (100 prompts, 100
+  Markdown answers of ~1,500 characters with a list and a code block) is opened with
+  ``conversation_id=``; the figure is from starting the app (``run_test``, so app
+  start-up is included) to the conversation mounted, laid out and painted
+  (``workers.wait_for_complete`` + a refresh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from tokentide.config.model import Profile, Settings
+from tokentide.tui.app import ChatApp
+
+class Timed(ChatApp):
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.call_after_refresh(self._first_frame)
+
+    def _first_frame(self) -> None:
+        print(f"FIRST_FRAME {time.time():.6f}", flush=True)
+        self.exit(0)
+
+profile = Profile(name="p", api="openai", url="http://127.0.0.1:9/v1", model="m")
+Timed(Settings(profiles={"p": profile}), profile, history_path=Path(sys.argv[1])).run(headless=True)
+"""
+
+ANSWER = (
+    """\
+## Step {i}
+
+Here is what to do, with **bold** and `code`:
+
+- first, read the file
+- then, change the line
+- finally, run the tests
+
+```python
+def step_{i}(value: int) -> int:
+    return value * {i}
+```
+
+That should be enough. """
+    + "More words to make the paragraph longer. " * 20
+)
+
+
+def first_frame(runs: int) -> list[float]:
+    times = []
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with tempfile.TemporaryDirectory() as tmp:
+        env["TIDE_DATA_DIR"] = tmp
+        db = Path(tmp) / "history.sqlite3"
+        for _ in range(runs):
+            started = time.time()
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(db)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+                timeout=60,
+            ).stdout
+            stamp = next(
+                float(line.split()[1])
+                for line in out.splitlines()
+                if line.startswith("FIRST_FRAME")
+            )
+            times.append(stamp - started)
+    return times
+
+
+async def history_load(runs: int) -> list[float]:
+    from tokentide.config.model import Profile, Settings
+    from tokentide.history.store import HistoryStore
+    from tokentide.tui.app import ChatApp
+
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TIDE_DATA_DIR"] = tmp
+        db = Path(tmp) / "history.sqlite3"
+        store = HistoryStore.open(db)
+        conversation = store.create_conversation(title="long", profile="p")
+        for i in range(100):
+            store.add_message(conversation, "user", f"Question {i}: how do I do step {i}?")
+            recorder = store.record_answer(conversation, profile="p", model="m")
+            recorder.append(ANSWER.format(i=i))
+            recorder.finish(status="complete")
+        store.close()
+        profile = Profile(name="p", api="openai", url="http://127.0.0.1:9/v1", model="m")
+        for _ in range(runs):
+            app = ChatApp(
+                Settings(profiles={"p": profile}),
+                profile,
+                history_path=db,
+                conversation_id=conversation,
+            )
+            started = time.perf_counter()
+            async with app.run_test(size=(120, 40)) as pilot:
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                times.append(time.perf_counter() - started)
+                assert len(app.chat.turns) == 200
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    frames = first_frame(args.runs)
+    print(
+        f"first frame (spawn -> painted, headless): median {statistics.median(frames) * 1000:.0f} ms, "
+        f"min {min(frames) * 1000:.0f} ms, max {max(frames) * 1000:.0f} ms"
+    )
+    loads = asyncio.run(history_load(args.runs))
+    print(
+        f"open a 200-message conversation (mounted + painted): median "
+        f"{statistics.median(loads) * 1000:.0f} ms, min {min(loads) * 1000:.0f} ms, "
+        f"max {max(loads) * 1000:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

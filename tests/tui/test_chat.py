@@ -1,0 +1,655 @@
+"""Pilot tests of the chat app: the real app, the real Generation, the real history store;
+a scripted backend for pure-UI behaviour and the loopback LLM server wherever the
+network matters (stop, disconnect, retry countdown)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.events import Paste
+from textual.pilot import Pilot
+
+from tests.servers.llm_server import LLMServer, serve
+from tests.tui.fakes import ScriptedBackend, answer
+from tokentide.backends.events import Event, Finish, TextDelta
+from tokentide.config.model import Profile, Settings
+from tokentide.errors import BackendError, CannotConnect
+from tokentide.history.store import HistoryStore
+from tokentide.tui.app import ChatApp
+from tokentide.tui.chat_screen import ChatScreen
+from tokentide.tui.widgets.composer import PASTE_INLINE_CHARS, Composer
+from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
+
+SIZE = (100, 30)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LLMServer]:
+    with serve() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("TIDE_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "history.sqlite3"
+
+
+def profile(url: str = "http://scripted.test/v1", **fields: Any) -> Profile:
+    values: dict[str, Any] = {"name": "main", "api": "openai", "url": url, "model": "m"}
+    values.update(fields)
+    return Profile(**values)
+
+
+def make_app(
+    db: Path,
+    backend: Any = None,
+    *,
+    prof: Profile | None = None,
+    settings: Settings | None = None,
+    **kwargs: Any,
+) -> ChatApp:
+    prof = prof or profile()
+    settings = settings or Settings(profiles={prof.name: prof}, default=prof.name)
+    return ChatApp(settings, prof, history_path=db, backend=backend, **kwargs)
+
+
+def chat(app: ChatApp) -> ChatScreen:
+    return app.chat
+
+
+async def send(pilot: Pilot[Any], text: str) -> None:
+    composer = pilot.app.query_one(Composer)
+    composer.focus()
+    composer.set_prompt(text)
+    await pilot.press("enter")
+
+
+async def until(pilot: Pilot[Any], condition: Any, timeout: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds (checked after each refresh)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await pilot.pause(0.01)
+
+
+def shown(widget: Any) -> bool:
+    return bool(widget.display)
+
+
+def saved(db: Path, conversation_id: str | None) -> list[tuple[str, str, str | None]]:
+    assert conversation_id is not None
+    store = HistoryStore.open(db)
+    try:
+        conversation = store.load(conversation_id)
+        return [(m.role, m.content, m.status) for m in conversation.messages]
+    finally:
+        store.close()
+
+
+# -- send and stream ----------------------------------------------------------------------
+
+
+async def test_send_streams_the_answer_and_saves_both_messages(db: Path) -> None:
+    backend = ScriptedBackend(answer("Hello **there**, friend."))
+    app = make_app(db, backend, prof=profile(system="Be brief."))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*"hi", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+        answer_widget = app.query_one(AssistantMessage)
+        assert answer_widget.source == "Hello **there**, friend."
+        assert not answer_widget.has_class("-streaming")
+        assert [w.source for w in app.query(UserMessage)] == ["hi"]
+        assert app.query_one(Composer).text == ""
+        assert app.focused is app.query_one(Composer)
+        status = str(app.chat.status.render())
+        assert status.startswith("done (stop)") and "tokens" in status
+        request = backend.requests[0]
+        assert [(m.role, m.content) for m in request.messages] == [
+            ("system", "Be brief."),
+            ("user", "hi"),
+        ]
+        conversation = chat(app).conversation_id
+    assert saved(db, conversation) == [
+        ("user", "hi", "complete"),
+        ("assistant", "Hello **there**, friend.", "complete"),
+    ]
+
+
+async def test_each_request_carries_the_conversation_so_far(db: Path) -> None:
+    backend = ScriptedBackend(answer("One."), answer("Two."))
+    app = make_app(db, backend, prof=profile(system="sys"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        for prompt in ("first", "second"):
+            await send(pilot, prompt)
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert [(m.role, m.content) for m in backend.requests[1].messages] == [
+        ("system", "sys"),
+        ("user", "first"),
+        ("assistant", "One."),
+        ("user", "second"),
+    ]
+
+
+async def test_a_prompt_sent_while_answering_is_refused_and_kept(db: Path) -> None:
+    backend = ScriptedBackend(answer("slow answer"), pause_before=1)
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "first")
+        await backend.paused.wait()
+        await send(pilot, "second")
+        await pilot.pause()
+        assert app.query_one(Composer).text == "second"
+        assert len(backend.requests) == 1
+        backend.resume.set()
+        await app.workers.wait_for_complete()
+
+
+# -- stop ---------------------------------------------------------------------------------
+
+
+async def test_escape_stops_a_stalled_server_and_keeps_the_partial_answer(
+    db: Path, server: LLMServer
+) -> None:
+    prof = profile(server.url(tokens=50, stall_at=3, tag="stall") + "/v1")
+    app = make_app(db, prof=prof)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "go")
+        await until(
+            pilot,
+            lambda: app.query(AssistantMessage) and "w2" in app.query_one(AssistantMessage).source,
+        )
+        record = server.record("stall")
+        assert record.disconnected_at is None
+
+        pressed = time.monotonic()
+        await pilot.press("escape")
+        assert app.focused is app.query_one(Composer)  # at once, before the answer ends
+        disconnected = await server.wait_disconnect(record)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+        assert disconnected - pressed < 0.1, (
+            f"server saw the stop after {disconnected - pressed:.3f} s"
+        )
+        message = app.query_one(AssistantMessage)
+        assert message.source == "w0 w1 w2"
+        assert message.has_class("-stopped")
+        assert "stopped" in str(message.border_subtitle)
+        assert str(app.chat.status.render()).startswith("stopped")
+        assert not app.chat.generating
+        conversation = chat(app).conversation_id
+    assert saved(db, conversation) == [
+        ("user", "go", "complete"),
+        ("assistant", "w0 w1 w2", "stopped"),
+    ]
+
+
+async def test_escape_interrupts_a_retry_countdown(db: Path, server: LLMServer) -> None:
+    prof = profile(server.url(status=503, retry_after=30, tag="busy") + "/v1", max_retries=2)
+    app = make_app(db, prof=prof)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "go")
+        await until(pilot, lambda: "retrying in" in str(app.chat.status.render()))
+        assert "attempt 2" in str(app.chat.status.render())
+        started = time.monotonic()
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        assert time.monotonic() - started < 1.0
+        await pilot.pause()
+        assert str(app.chat.status.render()).startswith("stopped")
+        assert len([r for r in server.records if r.tag == "busy"]) == 1
+
+
+async def test_quitting_mid_answer_saves_the_partial_answer(db: Path, server: LLMServer) -> None:
+    prof = profile(server.url(tokens=50, stall_at=2, tag="quit") + "/v1")
+    app = make_app(db, prof=prof)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "go")
+        await until(
+            pilot,
+            lambda: app.query(AssistantMessage) and "w1" in app.query_one(AssistantMessage).source,
+        )
+        conversation = chat(app).conversation_id
+        await app.action_quit()
+    await server.wait_disconnect(server.record("quit"))
+    assert saved(db, conversation)[-1] == ("assistant", "w0 w1", "stopped")
+
+
+# -- errors and retry ---------------------------------------------------------------------
+
+
+async def test_an_error_is_shown_the_prompt_restored_and_ctrl_r_retries(db: Path) -> None:
+    failure: list[Event | BackendError] = [
+        CannotConnect(
+            "Nothing answered at http://x/v1.\x1b]52;c;ZXZpbA==\x07",
+            server="http://x/v1",
+            hint="Is the server running?",
+        )
+    ]
+    backend = ScriptedBackend(failure, answer("Recovered."))
+    app = make_app(db, backend, prof=profile(max_retries=0))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "please answer")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+        error = app.query_one(ErrorMessage)
+        shown = str(error.render())
+        assert "Nothing answered at http://x/v1." in shown
+        assert "server: http://x/v1" in shown and "Is the server running?" in shown
+        assert "\x1b" not in shown and "52;" not in shown
+        assert not app.query(AssistantMessage)
+        assert app.query_one(Composer).text == "please answer"
+        assert str(app.chat.status.render()).startswith("error")
+
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not app.query(ErrorMessage)
+        assert app.query_one(Composer).text == ""
+        assert app.query_one(AssistantMessage).source == "Recovered."
+        assert [w.source for w in app.query(UserMessage)] == ["please answer"]
+        assert [(m.role, m.content) for m in backend.requests[1].messages] == [
+            ("user", "please answer")
+        ]
+        conversation = chat(app).conversation_id
+    rows = saved(db, conversation)
+    assert [r for r in rows if r[0] == "user"] == [("user", "please answer", "complete")]
+    assert rows[-1] == ("assistant", "Recovered.", "complete")
+
+
+async def test_an_error_does_not_overwrite_what_the_user_typed_since(db: Path) -> None:
+    backend = ScriptedBackend(
+        [TextDelta("part"), CannotConnect("dropped", server="s")], pause_before=1
+    )
+    app = make_app(db, backend, prof=profile(max_retries=0))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "first")
+        await backend.paused.wait()
+        app.query_one(Composer).set_prompt("typing something else")
+        backend.resume.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.query_one(Composer).text == "typing something else"
+        assert app.query_one(AssistantMessage).source == "part"
+        assert app.query_one(ErrorMessage)
+
+
+async def test_a_server_error_names_the_server(db: Path, server: LLMServer) -> None:
+    prof = profile(server.url(status=500, tag="e500") + "/v1", max_retries=0)
+    app = make_app(db, prof=prof)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "go")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = str(app.query_one(ErrorMessage).render())
+        assert "500" in shown and "127.0.0.1" in shown
+
+
+# -- regenerate, edit ---------------------------------------------------------------------
+
+
+async def test_regenerate_replaces_the_last_answer(db: Path) -> None:
+    backend = ScriptedBackend(answer("First try."), answer("Second try."))
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "q")
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [w.source for w in app.query(AssistantMessage)] == ["Second try."]
+        assert [(m.role, m.content) for m in backend.requests[1].messages] == [("user", "q")]
+        conversation = chat(app).conversation_id
+    assert saved(db, conversation) == [
+        ("user", "q", "complete"),
+        ("assistant", "Second try.", "complete"),
+    ]
+
+
+async def test_edit_last_takes_the_prompt_back_and_resends(db: Path) -> None:
+    backend = ScriptedBackend(answer("A."), answer("B."), answer("C."))
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "one")
+        await app.workers.wait_for_complete()
+        await send(pilot, "two")
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        composer = app.query_one(Composer)
+        assert composer.text == "two"
+        assert [w.source for w in app.query(UserMessage)] == ["one"]
+        composer.set_prompt("two, edited")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [(m.role, m.content) for m in backend.requests[-1].messages] == [
+            ("user", "one"),
+            ("assistant", "A."),
+            ("user", "two, edited"),
+        ]
+        conversation = chat(app).conversation_id
+    assert saved(db, conversation) == [
+        ("user", "one", "complete"),
+        ("assistant", "A.", "complete"),
+        ("user", "two, edited", "complete"),
+        ("assistant", "C.", "complete"),
+    ]
+
+
+# -- conversations ------------------------------------------------------------------------
+
+
+async def test_a_conversation_survives_a_restart(db: Path) -> None:
+    app = make_app(db, ScriptedBackend(answer("Saved answer.")))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "remember me")
+        await app.workers.wait_for_complete()
+        conversation = chat(app).conversation_id
+
+    backend = ScriptedBackend(answer("Next."))
+    again = make_app(db, backend, continue_last=True)
+    async with again.run_test(size=SIZE) as pilot:
+        await again.workers.wait_for_complete()
+        await pilot.pause()
+        assert chat(again).conversation_id == conversation
+        assert [w.source for w in again.query(UserMessage)] == ["remember me"]
+        assert [w.source for w in again.query(AssistantMessage)] == ["Saved answer."]
+        await send(pilot, "and then?")
+        await again.workers.wait_for_complete()
+    assert [(m.role, m.content) for m in backend.requests[0].messages] == [
+        ("user", "remember me"),
+        ("assistant", "Saved answer."),
+        ("user", "and then?"),
+    ]
+
+
+async def test_the_sidebar_switches_renames_and_deletes_conversations(db: Path) -> None:
+    backend = ScriptedBackend(answer("Answer one."), answer("Answer two."))
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "first topic")
+        await app.workers.wait_for_complete()
+        first = chat(app).conversation_id
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert not app.query(UserMessage)
+        await send(pilot, "second topic")
+        await app.workers.wait_for_complete()
+
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        sidebar = chat(app).sidebar
+        assert sidebar.display
+        assert [item.title for item in sidebar.items] == ["second topic", "first topic"]
+
+        await pilot.press("down", "enter")  # newest first: the second row is the first topic
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert chat(app).conversation_id == first
+        assert [w.source for w in app.query(UserMessage)] == ["first topic"]
+        assert [w.source for w in app.query(AssistantMessage)] == ["Answer one."]
+
+        sidebar.query_one("#conversations").focus()
+        await pilot.press("f2")
+        await pilot.pause()
+        await pilot.press("ctrl+u", *"Renamed", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "Renamed" in [item.title for item in sidebar.items]
+
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("n")  # cancelled: nothing deleted
+        await app.workers.wait_for_complete()
+        assert len(sidebar.items) == 2
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert len(sidebar.items) == 1
+
+        app.query_one("#conversation-search").focus()
+        await pilot.press(*"zzz-nothing")
+        await pilot.pause()
+        assert sidebar.items == []
+
+
+# -- composer -----------------------------------------------------------------------------
+
+
+async def test_composer_keys_newline_and_prompt_history(db: Path) -> None:
+    backend = ScriptedBackend(answer("ok"))
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*"line one", "ctrl+j", *"line two", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert backend.requests[0].messages[-1].content == "line one\nline two"
+        await pilot.press(*"second", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+        composer = app.query_one(Composer)
+        await pilot.press(*"draft")
+        await pilot.press("up")
+        assert composer.text == "second"
+        await pilot.press("up")
+        assert composer.text == "line one\nline two"
+        assert composer.cursor_location[0] == 0
+        await pilot.press("up")  # oldest: stays
+        assert composer.text == "line one\nline two"
+        await pilot.press("down")  # first line -> moves the cursor, not the history
+        assert composer.text == "line one\nline two"
+        await pilot.press("down")
+        assert composer.text == "second"
+        await pilot.press("down")
+        assert composer.text == "draft"
+
+
+async def test_a_huge_paste_becomes_a_placeholder_and_is_sent_exactly(db: Path) -> None:
+    backend = ScriptedBackend(answer("ok"))
+    app = make_app(db, backend)
+    huge = "\n".join(f"line {i} " + "x" * 60 for i in range(20_000))
+    assert len(huge) > PASTE_INLINE_CHARS
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        composer = app.query_one(Composer)
+        await pilot.press(*"see: ")
+        started = time.perf_counter()
+        composer.post_message(Paste(huge))
+        await pilot.pause()
+        assert time.perf_counter() - started < 1.0
+        assert composer.text.startswith("see: [pasted text #1: 20,000 lines")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert backend.requests[0].messages[-1].content == "see: " + huge
+        shown = str(app.query_one(UserMessage).render())
+        assert "more characters" in shown and len(shown) < 30_000
+
+
+# -- following the end --------------------------------------------------------------------
+
+
+async def test_the_view_follows_the_end_until_the_user_scrolls_up(db: Path) -> None:
+    lines = [TextDelta(f"line {i}\n\n") for i in range(200)]
+    script: list[Event | BackendError] = [*lines[:100], *lines[100:], Finish("stop")]
+    backend = ScriptedBackend(script, pause_before=100)
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "long")
+        await backend.paused.wait()
+        await pilot.pause()
+        view = chat(app).view
+        assert view.max_scroll_y > 0
+        assert view.scroll_y == view.max_scroll_y
+
+        view.scroll_to(y=0, animate=False)  # the user scrolls up
+        await pilot.pause()
+        backend.resume.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        assert view.scroll_y == 0
+        badge = app.query_one("#new-text")
+        assert shown(badge)
+
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+        await pilot.pause(0.3)
+        assert not shown(badge)
+
+        view.scroll_to(y=0, animate=False)
+        await pilot.pause()
+        await send(pilot, "again")  # a new prompt follows again
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+
+
+async def test_following_holds_under_a_fast_loopback_stream(db: Path, server: LLMServer) -> None:
+    prof = profile(server.url(tokens=3000) + "/v1")
+    app = make_app(db, prof=prof)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "fast")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view = chat(app).view
+        assert app.query_one(AssistantMessage).source.endswith("w2999")
+        assert view.max_scroll_y > 0 and view.scroll_y == view.max_scroll_y
+
+
+# -- copy, token details, nodes, keys, themes, profiles -----------------------------------
+
+
+async def test_copy_sends_sanitised_text(db: Path) -> None:
+    text = "Run:\n\n```sh\necho hi\x1b]52;c;ZXZpbA==\x07\n```\n"
+    backend = ScriptedBackend([TextDelta(text), Finish("stop")])
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "code please")
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+o")
+        assert app.clipboard.startswith("Run:") and "\x1b" not in app.clipboard
+        await pilot.press("alt+o")
+        assert app.clipboard == "echo hi"
+        app.query(UserMessage).first().focus()
+        await pilot.press("ctrl+o")
+        assert app.clipboard == "code please"
+
+
+async def test_token_details_shade_tokens_and_nodes_get_blocks(db: Path) -> None:
+    script: list[Event | BackendError] = [
+        TextDelta("Sure", logprob=-0.01),
+        TextDelta(" thing", logprob=-2.5),
+        TextDelta("alpha", node_id="draft"),
+        TextDelta("beta", node_id="review"),
+        TextDelta(" more", node_id="draft"),
+        Finish("stop"),
+    ]
+    app = make_app(db, ScriptedBackend(script))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "x")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        message = app.query_one(AssistantMessage)
+        assert list(message.nodes) == ["draft", "review"]
+        assert message.nodes["draft"].markdown.source == "alpha more"
+        assert "**draft**" in message.source and "**review**" in message.source
+
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert message.has_class("-details")
+        view = message.query_one(".tokens")
+        rendered = view.render()
+        assert "Sure thing" in str(rendered)
+        spans = getattr(rendered, "spans", [])
+        colours = {str(span.style) for span in spans}
+        assert len(colours) >= 2  # different probabilities, different shades
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert not message.has_class("-details")
+
+
+async def test_keys_are_configurable(db: Path) -> None:
+    prof = profile()
+    settings = Settings(profiles={"main": prof}, keys={"send": "ctrl+s", "nonsense": "f9"})
+    backend = ScriptedBackend(answer("ok"))
+    app = make_app(db, backend, prof=prof, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*"a", "enter", *"b")
+        assert app.query_one(Composer).text == "a\nb"
+        await pilot.press("ctrl+s")
+        await app.workers.wait_for_complete()
+        assert backend.requests[0].messages[-1].content == "a\nb"
+
+
+async def test_the_theme_is_remembered(db: Path, data_dir: Path) -> None:
+    app = make_app(db, ScriptedBackend())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.theme = "nord"
+        await pilot.pause()
+    assert json.loads((data_dir / "ui-state.json").read_text())["theme"] == "nord"
+    again = make_app(db, ScriptedBackend())
+    async with again.run_test(size=SIZE):
+        assert again.theme == "nord"
+
+
+async def test_switching_profile_closes_the_old_backend(db: Path, server: LLMServer) -> None:
+    old = ScriptedBackend(answer("from old"))
+    other = profile(server.url(text="from new", tag="new") + "/v1", name="other", model="m2")
+    main = profile()
+    settings = Settings(profiles={"main": main, "other": other})
+    app = make_app(db, old, prof=main, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        commands = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Switch profile: other" in commands
+        chat(app).switch_profile("other")
+        await app.workers.wait_for_complete()
+        assert old.closed
+        assert "other" in str(chat(app).sub_title) and "m2" in str(chat(app).sub_title)
+        await send(pilot, "hello")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.query_one(AssistantMessage).source == "from new"
+        assert server.record("new").body["model"] == "m2"
