@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
 from tests.servers.llm_server import (
     BackendMaker,
     LLMServer,
@@ -13,7 +14,6 @@ from tests.servers.llm_server import (
     read_then_close,
     serve,
 )
-
 from tokentide.backends.base import GenerationRequest, collect
 from tokentide.backends.events import Finish, TextDelta
 from tokentide.backends.muna import decode_data_url
@@ -145,3 +145,14 @@ async def test_cancel_closes_the_connection(server: LLMServer, make: BackendMake
     events, lag = await read_then_close(server, backend.stream(ASK), "cancel")
     assert events == [TextDelta("w0"), TextDelta(" w1")]
     assert lag < 0.1
+
+
+async def test_non_text_result_is_a_protocol_error(make: BackendMaker) -> None:
+    from tests.servers.raw import LAST_CHUNK, chunk, head, raw_server
+
+    event = b'event: prediction\ndata: {"results": [{"data": 3, "type": "int"}], "error": null}\n\n'
+    async with raw_server(head(), chunk(event), LAST_CHUNK) as raw:
+        events, error = await drain(backend_for(make, raw.url).stream(ASK))
+    assert events == []
+    assert isinstance(error, ProtocolError)
+    assert "not text" in str(error)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
 from tests.servers.llm_server import (
     BackendMaker,
     LLMServer,
@@ -13,7 +14,6 @@ from tests.servers.llm_server import (
     read_then_close,
     serve,
 )
-
 from tokentide.backends.base import GenerationRequest, collect
 from tokentide.backends.events import Finish, ReasoningDelta, TextDelta, Usage
 from tokentide.errors import (

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
 from tests.servers.llm_server import (
     DEFAULT_TEXT,
     BackendMaker,
@@ -18,7 +19,6 @@ from tests.servers.llm_server import (
     serve,
 )
 from tests.servers.raw import LAST_CHUNK, chunk, head, raw_server
-
 from tokentide.backends.base import GenerationRequest, collect
 from tokentide.backends.events import Finish, ReasoningDelta, TextDelta, Usage
 from tokentide.errors import (

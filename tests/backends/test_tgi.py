@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+
 from tests.servers.llm_server import (
     DEFAULT_TEXT,
     BackendMaker,
@@ -14,7 +15,6 @@ from tests.servers.llm_server import (
     read_then_close,
     serve,
 )
-
 from tokentide.backends.base import GenerationRequest, Message, collect
 from tokentide.backends.events import Finish, TextDelta, Usage
 from tokentide.errors import (

@@ -99,7 +99,7 @@ class MunaParser(StreamParser):
                 server=self.server,
             )
         raise_prediction_error(obj, self.server)
-        value = first_result(obj)
+        value = first_result(obj, self.server)
         if value is None:
             return []
         if value.startswith("data:"):
@@ -122,7 +122,7 @@ def raise_prediction_error(obj: Mapping[str, Any], server: str) -> None:
     )
 
 
-def first_result(obj: Mapping[str, Any]) -> str | None:
+def first_result(obj: Mapping[str, Any], server: str) -> str | None:
     """``results[0].data`` of a RemotePrediction: a data URL, an http(s) URL, plain text,
     or None when there is no result (yet)."""
     results = obj.get("results")
@@ -134,7 +134,11 @@ def first_result(obj: Mapping[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise TypeError("result data is not a string")
+        raise ProtocolError(
+            f"{server} sent a prediction result that is not text: {excerpt(repr(value), 120)}",
+            server=server,
+            hint="tokentide shows predictors that return a string.",
+        )
     return value
 
 
@@ -218,7 +222,7 @@ class MunaBackend(HTTPBackend):
 
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         raise_prediction_error(body, self.base_url)
-        value = first_result(body)
+        value = first_result(body, self.base_url)
         if value is None:
             return Reply(text="")
         if value.startswith("data:"):
