@@ -173,7 +173,7 @@ class BenchApp(App[None]):
     def on_mount(self) -> None:
         self.query_one("#conv", VerticalScroll).anchor()
 
-    def watch(self, word: str) -> None:
+    def watch_for(self, word: str) -> None:
         self.found_at = None
         self._watch_for = word
         self._check()
@@ -278,7 +278,7 @@ async def run_stream(
             await asyncio.sleep(0)
         t_last = time.perf_counter()
         cpu_marks.append(time.process_time())
-        app.watch(SENTINEL)
+        app.watch_for(SENTINEL)
         found = await _wait_found(app, timeout)
         cpu1 = time.process_time()
         stop.set()
@@ -326,7 +326,7 @@ async def run_open(kind: str, n_messages: int) -> tuple[float, float]:
                 widgets.append(Markdown(text))
         gc.collect()
         t0 = time.perf_counter()
-        app.watch(last_word)
+        app.watch_for(last_word)
         await conv.mount_all(widgets)
         found = await _wait_found(app, 120)
         painted = ((found or float("nan")) - t0) * 1e3

@@ -1,4 +1,4 @@
-"""Incremental Markdown → :class:`~textual.strip.Strip` engine behind ``MarkdownMessage``.
+"""Incremental Markdown → rendered lines engine behind ``MarkdownMessage``.
 
 Why this exists (``docs/performance.md``, "Live Markdown rendering"): stock Textual
 ``Markdown`` keeps one widget per block, so every refresh reflows every block widget of
@@ -29,12 +29,12 @@ from rich.console import Console, ConsoleOptions
 from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
 from rich.style import Style
-from textual.strip import Strip
 
 __all__ = [
     "CODE_THEME",
     "Block",
     "IncrementalDocument",
+    "Line",
     "estimate_height",
     "render_block",
 ]
@@ -66,10 +66,17 @@ class _TokensMarkdown(RichMarkdown):
 
 @dataclass(slots=True, eq=False)
 class Block:
-    """One top-level Markdown block: its source lines and its parsed tokens."""
+    """One top-level Markdown block: its source lines and (until rendered) its tokens.
+
+    Tokens are dropped once a finished block is rendered (``tokens = None``): a long
+    conversation would otherwise keep ~40 ``Token`` objects (each with its dicts and
+    lists) per block alive, and the cyclic GC's full collections — event-loop stalls —
+    grow with the number of live objects.  A re-render (new width) parses the block's
+    source alone, which gives the same tokens.
+    """
 
     source: str
-    tokens: list[Token]
+    tokens: list[Token] | None
 
 
 def _without_links(line: list[Segment]) -> list[Segment]:
@@ -88,11 +95,18 @@ def _without_links(line: list[Segment]) -> list[Segment]:
     ]
 
 
+Line = list[Segment]
+"""One rendered line.  Kept as segments, not :class:`Strip`: a ``Strip`` carries seven
+caches (~16 objects), which for a long conversation would multiply the objects the cyclic
+GC has to walk.  Strips are made per painted line (``MarkdownMessage.render_line``)."""
+
+
 def render_block(
     block: Block, width: int, console: Console, options: ConsoleOptions, style: Style
-) -> list[Strip]:
-    """Render one block at ``width`` cells to strips on the base ``style``."""
-    md = _TokensMarkdown(block.tokens)
+) -> list[Line]:
+    """Render one block at ``width`` cells to lines on the base ``style``."""
+    tokens = block.tokens if block.tokens is not None else _PARSER.parse(block.source)
+    md = _TokensMarkdown(tokens)
     render_options = options.update(width=width, height=None, highlight=False)
     lines = console.render_lines(md, render_options, style=style, pad=False)
     # rich emits empty lines around some elements (a list starts with one); blocks are
@@ -102,7 +116,7 @@ def render_block(
         start += 1
     while end > start and not Segment.get_line_length(lines[end - 1]):
         end -= 1
-    return [Strip(_without_links(line)) for line in lines[start:end]]
+    return [_without_links(line) for line in lines[start:end]]
 
 
 def _group_blocks(tokens: list[Token], text: str) -> list[tuple[int, int, list[Token]]]:

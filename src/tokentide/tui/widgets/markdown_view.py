@@ -50,11 +50,14 @@ from textual.widget import Widget
 from tokentide.sanitize import StreamSanitizer, sanitize
 from tokentide.tui.widgets.markdown_render import (
     IncrementalDocument,
+    Line,
     estimate_height,
     render_block,
 )
 
 __all__ = ["MarkdownMessage"]
+
+_BLANK: Line = []  # the separator between blocks (padded by Textual); never mutated
 
 
 class _BackgroundRenderer:
@@ -70,6 +73,8 @@ class _BackgroundRenderer:
     def __init__(self, app: App[Any]) -> None:
         self._app = weakref.ref(app)
         self._stack: list[weakref.ref[MarkdownMessage]] = []
+        self._relayout: list[weakref.ref[MarkdownMessage]] = []
+        self._relayout_at = 0.0
         self._timer: Timer | None = None
 
     def add(self, message: MarkdownMessage) -> None:
@@ -87,10 +92,22 @@ class _BackgroundRenderer:
         stack = self._stack
         while stack:
             message = stack[-1]()
-            if message is None or not message.is_attached or message._prerender(deadline):
+            if message is None or not message.is_attached:
                 stack.pop()
+            elif message._prerender(deadline):
+                stack.pop()
+                if message._height_changed():
+                    self._relayout.append(weakref.ref(message))
             if perf_counter() >= deadline:
                 break
+        # Off-screen height corrections: one layout per 250 ms, not one per message.
+        now = perf_counter()
+        if self._relayout and (not stack or now >= self._relayout_at):
+            self._relayout_at = now + 0.25
+            for ref in self._relayout:
+                if (target := ref()) is not None and target.is_attached:
+                    target.refresh(layout=True)
+            self._relayout.clear()
         self._arm()
 
 
@@ -139,9 +156,9 @@ class MarkdownMessage(Widget):
         # Render cache, valid for (_width, _style).
         self._width = 0
         self._style: Style | None = None
-        self._lines: list[Strip] = []  # finished blocks, append-only
+        self._lines: list[Line] = []  # finished blocks, append-only
         self._rendered_blocks = 0  # how many of _doc.finished are in _lines
-        self._live_lines: list[Strip] = []  # the live block (with its separator)
+        self._live_lines: list[Line] = []  # the live block (with its separator)
         self._parsed = False
         self._reported_height = -1
         self._queued = False
@@ -189,7 +206,7 @@ class MarkdownMessage(Widget):
         """The rendered content lines at the current width (for tests and tools)."""
         if self._width and not self._is_exact():
             self._sync(self._width, deadline=None)
-        return [*self._lines, *self._live_lines]
+        return [Strip(line) for line in (*self._lines, *self._live_lines)]
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -274,18 +291,19 @@ class MarkdownMessage(Widget):
         options = app.console_options
         lines = self._lines
         first_changed = len(lines)
-        blank = Strip.blank(width, style)
+        blank: Line = _BLANK
         finished = doc.finished
         while self._rendered_blocks < len(finished):
             block = finished[self._rendered_blocks]
             if lines:
                 lines.append(blank)
             lines.extend(render_block(block, width, console, options, style))
+            block.tokens = None
             self._rendered_blocks += 1
             if deadline is not None and perf_counter() >= deadline:
                 break
         old_live = self._live_lines
-        live: list[Strip] = []
+        live: list[Line] = []
         if doc.live is not None and self._rendered_blocks == len(finished):
             if lines:
                 live.append(blank)
@@ -313,9 +331,10 @@ class MarkdownMessage(Widget):
         if not self._is_exact():
             return False
         self._queued = False
-        if len(self._lines) + len(self._live_lines) != self._reported_height:
-            self.refresh(layout=True)
         return True
+
+    def _height_changed(self) -> bool:
+        return len(self._lines) + len(self._live_lines) != self._reported_height
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
         return container.width
@@ -347,13 +366,13 @@ class MarkdownMessage(Widget):
         if width and not self._streaming and not self._is_exact():
             # Became visible before the background renderer reached it.
             self._sync(width, deadline=None)
-            if len(self._lines) + len(self._live_lines) != self._reported_height:
+            if self._height_changed():
                 self.call_later(self.refresh, layout=True)
         lines = self._lines
         if y < len(lines):
-            return lines[y]
+            return Strip(lines[y])
         y -= len(lines)
         live = self._live_lines
         if y < len(live):
-            return live[y]
+            return Strip(live[y])
         return Strip.blank(width, self._style)

@@ -1,0 +1,242 @@
+"""MarkdownMessage: streamed rendering equals one-shot rendering, resize, safety, follow."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+from textual.strip import Strip
+from textual.widget import Widget
+
+from tokentide.tui.widgets.markdown_view import MarkdownMessage
+
+RICH_TEXT = """# Release notes
+
+Some **bold**, some *italic*, some `inline code` and a [link](https://example.com/x).
+
+## Lists
+
+- first item with **emphasis**
+- second item
+  - nested item
+- third item
+
+1. one
+2. two
+3. three
+
+> A block quote with `code`
+> over two lines.
+
+| name | value | note |
+|------|------:|------|
+| a | 1 | `x` |
+| b | 22 | *y* |
+
+```python
+def greet(name: str) -> str:
+    \"\"\"Say hello.\"\"\"
+    return f"Hello, {name}!"
+```
+
+Text after the fence, long enough to wrap at a narrow width: the quick brown fox jumps
+over the lazy dog again and again until the line is clearly longer than the terminal.
+
+---
+
+Final paragraph.
+"""
+
+
+class MessagesApp(App[None]):
+    def __init__(self, *widgets: Widget) -> None:
+        super().__init__()
+        self._widgets = widgets
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="conv"):
+            yield from self._widgets
+
+
+def chunks(text: str, rng: random.Random) -> list[str]:
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        step = rng.choice((1, 2, 3, 4, 5, 8, 13, 40))
+        out.append(text[pos : pos + step])
+        pos += step
+    return out
+
+
+def texts(lines: list[Strip]) -> list[str]:
+    return [line.text.rstrip() for line in lines]
+
+
+async def stream_into(
+    pilot: object, msg: MarkdownMessage, parts: list[str], rng: random.Random
+) -> None:
+    for part in parts:
+        msg.append(part)
+        roll = rng.random()
+        if roll < 0.2:
+            msg._frame()  # a render in the middle of the stream, whatever the timing
+        elif roll < 0.3:
+            await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_streamed_render_equals_one_shot(seed: int) -> None:
+    rng = random.Random(seed)
+    one_shot = MarkdownMessage(RICH_TEXT)
+    live = MarkdownMessage(streaming=True)
+    app = MessagesApp(one_shot, live)
+    async with app.run_test(size=(80, 60)) as pilot:
+        await stream_into(pilot, live, chunks(RICH_TEXT, rng), rng)
+        await pilot.pause()
+        live._frame()
+        # Before finish(): the incremental state alone already equals the one-shot render.
+        assert live.lines == one_shot.lines
+        assert live.source == RICH_TEXT
+        live.finish()
+        assert not live.streaming
+        assert live.lines == one_shot.lines
+        rendered = "\n".join(texts(live.lines))
+        for expected in ("Release notes", "inline code", "link (https://example.com/x)"):
+            assert expected in rendered
+        assert "def greet(name: str) -> str:" in rendered
+        assert "nested item" in rendered
+        assert "**" not in rendered  # bold markers were interpreted
+
+
+async def test_last_block_changes_type() -> None:
+    live = MarkdownMessage(streaming=True)
+    app = MessagesApp(live)
+    async with app.run_test(size=(60, 30)):
+        live.append("Intro paragraph.\n\nname | value\n")
+        live._frame()
+        assert "name | value" in "\n".join(texts(live.lines))
+        live.append("-----|------\nx | 1\n")
+        live._frame()
+        table = "\n".join(texts(live.lines))
+        assert "name | value" not in table  # now a table, not a paragraph
+        assert "─" in table and "x" in table
+        live.append("\n```python\nx = 1\n")  # an open fence is the last block
+        live._frame()
+        assert any(line.strip() == "x = 1" for line in texts(live.lines))
+        live.append("y = 2\n```\n\nAfter **bold**.")
+        live._frame()
+        lines = texts(live.lines)
+        assert lines[-1] == "After bold."
+        assert any(line.strip() == "y = 2" for line in lines)
+        live.finish()
+        assert texts(live.lines)[-1] == "After bold."
+
+
+async def test_resize_rewraps() -> None:
+    paragraph = "word " * 60 + "\n\n- item " + "long " * 30 + "\n"
+    live = MarkdownMessage(streaming=True)
+    app = MessagesApp(live)
+    async with app.run_test(size=(80, 30)) as pilot:
+        live.append(paragraph)
+        await pilot.pause()
+        wide = live.lines
+        assert all(line.cell_length <= 80 for line in wide)
+        await pilot.resize_terminal(40, 30)
+        await pilot.pause()
+        narrow = live.lines
+        assert len(narrow) > len(wide)
+        assert all(line.cell_length <= 40 for line in narrow)
+        assert live.size.height == len(narrow)
+        # Same as a message created at that width.
+        fresh = MarkdownMessage(paragraph)
+        await app.query_one("#conv").mount(fresh)
+        await pilot.pause()
+        assert fresh.lines == narrow
+
+
+PAYLOADS = [
+    "\x1b]52;c;ZXZpbCBjbGlwYm9hcmQ=\x07",  # OSC 52 clipboard write
+    "\x1b[2J\x1b[H",  # clear screen, cursor home
+    "\x9b31mred\x9b0m",  # C1 CSI
+    "\x1b]8;;https://evil.example\x1b\\click me\x1b]8;;\x1b\\",  # OSC 8 hyperlink
+    "\x1bP+q544e\x1b\\",  # DCS
+    "\x1b]0;title\x07",  # window title
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_escape_sequences_never_reach_segments(seed: int) -> None:
+    rng = random.Random(seed)
+    text = (
+        "# Title " + PAYLOADS[0] + "\n\nPara " + PAYLOADS[1] + " **bold " + PAYLOADS[2] + "**\n\n"
+        "- item " + PAYLOADS[3] + "\n\n> quote " + PAYLOADS[4] + "\n\n"
+        "```\ncode " + PAYLOADS[5] + "\n```\n\n[a link](https://example.com/\x1b[31m)\n"
+    )
+    live = MarkdownMessage(streaming=True)
+    complete = MarkdownMessage(text)
+    app = MessagesApp(live, complete)
+    async with app.run_test(size=(80, 60)) as pilot:
+        for part in chunks(text, rng):
+            live.append(part)
+            if rng.random() < 0.3:
+                live._frame()
+        live.finish()
+        await pilot.pause()
+        for msg in (live, complete):
+            assert "\x1b" not in msg.source
+            for line in msg.lines:
+                for segment in line:
+                    assert "\x1b" not in segment.text
+                    assert not any("\x80" <= c <= "\x9f" for c in segment.text)
+                    assert segment.style is None or not segment.style.link
+        # What the compositor actually paints: no escape, no hyperlink.
+        for strip in app.screen._compositor.render_strips():
+            for segment in strip:
+                assert "\x1b" not in segment.text
+                assert segment.style is None or not segment.style.link
+        assert "click me" in "\n".join(texts(live.lines))
+
+
+async def test_follows_bottom_after_fast_stream() -> None:
+    live = MarkdownMessage(streaming=True)
+    history = [MarkdownMessage(f"## Earlier answer {k}\n\n" + "text " * 200) for k in range(5)]
+    app = MessagesApp(*history, live)
+    words = [f"w{k} " if k % 97 else f"\n\n## Heading {k}\n\n" for k in range(20_000)]
+    async with app.run_test(size=(100, 30)) as pilot:
+        conv = app.query_one("#conv", VerticalScroll)
+        conv.anchor()
+        for k, word in enumerate(words):
+            live.append(word)
+            if k % 500 == 0:
+                await asyncio.sleep(0)  # a fast source: many tokens per loop iteration
+        await pilot.pause(0.1)
+        assert conv.max_scroll_y > 0
+        assert conv.scroll_y == conv.max_scroll_y
+        screen_text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        assert "w19999" in screen_text
+        live.finish()
+        await pilot.pause()
+        assert conv.scroll_y == conv.max_scroll_y
+
+
+async def test_saved_conversation_renders_lazily_and_settles() -> None:
+    texts_ = [f"## Answer {k}\n\n" + ("para " * 80 + "\n\n") * 3 + f"END{k}\n" for k in range(40)]
+    messages = [MarkdownMessage(text) for text in texts_]
+    app = MessagesApp(*messages)
+    async with app.run_test(size=(100, 30)) as pilot:
+        conv = app.query_one("#conv", VerticalScroll)
+        conv.anchor()
+        for _ in range(400):
+            await pilot.pause(0.01)
+            if all(m._is_exact() for m in messages):
+                break
+        await pilot.pause()
+        assert all(m._is_exact() for m in messages)
+        for m in messages:
+            assert m.size.height == len(m.lines)
+        screen_text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        assert "END39" in screen_text
+        assert conv.scroll_y == conv.max_scroll_y
