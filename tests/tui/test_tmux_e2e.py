@@ -1,0 +1,144 @@
+"""End to end in a real terminal: ``python -m tokentide chat`` in tmux (private socket,
+120×40) against the loopback LLM server streaming paced tokens.  Type a prompt, watch
+the answer grow over several captures, press Esc, then check the partial answer on
+screen, in the history database, and the disconnect on the server."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.llm_server import LLMServer, serve
+from tokentide.history.store import HistoryStore
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LLMServer]:
+    with serve() as running:
+        yield running
+
+
+class Tmux:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.socket = f"tide-test-{uuid.uuid4().hex[:10]}"
+        self.env = env
+
+    def run(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=True,
+            timeout=10,
+        )
+        return result.stdout
+
+    def start(self, command: str) -> None:
+        self.run("-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", command)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "0")
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "0", *keys)
+
+    def wait_for(self, condition: Callable[[str], bool], timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if condition(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"screen never matched; last capture:\n{screen}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+
+
+def words(screen: str) -> int:
+    """The highest ``wN`` token number on screen, +1 (0 if none)."""
+    found = [int(n) for n in re.findall(r"\bw(\d+)\b", screen)]
+    return max(found) + 1 if found else 0
+
+
+def test_type_watch_stop_in_a_real_terminal(
+    server: LLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    url = server.url(tokens=2000, delay=0.03, tag="e2e") + "/v1"
+    config.write_text(
+        f'default = "loop"\n\n[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "m"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "TMUX"))}
+    env.update(
+        TIDE_CONFIG=str(config),
+        TIDE_DATA_DIR=str(data),
+        TERM="xterm-256color",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    tmux = Tmux(env)
+    tmux.start(f"{sys.executable} -m tokentide chat")
+    try:
+        tmux.wait_for(lambda s: "Send" in s and "loop" in s)
+        tmux.keys("Tell me a story", "Enter")  # one read: the Enter must not overtake the text
+
+        seen: list[int] = []
+        while len(seen) < 4:
+            screen = tmux.wait_for(lambda s: words(s) > (seen[-1] if seen else 0))
+            seen.append(words(screen))
+        assert seen == sorted(seen) and len(set(seen)) == 4, seen
+        assert "Tell me a story" in screen
+        assert "streaming" in screen
+
+        pressed = time.monotonic()
+        tmux.keys("Escape")
+        record = server.record("e2e")
+        assert record.finished.wait(5), "the server never finished the request"
+        assert record.disconnected_at is not None, "the server never saw the disconnect"
+        # tmux, the terminal parser's Esc timeout and the app: generous but bounded.
+        assert record.disconnected_at - pressed < 1.0
+
+        screen = tmux.wait_for(lambda s: "stopped" in s)
+        shown = words(screen)
+        assert 0 < shown <= record.tokens_sent
+        assert "Esc stops" not in screen
+
+        tmux.keys("C-q")
+        tmux.wait_for(lambda s: "Send" not in s, timeout=10)
+    finally:
+        tmux.kill()
+
+    monkeypatch.setenv("TIDE_DATA_DIR", str(data))
+    store = HistoryStore.open()
+    try:
+        conversation_id = store.last_conversation_id()
+        assert conversation_id is not None
+        messages = store.load(conversation_id).messages
+    finally:
+        store.close()
+    assert [(m.role, m.status) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "stopped"),
+    ]
+    assert messages[0].content == "Tell me a story"
+    saved = messages[1].content
+    assert saved.startswith("w0 w1") and words(saved) >= shown
