@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+
 from tests.servers.llm_server import LLMServer, split_tokens
 
 Scope = dict[str, Any]

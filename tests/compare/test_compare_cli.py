@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.servers.llm_server import LLMServer
 
+from tests.servers.llm_server import LLMServer
 from tokentide.compare.runner import CSV_FIELDS
 
 RUN_FIELDS = {*CSV_FIELDS, "gaps_s", "text"}

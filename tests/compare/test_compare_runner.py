@@ -14,8 +14,8 @@ import math
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.servers.llm_server import LLMServer
 
+from tests.servers.llm_server import LLMServer
 from tokentide.backends.base import Backend, GenerationRequest, Reply
 from tokentide.backends.events import Event, TextDelta
 from tokentide.compare.runner import (

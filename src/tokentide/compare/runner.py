@@ -47,6 +47,7 @@ __all__ = [
     "format_ratio",
     "format_table",
     "make_targets",
+    "mark_matches",
     "median",
     "percentile",
     "result_from",
