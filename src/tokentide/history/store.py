@@ -222,6 +222,7 @@ class HistoryStore:
                 f"Cannot create the history database {path}: {error.strerror or error}.",
                 hint="Check that the directory is writable, or set TIDE_DATA_DIR.",
             ) from None
+        _check_header(path)
         try:
             connection = sqlite3.connect(
                 path,
@@ -656,6 +657,18 @@ def _message(row: tuple[Any, ...], live: set[int]) -> StoredMessage:
         created_at=_time(row[10]),
         updated_at=_time(row[11]),
     )
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a non-empty file that does not start like an SQLite database (SQLite would
+    treat a very short one as empty and write over it)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(16)
+    except OSError:
+        return  # sqlite3.connect reports it
+    if head and head != b"SQLite format 3\x00":
+        raise _translate(sqlite3.DatabaseError("file is not a database"), path, "open")
 
 
 def _missing(conversation_id: str) -> HistoryError:

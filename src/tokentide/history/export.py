@@ -1,0 +1,144 @@
+"""Conversations as text: JSON (exact), Markdown (readable) and the ``tide history show``
+view (sanitised for a terminal).  Nothing here can contain an API key: the store never
+holds one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tokentide.history.store import Conversation, StoredMessage
+
+__all__ = ["EXPORT_VERSION", "atomic_write", "to_json", "to_markdown", "to_text"]
+
+EXPORT_VERSION = 1
+"""Bumped when the JSON export's shape changes."""
+
+
+def _iso(conversation_or_message: Conversation | StoredMessage, attr: str) -> str:
+    value = getattr(conversation_or_message, attr)
+    return str(value.isoformat())
+
+
+def to_dict(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "format": "tokentide-conversation",
+        "version": EXPORT_VERSION,
+        "id": conversation.id,
+        "title": conversation.title,
+        "profile": conversation.profile,
+        "created_at": _iso(conversation, "created_at"),
+        "updated_at": _iso(conversation, "updated_at"),
+        "messages": [
+            {
+                "id": m.id,
+                "role": m.role,
+                "content": m.content,
+                "status": m.status,
+                "finish_reason": m.finish_reason,
+                "error": m.error,
+                "stats": m.stats,
+                "profile": m.profile,
+                "model": m.model,
+                "created_at": _iso(m, "created_at"),
+                "updated_at": _iso(m, "updated_at"),
+            }
+            for m in conversation.messages
+        ],
+    }
+
+
+def to_json(conversation: Conversation, *, ascii_only: bool = False) -> str:
+    """The conversation as JSON; ``json.loads`` gives back every text exactly.
+    ``ascii_only`` escapes every non-ASCII character (safe to print on a terminal)."""
+    return json.dumps(to_dict(conversation), ensure_ascii=ascii_only, indent=2) + "\n"
+
+
+def _heading(message: StoredMessage) -> str:
+    who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(
+        message.role, message.role
+    )
+    if message.role == "assistant" and (message.model or message.profile):
+        who += f" ({message.model or message.profile})"
+    if message.status != "complete":
+        who += f" [{message.status}]"
+    return who
+
+
+def _fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks in ``text``."""
+    longest = run = 0
+    for c in text:
+        run = run + 1 if c == "`" else 0
+        longest = max(longest, run)
+    return "`" * max(3, longest + 1)
+
+
+def to_markdown(conversation: Conversation) -> str:
+    """The conversation as a readable Markdown document (original text, unsanitised:
+    for files, not for terminals)."""
+    lines = [f"# {conversation.title or 'Untitled conversation'}", ""]
+    lines.append(f"- id: `{conversation.id}`")
+    if conversation.profile:
+        lines.append(f"- profile: {conversation.profile}")
+    lines.append(f"- created: {_iso(conversation, 'created_at')}")
+    lines.append(f"- updated: {_iso(conversation, 'updated_at')}")
+    for message in conversation.messages:
+        lines += ["", f"## {_heading(message)}", ""]
+        if message.role == "system":
+            fence = _fence(message.content)
+            lines += [fence, message.content, fence]
+        else:
+            lines.append(message.content)
+        if message.error:
+            lines += ["", f"> Error: {' '.join(message.error.split())}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_text(conversation: Conversation) -> str:
+    """The ``tide history show`` view, sanitised for a terminal."""
+    from tokentide.sanitize import sanitize, sanitize_title
+
+    title = sanitize_title(conversation.title or "Untitled conversation", limit=100)
+    out = [title, f"{conversation.id} · {conversation.created_at:%Y-%m-%d %H:%M} UTC"]
+    if conversation.profile:
+        out[-1] += f" · profile {sanitize_title(conversation.profile, limit=40)}"
+    for message in conversation.messages:
+        out += ["", f"── {sanitize_title(_heading(message), limit=100)}"]
+        out.append(sanitize(message.content).rstrip("\n"))
+        if message.error:
+            out.append(f"(error: {sanitize_title(message.error, limit=300)})")
+    return "\n".join(out) + "\n"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one:
+    a temporary file in the same directory, fsync, rename, fsync of the directory."""
+    path = path.expanduser()
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dir_fd)
