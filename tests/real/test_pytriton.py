@@ -14,25 +14,16 @@ grpc.aio test server in ``tests/backends/test_triton_grpc.py``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import sysconfig
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("pytriton")
 
+from tests.real.pytriton_serve import MODEL, LaunchError, PyTriton, expected, launch
 from tokentide.backends.base import Backend, GenerationRequest
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.registry import create_backend
@@ -42,158 +33,16 @@ from tokentide.generation import Generation, State
 
 pytestmark = pytest.mark.real_server
 
-SERVE = Path(__file__).with_name("pytriton_serve.py")
-MODEL = "toy_stream"
-WORDS = [
-    "The",
-    "quick",
-    "brown",
-    "fox",
-    "jumps",
-    "over",
-    "the",
-    "lazy",
-    "dog",
-    ".",
-    "Ça",
-    "va",
-    "très",
-    "bien",
-    ",",
-    "日本語",
-    "✓",
-]
 STOP_WITHIN = 0.100
-READY_LINE = "successfully loaded 'toy_stream'"
-
-
-def expected(count: int) -> str:
-    return "".join(("" if i == 0 else " ") + WORDS[i % len(WORDS)] for i in range(count))
-
-
-@dataclass(frozen=True)
-class PyTriton:
-    grpc: str
-    http: str
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _cache_entries() -> set[Path]:
-    cache = Path.home() / ".cache" / "pytriton"
-    return set(cache.iterdir()) if cache.is_dir() else set()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the serve script (it stops tritonserver and the stub), then make sure its
-    whole process group (it leads its own session) is gone."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-    pgid = process.pid
-    deadline = time.monotonic() + 15
-    sig = signal.SIGTERM
-    while _group_alive(pgid):  # tritonserver is not our child: nothing to wait() on
-        if time.monotonic() > deadline:
-            if sig is signal.SIGKILL:
-                break
-            sig, deadline = signal.SIGKILL, time.monotonic() + 5
-        os.killpg(pgid, sig)
-        time.sleep(0.1)
-
-
-def _remove_model_copies(workspace: Path) -> None:
-    """Triton's Python backend copies each model to ``/tmp/folderXXXXXX`` (a fixed
-    template) and leaves it there; remove the copies of *our* model (their config names
-    our workspace)."""
-    for copy in Path("/tmp").glob("folder*"):
-        try:
-            config = (copy / "config.pbtxt").read_text(errors="replace")
-        except OSError:
-            continue
-        if f'"{workspace}"' in config:
-            shutil.rmtree(copy, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def pytriton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyTriton]:
-    folder = tmp_path_factory.mktemp("pytriton")
-    http_port, grpc_port, metrics_port = _free_ports(3)
-    libdir = sysconfig.get_config_var("LIBDIR") or ""
-    env = dict(os.environ)
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        p for p in (libdir, env.get("LD_LIBRARY_PATH", "")) if p
-    )
-    before = _cache_entries()
-    log_path = folder / "server.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(SERVE),
-            "--http-port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-            "--metrics-port",
-            str(metrics_port),
-            "--workspace",
-            str(folder / "workspace"),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    ready = threading.Event()
-
-    def copy_log() -> None:  # keeps the pipe drained for the server's whole life
-        assert process.stdout is not None
-        with log_path.open("wb") as log:
-            for line in process.stdout:
-                log.write(line)
-                log.flush()
-                if READY_LINE.encode() in line:
-                    ready.set()
-        ready.set()  # the server exited: stop waiting
-
-    reader = threading.Thread(target=copy_log, daemon=True)
-    reader.start()
     try:
-        if not ready.wait(90) or process.poll() is not None:
-            pytest.fail(f"PyTriton did not start; log:\n{log_path.read_text()[-3000:]}")
-        yield PyTriton(grpc=f"127.0.0.1:{grpc_port}", http=f"http://127.0.0.1:{http_port}")
-    finally:
-        _stop(process)
-        reader.join(10)
-        if process.stdout is not None:
-            process.stdout.close()
-        shutil.rmtree(folder / "workspace", ignore_errors=True)
-        _remove_model_copies(folder / "workspace")
-        for entry in _cache_entries() - before:
-            shutil.rmtree(entry, ignore_errors=True)
+        with launch(tmp_path_factory.mktemp("pytriton")) as server:
+            yield server
+    except LaunchError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture
