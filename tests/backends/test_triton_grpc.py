@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.servers.triton_grpc_server import TritonServer, serve
 
+from tests.servers.triton_grpc_server import TritonServer, serve
 from tokentide.backends.base import GenerationRequest
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.registry import create_backend
@@ -478,9 +478,11 @@ async def test_first_token_deadline_cancels_the_call(server: TritonServer, make:
 
 
 async def test_first_token_deadline_counts_only_until_the_first_text(make: Make) -> None:
-    backend = make(params={"tokens": 4, "delay": 0.15}, deadlines=Deadlines(first_token=0.3))
+    backend = make(params={"tokens": 6, "delay": 0.1}, deadlines=Deadlines(first_token=0.4))
+    started = time.monotonic()
     events, error = await drain(backend.stream(ASK))
-    assert error is None and text_of(events) == "w0 w1 w2 w3"  # 0.6 s in all
+    assert error is None and text_of(events) == "w0 w1 w2 w3 w4 w5"
+    assert time.monotonic() - started > 0.4  # the whole answer took longer than the deadline
 
 
 async def test_unary_first_token_deadline(server: TritonServer, make: Make) -> None:

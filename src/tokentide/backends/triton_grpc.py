@@ -630,7 +630,7 @@ class TritonGRPCBackend:
             flag.datatype = "BOOL"
             flag.shape.extend(plan.stream_shape)
             raw.append(b"\x01" if stream else b"\x00")
-        max_tokens = request.max_tokens if request.max_tokens is not None else None
+        max_tokens = request.max_tokens
         if max_tokens is None:
             max_tokens = self.profile.max_tokens
         if self.max_tokens_tensor and max_tokens is not None:
