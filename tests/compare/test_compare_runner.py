@@ -17,7 +17,7 @@ import pytest
 
 from tests.servers.llm_server import LLMServer
 from tokentide.backends.base import Backend, GenerationRequest, Reply
-from tokentide.backends.events import Event, TextDelta
+from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.compare.runner import (
     CSV_FIELDS,
     Comparison,
@@ -251,6 +251,33 @@ async def test_unexpected_backend_failure_is_recorded_not_raised() -> None:
     assert stream.state == "error" and stream.error_type == "InternalError"
     assert stream.error_message is not None and "RuntimeError: bug" in stream.error_message
     assert create.ok and create.text == "x"
+
+
+class CutOff:
+    """Streams nothing but a reasonless end (what llama-cpp-python's server sends to a
+    request it interrupted); ``create`` answers normally."""
+
+    name = "cut off"
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        yield Finish(None)
+
+    async def create(self, request: GenerationRequest) -> Reply:
+        return Reply("answer", "stop")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_an_empty_reasonless_answer_is_a_failure_not_a_fast_success() -> None:
+    backend: Backend = CutOff()
+    target = Target("cut", Profile(name="cut", api="local"), backend)
+    comparison = Comparison([target], PROMPT)
+    stream, create = await comparison.run()
+    assert stream.state == "error" and stream.error_type == "EmptyAnswer"
+    assert stream.error_message is not None and "--sequential" in stream.error_message
+    assert create.ok and stream.text_matched is None
+    assert not comparison.ok
 
 
 # -- summaries and formatting -----------------------------------------------------------

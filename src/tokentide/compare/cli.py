@@ -344,5 +344,3 @@ def _describe_run(comparison: Comparison, *, interrupted: bool) -> str:
     if interrupted:
         text += f" (stopped after {len({r.run for r in comparison.results})} complete runs)"
     return text
-
-

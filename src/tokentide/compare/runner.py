@@ -283,6 +283,17 @@ def result_from(
             bug = producer.exception()  # also marks it retrieved: no "never retrieved" log
             if bug is not None:
                 error_message = f"the backend failed unexpectedly: {type(bug).__name__}: {bug}"
+    finish_reason = gen.finish.reason if gen.finish is not None else None
+    if gen.state is State.DONE and not gen.text and finish_reason is None:
+        # A clean end without a single content token and without a finish reason: the
+        # server cut the answer off (llama-cpp-python's server does this to a running
+        # request when another arrives, its interrupt_requests setting).  Not a success:
+        # it has no time to first token and would flatter the totals.
+        state, error_type = State.ERROR.value, "EmptyAnswer"
+        error_message = (
+            "the server ended the answer without any content or finish reason "
+            "(interrupted by the other request? try --sequential)"
+        )
     gaps = list(stats.gaps) if mode == "stream" else []
     return RunResult(
         target=target,
@@ -300,7 +311,7 @@ def result_from(
         gap_p99_s=percentile(gaps, 99),
         chars=stats.chars,
         attempts=stats.attempts,
-        finish_reason=gen.finish.reason if gen.finish is not None else None,
+        finish_reason=finish_reason,
         error_type=error_type,
         error_message=error_message,
         text=gen.text,

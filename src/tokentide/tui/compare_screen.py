@@ -70,6 +70,10 @@ def _seconds(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def _no_reason(gen: Generation) -> bool:
+    return gen.finish is None or gen.finish.reason is None
+
+
 class ComparePane(Vertical):
     """One target × mode: a title, a live stats line and the answer."""
 
@@ -80,6 +84,8 @@ class ComparePane(Vertical):
         self.generation: Generation | None = None
         self.message: MarkdownMessage | None = None
         self.error: BackendError | None = None
+        self.empty = False
+        """The answer ended cleanly but without content (counted as a failure)."""
         self.border_title = sanitize(f"{label} · {MODE_NAMES[mode]}")
 
     def compose(self) -> ComposeResult:
@@ -98,6 +104,7 @@ class ComparePane(Vertical):
         """Show ``generation`` from now on (clearing what an earlier run showed)."""
         self.generation = generation
         self.error = None
+        self.empty = False
         self.set_classes(f"compare-pane -{self.mode} -running")
         self.border_subtitle = ""
         await self.body.remove_children()
@@ -127,6 +134,18 @@ class ComparePane(Vertical):
             await self.body.mount(
                 Static(
                     sanitize(f"{type(self.error).__name__}: {self.error.message}{hint}"),
+                    classes="pane-error",
+                    markup=False,
+                )
+            )
+        elif gen.state is State.DONE and not gen.text and _no_reason(gen):
+            self.empty = True
+            await self.body.mount(
+                Static(
+                    "the server ended this answer without any content or finish reason "
+                    "(llama-cpp-python's server interrupts a running request when another "
+                    "arrives: compare with --sequential, or start it with "
+                    "--interrupt_requests False)",
                     classes="pane-error",
                     markup=False,
                 )
@@ -166,9 +185,10 @@ class ComparePane(Vertical):
         rate = stats.tokens_per_s
         parts.append(f"{rate:,.1f} tok/s" if rate is not None else "– tok/s")
         self.stats_line.update(" · ".join(parts))
-        self.border_subtitle = state.value
+        shown = "empty" if self.empty else state.value
+        self.border_subtitle = shown
         if state.finished:
-            self.set_classes(f"compare-pane -{self.mode} -{state.value}")
+            self.set_classes(f"compare-pane -{self.mode} -{'error' if self.empty else shown}")
         if self.mode == "create" and not state.finished:
             frame = SPINNER[int(elapsed * 10) % len(SPINNER)]
             for waiting in self.body.query(".pane-waiting").results(Static):
