@@ -63,7 +63,8 @@ def test_json_has_every_field_for_every_run(loopback: LLMServer, env: dict[str, 
     assert doc["modes"] == ["stream", "create"] and doc["completed"] is True
     assert doc["interrupted"] is False and doc["prompt"] == "Count."
     [target] = doc["targets"]
-    assert target["label"] == "command line" and target["api"] == "openai"
+    assert target["label"] == "m" and target["profile"] == "command line"
+    assert target["api"] == "openai"
     assert "/k/" in target["url"] and target["model"] == "m"
     results = doc["results"]
     assert len(results) == 4 and len(doc["warmup_results"]) == 2
@@ -126,13 +127,15 @@ def test_one_side_failing_exits_4_and_reports_each_run(
     assert proc.returncode == 4, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert [line.split()[:4] for line in lines[3:5]] == [
-        ["command", "line", "stream", "2/2"],
-        ["command", "line", "create", "0/2"],
+    host = url.split("/")[2]
+    assert [line.split()[:3] for line in lines[3:5]] == [
+        [host, "stream", "2/2"],
+        [host, "create", "0/2"],
     ]
     errors = lines[lines.index("errors:") + 1 :]
-    assert errors[0].startswith("  command line create run 1: Overloaded: ")
-    assert errors[1].startswith("  command line create run 2: Overloaded: ")
+    # (an ad-hoc target without --model is named by its host)
+    assert errors[0].startswith(f"  {host} create run 1: Overloaded: ")
+    assert errors[1].startswith(f"  {host} create run 2: Overloaded: ")
 
 
 @pytest.mark.parametrize(

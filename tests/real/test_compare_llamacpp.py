@@ -105,7 +105,7 @@ def test_concurrent_on_a_server_that_queues(queueing_url: str, tmp_path: Path) -
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert [line.split()[2:4] for line in lines[3:5]] == [["stream", "2/2"], ["create", "2/2"]]
+    assert [line.split()[1:3] for line in lines[3:5]] == [["stream", "2/2"], ["create", "2/2"]]
     assert any("same text in both modes" in line for line in lines)
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "start_generation",
     "summarize",
     "summary_sentences",
+    "target_labels",
 ]
 
 Mode = Literal["stream", "create"]
@@ -118,25 +119,49 @@ def make_targets(
 ) -> list[Target]:
     """Build each profile's backend (``factory`` defaults to
     :func:`~tokentide.backends.registry.create_backend`).  Labels are the profile names,
-    with ``#2``, ``#3`` … added to repeats.  Raises what the factory raises."""
+    see :func:`target_labels`.  Raises what the factory raises."""
     if factory is None:
         from tokentide.backends.registry import create_backend
 
         factory = create_backend
     targets: list[Target] = []
-    seen: dict[str, int] = {}
     try:
-        for profile in profiles:
-            seen[profile.name] = seen.get(profile.name, 0) + 1
-            label = (
-                profile.name if seen[profile.name] == 1 else f"{profile.name}#{seen[profile.name]}"
-            )
+        for label, profile in zip(target_labels(profiles), profiles, strict=True):
             targets.append(Target(label, profile, factory(profile)))
     except BaseException:
         for target in targets:
             _close_soon(target.backend)
         raise
     return targets
+
+
+AD_HOC = "command line"
+"""The name :func:`~tokentide.config.load.profile_from_flags` gives an ad-hoc profile."""
+
+
+def _label(profile: Profile) -> str:
+    """A profile's name; for an ad-hoc one, its model, else its host, else its api."""
+    if profile.name != AD_HOC:
+        return profile.name
+    if profile.model:
+        return profile.model
+    if profile.url:
+        host = urllib.parse.urlsplit(profile.url).netloc.rpartition("@")[2]
+        if host:
+            return host
+    return profile.api
+
+
+def target_labels(profiles: Sequence[Profile]) -> list[str]:
+    """Unique labels: profile names (an ad-hoc profile: model, host or api), with ``#2``,
+    ``#3`` … added to repeats."""
+    labels = []
+    seen: dict[str, int] = {}
+    for profile in profiles:
+        name = _label(profile)
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return labels
 
 
 def _close_soon(backend: Backend) -> None:

@@ -52,6 +52,7 @@ from tokentide.compare.runner import (
     start_generation,
     summarize,
     summary_sentences,
+    target_labels,
 )
 from tokentide.config.model import Profile
 from tokentide.errors import BackendError, TideError
@@ -241,13 +242,7 @@ class CompareScreen(Screen[None]):
     def _labels(self) -> list[str]:
         if self.targets is not None:
             return [t.label for t in self.targets]
-        seen: dict[str, int] = {}
-        labels = []
-        for profile in self.profiles:
-            seen[profile.name] = seen.get(profile.name, 0) + 1
-            n = seen[profile.name]
-            labels.append(profile.name if n == 1 else f"{profile.name}#{n}")
-        return labels
+        return target_labels(self.profiles)
 
     def compose(self) -> ComposeResult:
         yield Label(self._title(), id="compare-title", markup=False)
