@@ -221,6 +221,17 @@ async def test_clean_end_of_call_without_final_flag(make: Make) -> None:
     assert events == [TextDelta("w0"), TextDelta(" w1"), Finish()]
 
 
+async def test_final_flag_ends_the_answer_even_if_the_call_lingers(
+    server: TritonServer, make: Make
+) -> None:
+    started = time.monotonic()
+    events, error = await drain(make(params={"tokens": 2, "linger": True}).stream(ASK))
+    assert error is None
+    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish()]
+    assert time.monotonic() - started < 2.0  # a short grace for the call's end, then cancel
+    await server.wait_cancelled(server.last())
+
+
 # -- create ----------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ Knobs are request parameters (so a profile's ``params`` sets them):
                ``status_at`` tokens (default 0); ``status_message`` its details
 ``hang``       send nothing, ever (until the client cancels)
 ``no_final``   no ``triton_final_response`` flag: the call just ends
+``linger``     after the final response keep the call open (until the client cancels)
 ``stall_at=k`` after k tokens send nothing more until the client cancels
 
 Server-wide: ``serve(api_key=...)`` requires metadata ``x-api-key`` on every call
@@ -371,6 +372,8 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         yield pb.ModelStreamInferResponse(
             infer_response=self._response(spec, request, None, final=True)
         )
+        if params.get("linger"):
+            await asyncio.Event().wait()
 
 
 class TritonServer:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import itertools
 import json
 import re
@@ -104,6 +105,8 @@ Yields = Literal["delta", "cumulative"]
 
 _FINAL = "triton_final_response"
 _EMPTY_FINAL = "triton_enable_empty_final_response"
+_END_GRACE = 0.5
+"""Seconds to wait for the call's end after the final response before cancelling it."""
 _RESERVED_PARAMS = frozenset(
     {
         "sequence_id",
@@ -762,6 +765,12 @@ class TritonGRPCBackend:
                             yield TextDelta(text)
                     final = infer.parameters.get(_FINAL)
                     if final is not None and final.bool_param:
+                        # We half-closed after the one request, so Triton now ends the
+                        # call with OK: read that end (briefly) so that the server does
+                        # not log a finished answer as cancelled.
+                        with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError):
+                            async with asyncio.timeout(_END_GRACE):
+                                await call.read()
                         break
             except TimeoutError:
                 raise FirstTokenTimeout(
