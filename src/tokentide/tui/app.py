@@ -113,7 +113,10 @@ class ChatApp(App[int]):
         self.call_after_refresh(self._warm_backend)
 
     def _warm_backend(self) -> None:
-        """Build the backend after the first frame (it imports httpx)."""
+        """Build the backend after the first frame (it imports httpx), and load the
+        message widgets (markdown-it, Pygments) the first answer will need."""
+        import tokentide.tui.widgets.messages  # noqa: F401
+
         try:
             self.chat.ensure_backend()
         except TideError as error:

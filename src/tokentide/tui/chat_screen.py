@@ -43,22 +43,24 @@ from tokentide.generation import Generation, RetryPolicy, State
 from tokentide.sanitize import sanitize, sanitize_for_clipboard, sanitize_title
 from tokentide.tui.dialogs import ConfirmDialog, TextDialog
 from tokentide.tui.widgets.composer import Composer
-from tokentide.tui.widgets.messages import (
-    AssistantMessage,
-    ErrorMessage,
-    UserMessage,
-    last_code_block,
-)
 from tokentide.tui.widgets.sidebar import ConversationItem, Sidebar
 from tokentide.tui.widgets.status import StatusLine, describe_stats
 
 if TYPE_CHECKING:
-    from tokentide.history.store import AnswerRecorder, HistoryStore
+    from tokentide.history.store import AnswerRecorder, HistoryStore, StoredMessage
+    from tokentide.tui.widgets.messages import AssistantMessage
+
+# The message widgets (and with them the Markdown renderer, markdown-it, Pygments) are
+# imported when the first message is shown, not before the first frame.
 
 __all__ = ["ANSWER_GROUP", "ChatScreen", "ConversationView", "Turn"]
 
 ANSWER_GROUP = "answer"
 """Worker group of the answer being generated (one at a time)."""
+HISTORY_FIRST_PAINT = 8
+"""Saved messages mounted before the first paint of an opened conversation (a screenful
+and more); older ones follow, HISTORY_CHUNK at a time, above them."""
+HISTORY_CHUNK = 12
 
 _STATUS_OF: dict[State, str] = {
     State.DONE: "complete",
@@ -151,6 +153,8 @@ class ChatScreen(Screen[None]):
         self._idle.set()
         self._search = ""
         self._recorder: AnswerRecorder | None = None
+        self.history_painted = asyncio.Event()
+        """Set once an opened conversation's newest messages have been painted."""
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -296,6 +300,8 @@ class ChatScreen(Screen[None]):
 
     def send(self, text: str) -> None:
         """Store and show a new prompt, then ask for the answer."""
+        from tokentide.tui.widgets.messages import UserMessage
+
         try:
             self._store_user(text)
         except TideError as error:
@@ -317,6 +323,8 @@ class ChatScreen(Screen[None]):
 
     def answer(self) -> None:
         """Ask for an answer to the conversation so far (ending with a user turn)."""
+        from tokentide.tui.widgets.messages import AssistantMessage
+
         try:
             backend = self.ensure_backend()
         except TideError as error:
@@ -418,6 +426,8 @@ class ChatScreen(Screen[None]):
         self._refresh_sidebar()
 
     def _show_error(self, error: TideError, *, keep_answer: bool = False) -> None:
+        from tokentide.tui.widgets.messages import ErrorMessage
+
         note = ErrorMessage(
             error
             if isinstance(error, BackendError)
@@ -512,6 +522,8 @@ class ChatScreen(Screen[None]):
     # -- copying, token details, following -------------------------------------------------
 
     def _target(self) -> Widget | None:
+        from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
+
         focused = self.app.focused
         if isinstance(focused, UserMessage | AssistantMessage | ErrorMessage):
             return focused
@@ -519,6 +531,8 @@ class ChatScreen(Screen[None]):
         return answers.last() if answers else None
 
     def action_copy(self) -> None:
+        from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
+
         target = self._target()
         if target is None:
             self.notify("Nothing to copy yet.", timeout=3)
@@ -531,6 +545,8 @@ class ChatScreen(Screen[None]):
         self._copy(text, "message" if self.app.focused is target else "last answer")
 
     def action_copy_code(self) -> None:
+        from tokentide.tui.widgets.messages import AssistantMessage, last_code_block
+
         target = self._target()
         code = last_code_block(target.source) if isinstance(target, AssistantMessage) else None
         if code is None:
@@ -544,6 +560,8 @@ class ChatScreen(Screen[None]):
         self.notify(f"Copied the {what} ({len(clean):,} characters).", timeout=3)
 
     def action_token_details(self) -> None:
+        from tokentide.tui.widgets.messages import AssistantMessage
+
         target = self._target()
         if not isinstance(target, AssistantMessage) or not target.toggle_details():
             self.notify(
@@ -603,39 +621,66 @@ class ChatScreen(Screen[None]):
             self.notify(sanitize(str(error)), title="History", severity="error")
             return
         self._clear()
+        self.history_painted.clear()
         self.conversation_id = conversation_id
-        widgets: list[Widget] = []
+        # Turns first (cheap), so a request can carry the whole conversation at once;
+        # widgets are built newest first: the screenful at the end is mounted and
+        # painted straight away, older messages are added above it in small chunks.
+        pending: list[tuple[Turn, StoredMessage]] = []
         for saved in conversation.messages:
             if saved.role == "user":
-                widget: Widget = UserMessage(saved.content)
-                self.turns.append(Turn("user", saved.content, widgets=[widget]))
+                turn = Turn("user", saved.content)
                 self.composer.remember(saved.content)
-                widgets.append(widget)
             elif saved.role == "assistant":
                 status = saved.status or "complete"
                 if status == "streaming":  # another tide process is writing it
                     status = "incomplete"
-                answer = AssistantMessage(
-                    saved.content,
-                    label=saved.model or saved.profile,
-                    note=None if status == "complete" else status,
-                    status=status,
-                )
-                widgets.append(answer)
-                turn = Turn("assistant", saved.content, status, widgets=[answer])
-                if status == "error" and not saved.content:
-                    widgets.pop()
-                    note = ErrorMessage(
-                        saved.error or "The answer failed.", retry_key=self._key_for("retry")
-                    )
-                    widgets.append(note)
-                    if self.turns:
-                        self.turns[-1].widgets.append(note)
+                if status == "error" and not saved.content and self.turns:
+                    pending.append((self.turns[-1], saved))  # an error note on the prompt
                     continue
-                self.turns.append(turn)
-        await self.view.mount_all(widgets)
-        self.view.follow()
+                turn = Turn("assistant", saved.content, status)
+            else:
+                continue
+            self.turns.append(turn)
+            pending.append((turn, saved))
+        view = self.view
+        tail, older = pending[-HISTORY_FIRST_PAINT:], pending[:-HISTORY_FIRST_PAINT]
+        painted = asyncio.Event()
+        await view.mount_all([self._saved_widget(turn, saved) for turn, saved in tail])
+        view.follow()
         self._refresh_sidebar()
+        self.call_after_refresh(painted.set)
+        await painted.wait()  # the newest messages are on screen before older ones load
+        self.history_painted.set()
+        while older:
+            chunk, older = older[-HISTORY_CHUNK:], older[:-HISTORY_CHUNK]
+            widgets = [self._saved_widget(turn, saved) for turn, saved in chunk]
+            await view.mount_all(widgets, before=0)
+            await asyncio.sleep(0)
+
+    def _saved_widget(self, turn: Turn, saved: StoredMessage) -> Widget:
+        """The widget showing one saved message (registered on its turn)."""
+        from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
+
+        widget: Widget
+        if saved.role == "user":
+            widget = UserMessage(saved.content)
+        elif turn.role == "user":  # a failed answer: an error note under the prompt
+            widget = ErrorMessage(
+                saved.error or "The answer failed.", retry_key=self._key_for("retry")
+            )
+        else:
+            widget = AssistantMessage(
+                saved.content,
+                label=saved.model or saved.profile,
+                note=None if turn.status == "complete" else turn.status,
+                status=turn.status,
+            )
+        if saved.role == "user":
+            turn.widgets.insert(0, widget)
+        else:
+            turn.widgets.append(widget)
+        return widget
 
     async def action_toggle_sidebar(self) -> None:
         sidebar = self.sidebar
