@@ -112,11 +112,12 @@ def user_version(path: Path) -> int:
 
 def schema_of(path: Path) -> list[tuple[object, ...]]:
     """The schema objects of a database, comparable across files."""
-    return query(
+    rows = query(
         path,
         "SELECT type, name, tbl_name, sql FROM sqlite_master"
         " WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
     )
+    return [(*row[:3], " ".join(str(row[3]).split())) for row in rows]
 
 
 def python(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:

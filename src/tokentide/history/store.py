@@ -27,6 +27,7 @@ import math
 import os
 import secrets
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -282,17 +283,20 @@ class HistoryStore:
         target = self.path.with_name(f"{self.path.name}.v{version}.bak")
         if target.exists():
             return
-        temp = target.with_name(target.name + ".tmp")
-        with suppress(FileNotFoundError):
-            temp.unlink()
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A name of its own: two processes upgrading at once each write a whole copy.
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
-        copy = sqlite3.connect(temp, isolation_level=None)
+        temp = Path(name)
         try:
-            self._conn().backup(copy)
+            copy = sqlite3.connect(temp, isolation_level=None)
+            try:
+                self._conn().backup(copy)
+            finally:
+                copy.close()
+            os.replace(temp, target)
         finally:
-            copy.close()
-        os.replace(temp, target)
+            with suppress(FileNotFoundError):
+                temp.unlink()
 
     def _migrate(self) -> None:
         db = self._conn()

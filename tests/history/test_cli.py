@@ -1,0 +1,232 @@
+"""``tide history``: list, show, export, delete against a real store in TIDE_DATA_DIR."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.history.conftest import python
+from tokentide.history.cli import history_app
+from tokentide.history.store import HistoryStore
+
+HOSTILE = "evil \x1b]52;c;cHduZWQ=\x07 \x1b[2J\x9b31m done"
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def _fill(data: Path) -> tuple[str, str]:
+    with HistoryStore.open(data / "history.sqlite3") as store:
+        first = store.create_conversation(profile="work")
+        store.add_message(first, "system", "Be brief.")
+        store.add_message(first, "user", "Plan a trip to Kyoto\nwith details")
+        answer = store.begin_answer(first, profile="work", model="m1")
+        store.finish_answer(
+            answer,
+            "Day 1: temples ```code``` 日本 😀 " + HOSTILE,
+            status="complete",
+            finish_reason="stop",
+            stats={"tokens": 12},
+        )
+        second = store.create_conversation(title="Second chat")
+        store.add_message(second, "user", "hello")
+        failed = store.begin_answer(second, profile=None, model=None)
+        store.finish_answer(failed, "", status="error", error="HTTP 500 from server")
+    return first, second
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(history_app, list(args), input=input)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_list_with_no_history_is_empty_and_creates_nothing(data: Path) -> None:
+    assert run("list") == (0, "", "")
+    assert run("list", "--json") == (0, "[]\n", "")
+    assert not data.exists()
+
+
+def test_list_shows_newest_first_and_searches(data: Path) -> None:
+    first, second = _fill(data)
+    code, out, _ = run("list")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == [second, first]
+    assert lines[1].endswith("Plan a trip to Kyoto") and " 3 " in lines[1]
+    code, out, _ = run("list", "--search", "KYOTO")
+    assert [line.split()[0] for line in out.splitlines()] == [first]
+    code, out, _ = run("list", "--limit", "1", "--json")
+    rows = json.loads(out)
+    assert [(r["id"], r["title"], r["messages"]) for r in rows] == [(second, "Second chat", 2)]
+
+
+def test_show_is_sanitised_and_accepts_an_id_prefix(data: Path) -> None:
+    first, second = _fill(data)
+    unique = next(i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b) + 1
+    code, out, err = run("show", first[:unique])
+    assert (code, err) == (0, "")
+    assert "Plan a trip to Kyoto" in out and "Day 1: temples" in out and "日本 😀" in out
+    assert "── Assistant (m1)" in out and "── System" in out
+    assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+    assert out.rstrip().endswith("done")
+
+
+def test_show_marks_errors_and_incomplete_answers(data: Path) -> None:
+    _, second = _fill(data)
+    code, out, _ = run("show", second)
+    assert code == 0 and "[error]" in out and "(error: HTTP 500 from server)" in out
+
+
+def test_json_export_keeps_the_exact_text(data: Path, tmp_path: Path) -> None:
+    first, _ = _fill(data)
+    target = tmp_path / "out" / "chat.json"
+    target.parent.mkdir()
+    code, out, err = run("export", first, "--format", "json", "--output", str(target))
+    assert (code, out, err) == (0, "", "")
+    exported = json.loads(target.read_text(encoding="utf-8"))
+    with HistoryStore.open(data / "history.sqlite3") as store:
+        original = store.load(first)
+    assert exported["id"] == first and exported["format"] == "tokentide-conversation"
+    assert [m["content"] for m in exported["messages"]] == [m.content for m in original.messages]
+    assert HOSTILE in exported["messages"][-1]["content"]  # exact, escapes and all
+    assert exported["messages"][-1]["stats"] == {"tokens": 12}
+    assert os.listdir(target.parent) == ["chat.json"]  # no temporary file left
+    # To a pipe: the same exact JSON.
+    code, out, _ = run("export", first, "-f", "json")
+    assert json.loads(out) == exported
+
+
+def test_markdown_export_is_readable(data: Path, tmp_path: Path) -> None:
+    first, _ = _fill(data)
+    target = tmp_path / "chat.md"
+    target.write_text("old export")
+    assert run("export", first, "--output", str(target))[0] == 0
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("# Plan a trip to Kyoto\n")
+    assert "## You\n\nPlan a trip to Kyoto\nwith details\n" in text
+    assert "## Assistant (m1)\n\nDay 1: temples" in text
+    assert "## System\n\n```\nBe brief.\n```" in text
+    assert "- profile: work" in text
+
+
+def test_exports_never_contain_keys(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = "sk-test-CANARY-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    first, _ = _fill(data)
+    for fmt in ("md", "json"):
+        _, out, err = run("export", first, "-f", fmt)
+        assert canary not in out + err
+    raw = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())
+    assert canary.encode() not in raw
+
+
+def test_delete_with_yes(data: Path) -> None:
+    first, second = _fill(data)
+    code, out, err = run("delete", first, "--yes")
+    assert code == 0 and f"Deleted {first}." in err
+    _, out, _ = run("list")
+    assert [line.split()[0] for line in out.splitlines()] == [second]
+
+
+def test_delete_refuses_without_yes_when_not_on_a_terminal(data: Path) -> None:
+    first, _ = _fill(data)
+    code, _, err = run("delete", first, input="y\n")
+    assert code == 2 and "--yes" in err
+    assert len(run("list")[1].splitlines()) == 2
+
+
+def _delete_on_a_terminal(data: Path, conversation_id: str, answer: bytes) -> tuple[int, bytes]:
+    controller, terminal = pty.openpty()
+    try:
+        child = python(
+            "-c",
+            "from tokentide.history.cli import history_app; history_app()",
+            "delete",
+            conversation_id,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "TIDE_DATA_DIR": str(data)},
+        )
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        while b"?" not in seen:  # the question has been asked
+            chunk = os.read(controller, 1024)
+            assert chunk, seen
+            seen += chunk
+        os.write(controller, answer)
+        _, err = child.communicate(timeout=30)
+        return child.returncode, err
+    finally:
+        os.close(controller)
+        if terminal != -1:
+            os.close(terminal)
+
+
+def test_delete_asks_on_a_terminal(data: Path) -> None:
+    first, second = _fill(data)
+    code, err = _delete_on_a_terminal(data, first, b"n\n")
+    assert code == 1 and b"Nothing deleted" in err
+    assert len(run("list")[1].splitlines()) == 2
+    code, err = _delete_on_a_terminal(data, first, b"y\n")
+    assert code == 0 and b"Deleted" in err
+    assert [line.split()[0] for line in run("list")[1].splitlines()] == [second]
+
+
+@pytest.mark.parametrize("command", ["show", "export", "delete"])
+def test_an_unknown_id_is_an_error_not_a_traceback(data: Path, command: str) -> None:
+    _fill(data)
+    code, _, err = (
+        run(command, "nosuchid", "--yes") if command == "delete" else run(command, "nosuchid")
+    )
+    assert code == 2
+    assert err.startswith("tide: No conversation 'nosuchid'") and "Traceback" not in err
+
+
+def test_a_damaged_database_is_reported_with_the_exit_code(data: Path) -> None:
+    data.mkdir()
+    (data / "history.sqlite3").write_bytes(b"garbage" * 100)
+    result = subprocess.run(
+        [
+            *python_args(),
+            "list",
+        ],
+        capture_output=True,
+        env={**os.environ, "TIDE_DATA_DIR": str(data)},
+        timeout=30,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 4
+    assert "damaged or not a database" in err and "Traceback" not in err
+    assert str(data / "history.sqlite3") in err
+
+
+def test_a_newer_database_is_reported(data: Path) -> None:
+    import sqlite3
+
+    data.mkdir()
+    db = sqlite3.connect(data / "history.sqlite3")
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    code, _, err = run("list")
+    assert code == 4 and "newer tokentide" in err
+
+
+def python_args() -> list[str]:
+    import sys
+
+    return [sys.executable, "-c", "from tokentide.history.cli import history_app; history_app()"]

@@ -1,0 +1,216 @@
+"""Crash safety (reliability.md D1, D2): SIGKILL writers at random moments while answers
+stream into one shared database, then check that the file is intact, no user message is
+missing and no more than one checkpoint interval of answer text was lost; and several
+processes writing at once never see a lock error or lose a row.
+
+What proves "at most one second lost": the writer logs each append *after* it returned,
+with the monotonic time at which it *started*.  An append that finds ``interval`` passed
+since the last checkpoint writes one before returning, so every logged append whose text
+is missing from the database started less than ``interval`` after the previous checkpoint:
+the lost appends span less than ``interval`` of streaming.  The test checks that span
+and, as a second view, the time from the first lost append to the kill.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.history.conftest import HERE, LONG, integrity, python, query
+from tests.history.crash_writer import answer_text, prompt_text
+from tokentide.history.store import HistoryStore, StoredMessage
+
+WRITER = str(HERE / "crash_writer.py")
+INTERVAL = 1.0
+KILLS = 200 if LONG else 20
+SLOTS = 4
+SLACK = 0.5
+"""Scheduling allowance for the kill-time view (commit in progress, a loaded machine)."""
+
+
+@dataclass
+class Run:
+    channel: Path
+    killed_at: float
+    stderr: str
+
+
+@dataclass
+class Findings:
+    runs: list[Run] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _slot(db: Path, workdir: Path, slot: int, count: int, found: Findings) -> None:
+    rng = random.Random(slot)
+    for k in range(count):
+        seed = slot * 1000 + k + 1
+        channel = workdir / f"slot{slot}-run{k}.log"
+        child = python(
+            WRITER,
+            str(db),
+            str(channel),
+            str(seed),
+            str(INTERVAL),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert child.stdout is not None
+        ready = child.stdout.readline()  # the store is open: start the clock
+        try:
+            child.wait(timeout=rng.uniform(0.05, 2.5) if ready == b"ready\n" else 0)
+        except subprocess.TimeoutExpired:
+            pass
+        killed_at = time.monotonic()
+        exited = child.poll()
+        child.kill()
+        _, err = child.communicate()
+        with found.lock:
+            if ready != b"ready\n" or exited is not None:
+                found.errors.append(f"writer {seed} stopped by itself ({exited}): {err!r}")
+            found.runs.append(Run(channel, killed_at, err.decode(errors="replace")))
+            check = integrity(db)  # while the other slots keep writing
+            if check != "ok":
+                found.errors.append(f"integrity_check after a kill: {check}")
+
+
+def _lines(channel: Path) -> list[list[str]]:
+    if not channel.exists():
+        return []
+    text = channel.read_text(encoding="utf-8")
+    return [line.split() for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def _all_messages(db: Path) -> dict[int, StoredMessage]:
+    with HistoryStore.open(db) as store:
+        return {
+            m.id: m
+            for c in store.list_conversations(limit=1_000_000)
+            for m in store.load(c.id).messages
+        }
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite3"
+    HistoryStore.open(db).close()
+    found = Findings()
+    per_slot = [KILLS // SLOTS + (1 if s < KILLS % SLOTS else 0) for s in range(SLOTS)]
+    threads = [
+        threading.Thread(target=_slot, args=(db, tmp_path, s, n, found))
+        for s, n in enumerate(per_slot)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not found.errors, found.errors
+    assert len(found.runs) == KILLS
+    assert integrity(db) == "ok"
+
+    messages = _all_messages(db)
+    logged: set[int] = set()
+    users = interrupted = saved_mid_stream = 0
+    worst_span = worst_since = 0.0
+    for run in found.runs:
+        appends: dict[int, list[tuple[float, int]]] = {}
+        finished: dict[int, int] = {}
+        for line in _lines(run.channel):
+            kind, mid = line[0], int(line[1])
+            logged.add(mid)
+            if kind == "U":  # no user message is ever missing, and it is exact
+                users += 1
+                assert mid in messages, f"user message {mid} lost"
+                assert (messages[mid].role, messages[mid].content) == (
+                    "user",
+                    prompt_text(int(line[2])),
+                )
+            elif kind == "B":
+                assert mid in messages and messages[mid].role == "assistant"
+                appends.setdefault(mid, [])
+            elif kind == "A":
+                appends[mid].append((float(line[2]), int(line[3])))
+            elif kind == "F":
+                finished[mid] = int(line[2])
+        for mid, steps in appends.items():
+            message = messages[mid]
+            content = message.content
+            # Always a whole-token prefix of what was streamed: no torn or doubled text.
+            assert content == answer_text(mid, len(content)), f"answer {mid} is not a prefix"
+            if mid in finished:
+                assert (message.status, len(content)) == ("complete", finished[mid])
+                continue
+            if message.status == "complete":
+                continue  # killed between finish() and its log line
+            assert message.status == "incomplete", message.status
+            interrupted += 1
+            saved_mid_stream += bool(content)
+            lost = [t for t, length in steps if length > len(content)]
+            if lost:
+                span, since = lost[-1] - lost[0], run.killed_at - lost[0]
+                worst_span, worst_since = max(worst_span, span), max(worst_since, since)
+                assert span < INTERVAL, f"answer {mid}: lost {span:.3f} s of appends"
+                assert since <= INTERVAL + SLACK, f"answer {mid}: lost text from {since:.3f} s"
+    # Rows written just before a kill, before their log line: empty answers or prompts.
+    for mid, message in messages.items():
+        if mid not in logged:
+            if message.role == "assistant":
+                assert (message.content, message.status) == ("", "incomplete")
+            else:
+                assert message.content.startswith("prompt ")
+    print(
+        f"{KILLS} kills: {users} user messages, {interrupted} answers interrupted "
+        f"({saved_mid_stream} with checkpointed text); worst lost span {worst_span:.3f} s, "
+        f"worst first-lost-to-kill {worst_since:.3f} s"
+    )
+    assert users >= KILLS and interrupted >= KILLS // 2
+    assert saved_mid_stream > 0  # the checkpoints really happened before the kills
+
+
+def test_concurrent_writers_never_see_a_lock_error_or_lose_rows(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite3"
+    workers, count = (8, 500) if LONG else (4, 60)
+    children = [
+        python(
+            WRITER,
+            "--burst",
+            str(db),
+            str(w),
+            str(count),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for w in range(workers)
+    ]
+    for child in children:  # all open, then all start at once
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0 and err == b"", err.decode(errors="replace")
+
+    assert integrity(db) == "ok"
+    rows = query(
+        db,
+        "SELECT c.profile, c.title, m.role, m.content, m.status FROM messages m"
+        " JOIN conversations c ON c.id = m.conversation_id",
+    )
+    expected = set()
+    for w in range(workers):
+        for i in range(count):
+            expected.add((f"w{w}", f"burst {w} {i}", "user", f"q {w} {i}", "complete"))
+            expected.add((f"w{w}", f"burst {w} {i}", "assistant", f"a{w}-{i}." * 3, "complete"))
+    assert len(rows) == len(expected)  # nothing duplicated
+    assert set(rows) == expected  # nothing lost
