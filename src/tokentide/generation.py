@@ -394,14 +394,16 @@ class Generation:
             if self._activity is None:
                 if first is not None and now - self.stats.attempt_started > first:
                     self._timeout = FirstTokenTimeout(
-                        f"No answer within the first-token deadline of {first:g} s.",
+                        f"No answer from {self.backend.name} within the first-token "
+                        f"deadline of {first:g} s.",
                         server=self.backend.name,
                         hint="Raise first_token_timeout in the profile for slow prompts.",
                     )
                     break
             elif idle is not None and now - self._activity > idle:
                 self._timeout = IdleTimeout(
-                    f"The answer stalled: no new token within the idle deadline of {idle:g} s.",
+                    f"The answer from {self.backend.name} stalled: no new token within "
+                    f"the idle deadline of {idle:g} s.",
                     server=self.backend.name,
                     hint="Raise idle_timeout in the profile if this server pauses that long.",
                 )
