@@ -458,9 +458,16 @@ class HTTPBackend:
                                 f"{self.base_url} reported an error: {excerpt(decoder.error_fields[0])}",
                                 server=self.base_url,
                             )
-                    except BackendError:
+                    except BackendError as error:
                         if batch:
                             yield batch
+                        if isinstance(error, LimitExceeded) and error.server is None:
+                            # The decoder does not know the server: name it for the user.
+                            raise LimitExceeded(
+                                f"{self.base_url}: {error.message}",
+                                server=self.base_url,
+                                hint=error.hint,
+                            ) from None
                         raise
                     if batch:
                         yield batch
