@@ -24,6 +24,8 @@ through :mod:`tokentide.sanitize` first (server bodies are untrusted).
 
 from __future__ import annotations
 
+from tokentide.sanitize import sanitize
+
 __all__ = [
     "BackendError",
     "BackendTimeout",
@@ -62,10 +64,13 @@ class TideError(Exception):
     """What the user can do about it, shown under the message."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Messages quote servers, files and exceptions (untrusted): no escape sequence
+        # or control byte may reach a terminal through str(error), whoever prints it.
+        message = sanitize(message)
         super().__init__(message)
         self.message = message
         if hint is not None:
-            self.hint = hint
+            self.hint = sanitize(hint)
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
