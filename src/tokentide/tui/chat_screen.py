@@ -201,7 +201,15 @@ class ChatScreen(Screen[None]):
 
     def _show_profile(self) -> None:
         profile = self.profile
-        model = profile.model or "server default"
+        if profile.model:
+            model = profile.model
+        elif profile.api == "llamacpp":
+            path = profile.options.get("model_path")
+            model = str(path).rsplit("/", 1)[-1] if path else "SmolLM2-135M-Instruct (built in)"
+        elif profile.api == "local":
+            model = str(profile.options.get("target", "local function"))
+        else:
+            model = "server default"
         self.sub_title = sanitize_title(f"{profile.name} · {profile.api} · {model}", limit=100)
 
     def _checkpoint(self) -> None:
