@@ -227,6 +227,7 @@ class Generation:
         if self._producer is None:
             self.stats.started = self._clock()
             self._producer = asyncio.create_task(self._produce(), name="tokentide-producer")
+            self._producer.add_done_callback(self._producer_done)
             if self.deadlines.first_token is not None or self.deadlines.idle is not None:
                 self._watchdog = asyncio.create_task(self._watch(), name="tokentide-watchdog")
         return self
@@ -236,6 +237,17 @@ class Generation:
         self._stop_requested = True
         if self._producer is not None and not self._producer.done():
             self._producer.cancel()
+
+    def _producer_done(self, _task: asyncio.Task[None]) -> None:
+        """A producer cancelled before it ever ran skips its ``finally``: end here, or
+        :meth:`wait` (and ``async with``) would wait forever."""
+        if not self._done.is_set():
+            self._set_state(State.STOPPED)
+            self.stats.ended = self._clock()
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self.queue.put_nowait(_END)
+            self._done.set()
 
     async def wait(self) -> State:
         """Wait until the producer has finished (and closed the backend stream)."""
