@@ -87,6 +87,7 @@ from tokentide.errors import (
     ServerError,
     excerpt,
 )
+from tokentide.logsetup import register_secret
 
 __all__ = [
     "DEFAULT_PORT",
@@ -917,9 +918,13 @@ def _metadata(profile: Profile, env: Mapping[str, str]) -> list[tuple[str, str]]
                     f"Profile {profile.name!r}: metadata {key!r} must be a string, not {value!r}."
                 )
             pairs[name] = _expand(value, env, profile.name, name)
+            if pairs[name] != value:  # filled from the environment: treat it as a secret
+                register_secret(pairs[name])
     key = profile.resolve_api_key(env)
-    if key and "authorization" not in pairs:
-        pairs["authorization"] = f"Bearer {key}"
+    if key:
+        register_secret(key)
+        if "authorization" not in pairs:
+            pairs["authorization"] = f"Bearer {key}"
     return list(pairs.items())
 
 

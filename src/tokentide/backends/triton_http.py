@@ -139,9 +139,13 @@ class TritonHTTPBackend(HTTPBackend):
                 parameters[key] = value
         if request.stop:
             parameters["stop"] = list(request.stop)
+        top_level = {**profile.params, **request.extra}
+        # Triton refuses a name that is both an input tensor (a top-level key) and a
+        # parameter ("input 'max_tokens' already exists in request"): the tensor wins.
+        for key in top_level:
+            parameters.pop(key, None)
         body: dict[str, Any] = {self.input_tensor: prompt_text(request), "parameters": parameters}
-        body.update(profile.params)
-        body.update(request.extra)
+        body.update(top_level)
         return body
 
     def stream_call(self, request: GenerationRequest) -> HTTPCall:
