@@ -229,3 +229,18 @@ async def test_prompt_input_starts_a_run_against_the_loopback_server(loopback: L
         assert sentence.startswith("loop: first token") and "same text" in sentence
         await pilot.press("ctrl+c")
     assert app.return_code == 0
+
+
+async def test_escape_right_after_submitting_stops_cleanly() -> None:
+    app, backend = make_app()
+    async with app.run_test(size=(110, 30)) as pilot:
+        screen = app.compare_screen
+        await pilot.press("escape")  # possibly before the requests were even sent
+        await pilot.pause()
+        for gen in screen.generations:
+            assert gen.state.value in ("stopped", "streaming")
+        await pilot.press("escape")
+        assert all(gen.state.finished for gen in screen.generations)
+        await pilot.press("ctrl+c")
+    assert app.return_code in (0, 130)
+    assert not backend.streamed.is_set()

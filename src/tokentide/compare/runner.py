@@ -49,6 +49,7 @@ __all__ = [
     "make_targets",
     "mark_matches",
     "median",
+    "new_generation",
     "percentile",
     "result_from",
     "start_generation",
@@ -203,10 +204,10 @@ def build_request(profile: Profile, prompt: str) -> GenerationRequest:
     )
 
 
-def start_generation(
+def new_generation(
     target: Target, mode: Mode, prompt: str, *, clock: Clock = time.perf_counter
 ) -> Generation:
-    """Start one generation of ``prompt`` on ``target`` in ``mode`` (the clock starts now)."""
+    """A generation of ``prompt`` on ``target`` in ``mode``, not started yet."""
     profile = target.profile
     return Generation(
         target.backend,
@@ -215,7 +216,14 @@ def start_generation(
         deadlines=profile.deadlines,
         retry=RetryPolicy(max_retries=profile.max_retries),
         clock=clock,
-    ).start()
+    )
+
+
+def start_generation(
+    target: Target, mode: Mode, prompt: str, *, clock: Clock = time.perf_counter
+) -> Generation:
+    """Start one generation of ``prompt`` on ``target`` in ``mode`` (the clock starts now)."""
+    return new_generation(target, mode, prompt, clock=clock).start()
 
 
 # -- one run ----------------------------------------------------------------------------

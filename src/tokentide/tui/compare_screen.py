@@ -48,8 +48,8 @@ from tokentide.compare.runner import (
     format_ms,
     make_targets,
     mark_matches,
+    new_generation,
     result_from,
-    start_generation,
     summarize,
     summary_sentences,
     target_labels,
@@ -101,15 +101,21 @@ class ComparePane(Vertical):
     def body(self) -> VerticalScroll:
         return self.query_one(".pane-body", VerticalScroll)
 
-    async def begin(self, generation: Generation) -> None:
-        """Show ``generation`` from now on (clearing what an earlier run showed)."""
+    def attach(self, generation: Generation) -> None:
+        """Follow ``generation`` from now on (synchronous: :meth:`consume` may start at
+        once; :meth:`show` puts the new widgets on screen)."""
         self.generation = generation
         self.error = None
         self.empty = False
         self.set_classes(f"compare-pane -{self.mode} -running")
         self.border_subtitle = ""
-        await self.body.remove_children()
         self.message = MarkdownMessage(streaming=True, classes="pane-answer")
+
+    async def show(self) -> None:
+        """Replace what an earlier run showed with the attached generation's widgets."""
+        await self.body.remove_children()
+        if self.message is None:
+            return
         widgets: list[Static | MarkdownMessage] = [self.message]
         if self.mode == "create":
             widgets.insert(0, Static("", classes="pane-waiting", markup=False))
@@ -234,6 +240,8 @@ class CompareScreen(Screen[None]):
         self._timer: Timer | None = None
         self._open = 0
         self.stopped = False
+        self._launched = True
+        """False between building a run's generations and starting them."""
         self.finished = asyncio.Event()
         """Set when every pane of the current run has finished and the summary is shown."""
 
@@ -313,13 +321,25 @@ class CompareScreen(Screen[None]):
         self.query_one("#compare-summary").display = False
         panes = list(self.query(ComparePane))
         pairs = [(t, m) for t in self.targets for m in self.modes]
-        # Build every generation first, then start them in one go.
-        gens = [start_generation(target, mode, prompt, clock=self.clock) for target, mode in pairs]
+        gens = [new_generation(target, mode, prompt, clock=self.clock) for target, mode in pairs]
         self.generations = gens
         self._open = len(gens)
+        self._launched = False
         for pane, gen in zip(panes, gens, strict=True):
-            await pane.begin(gen)
+            pane.attach(gen)
         for pane in panes:
+            await pane.show()
+        # Start every request in one go once the panes are painted, so the clocks do
+        # not include mounting and the first paint of the screen.
+        self.call_after_refresh(self._launch)
+
+    def _launch(self) -> None:
+        if self._launched:
+            return
+        self._launched = True
+        for gen in self.generations:
+            gen.start()
+        for pane in self.query(ComparePane):
             self.run_worker(self._follow(pane), group="compare")
         if self._timer is None:
             self._timer = self.set_interval(0.1, self.refresh_stats)
@@ -393,6 +413,7 @@ class CompareScreen(Screen[None]):
         """Cancel every generation and wait until each has closed its stream."""
         if self.running:
             self.stopped = True
+        self._launch()  # a generation must have started to end (as "stopped")
         for gen in self.generations:
             gen.cancel()
         for gen in self.generations:
@@ -408,6 +429,9 @@ class CompareScreen(Screen[None]):
             await self.start(event.value)
 
     async def on_unmount(self) -> None:
+        self._launched = True  # never launch now; a generation must start to end
+        for gen in self.generations:
+            gen.start()
         for gen in self.generations:
             gen.cancel()
         for gen in self.generations:
