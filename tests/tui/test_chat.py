@@ -365,6 +365,35 @@ async def test_edit_last_takes_the_prompt_back_and_resends(db: Path) -> None:
     ]
 
 
+async def test_regenerate_after_an_earlier_failed_answer_keeps_the_right_rows(db: Path) -> None:
+    """A failed answer with no text is a stored row but not a turn of the conversation:
+    regenerating must delete by row, not by turn position, or the prompt is lost."""
+    failure: list[Event | BackendError] = [CannotConnect("down", server="s")]
+    backend = ScriptedBackend(failure, answer("B."), answer("C."))
+    app = make_app(db, backend, prof=profile(max_retries=0))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "one")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.query_one(Composer).clear_prompt()
+        await send(pilot, "two")
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [w.source for w in app.query(AssistantMessage)] == ["C."]
+        conversation = chat(app).conversation_id
+    rows = saved(db, conversation)
+    assert [(role, content) for role, content, _ in rows] == [
+        ("user", "one"),
+        ("assistant", ""),
+        ("user", "two"),
+        ("assistant", "C."),
+    ]
+    assert rows[1][2] == "error"
+
+
 # -- conversations ------------------------------------------------------------------------
 
 

@@ -78,6 +78,9 @@ class Turn:
     status: str = "complete"
     widgets: list[Widget] = field(default_factory=list)
     """What shows this turn (the message, and an error note after a failure)."""
+    message_id: int | None = None
+    """Its row in the history store (a failed empty answer has a row but no turn, so
+    turn positions and stored positions differ)."""
 
 
 class ConversationView(VerticalScroll):
@@ -310,12 +313,13 @@ class ChatScreen(Screen[None]):
         """Store and show a new prompt, then ask for the answer."""
         from tokentide.tui.widgets.messages import UserMessage
 
+        message_id: int | None = None
         try:
-            self._store_user(text)
+            message_id = self._store_user(text)
         except TideError as error:
             self.notify(sanitize(str(error)), title="History", severity="error")
         widget = UserMessage(text)
-        self.turns.append(Turn("user", text, widgets=[widget]))
+        self.turns.append(Turn("user", text, widgets=[widget], message_id=message_id))
         self.view.mount(widget)
         self.answer()
 
@@ -423,7 +427,10 @@ class ChatScreen(Screen[None]):
         self._recorder = None
         widgets: list[Widget] = [message]
         if text or state is not State.ERROR:
-            self.turns.append(Turn("assistant", text, status, widgets=widgets))
+            message_id = recorder.message_id if recorder is not None else None
+            self.turns.append(
+                Turn("assistant", text, status, widgets=widgets, message_id=message_id)
+            )
         else:
             message.remove()
         if state is State.ERROR and generation.error is not None:
@@ -517,13 +524,15 @@ class ChatScreen(Screen[None]):
 
     def _remove_turns(self, index: int) -> None:
         """Forget turns ``index`` and after, on screen and in the store."""
-        for turn in self.turns[index:]:
+        removed = self.turns[index:]
+        for turn in removed:
             for widget in turn.widgets:
                 widget.remove()
         del self.turns[index:]
-        if self.store is not None and self.conversation_id is not None:
+        first = next((turn.message_id for turn in removed if turn.message_id is not None), None)
+        if self.store is not None and self.conversation_id is not None and first is not None:
             try:
-                self.store.truncate(self.conversation_id, keep=index)
+                self.store.truncate_after(self.conversation_id, first, inclusive=True)
             except TideError as error:
                 self.notify(sanitize(str(error)), title="History", severity="error")
 
@@ -586,13 +595,13 @@ class ChatScreen(Screen[None]):
 
     # -- conversations --------------------------------------------------------------------
 
-    def _store_user(self, text: str) -> None:
+    def _store_user(self, text: str) -> int | None:
         store = self.store
         if store is None:
-            return
+            return None
         if self.conversation_id is None:
             self.conversation_id = store.create_conversation(title=text, profile=self.profile.name)
-        store.add_message(self.conversation_id, "user", text)
+        return store.add_message(self.conversation_id, "user", text)
 
     def _begin_answer(self) -> AnswerRecorder | None:
         if self.store is None or self.conversation_id is None:
@@ -637,7 +646,7 @@ class ChatScreen(Screen[None]):
         pending: list[tuple[Turn, StoredMessage]] = []
         for saved in conversation.messages:
             if saved.role == "user":
-                turn = Turn("user", saved.content)
+                turn = Turn("user", saved.content, message_id=saved.id)
                 self.composer.remember(saved.content)
             elif saved.role == "assistant":
                 status = saved.status or "complete"
@@ -646,7 +655,7 @@ class ChatScreen(Screen[None]):
                 if status == "error" and not saved.content and self.turns:
                     pending.append((self.turns[-1], saved))  # an error note on the prompt
                     continue
-                turn = Turn("assistant", saved.content, status)
+                turn = Turn("assistant", saved.content, status, message_id=saved.id)
             else:
                 continue
             self.turns.append(turn)
