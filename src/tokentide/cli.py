@@ -229,6 +229,8 @@ def config_check(profile: ProfileOpt = None) -> None:
         return gen
 
     gen = asyncio.run(probe())
+    if chosen.api == "triton-grpc":
+        _grpc_health(backend)
     if gen.error is not None:
         raise _fail(gen.error)
     ttft = gen.stats.ttft
@@ -237,24 +239,37 @@ def config_check(profile: ProfileOpt = None) -> None:
     )
 
 
-def _register_optional() -> None:
-    """Commands whose modules live in their own packages."""
-    try:
-        from tokentide.history.cli import history_app
-    except ImportError:  # pragma: no cover - the history package ships with tokentide
-        pass
-    else:
-        app.add_typer(
-            history_app, name="history", help="List, show, export and delete saved conversations."
-        )
-    try:
-        from tokentide.compare.cli import register
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        register(app)
+def _grpc_health(backend: Any) -> None:
+    """Triton's own health answers: server live/ready, model ready, tensor names."""
+    import asyncio
+
+    from tokentide.sanitize import sanitize
+
+    async def ask() -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await backend.probe()
+            return result
+        finally:
+            await backend.aclose()
+
+    report = asyncio.run(ask())
+    for key in ("server", "model", "live", "ready", "model_ready"):
+        typer.echo(f"{key}: {sanitize(str(report.get(key)))}")
+    for problem in report.get("problems", []):
+        typer.echo(f"problem: {sanitize(str(problem))}")
+
+
+def _register_subcommands() -> None:
+    """Commands that live with their own packages (imported only for the full CLI)."""
+    from tokentide.compare.cli import register
+    from tokentide.history.cli import history_app
+
+    app.add_typer(
+        history_app, name="history", help="List, show, export and delete saved conversations."
+    )
+    register(app)
 
 
 def main() -> None:
-    _register_optional()
+    _register_subcommands()
     app()

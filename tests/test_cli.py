@@ -1,0 +1,83 @@
+"""The tide command line outside `ask`: config commands, version, subcommand wiring."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.llm_server import LLMServer, serve
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LLMServer]:
+    with serve() as running:
+        yield running
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TIDE_")}
+    environ["TIDE_CONFIG"] = str(tmp_path / "cfg" / "config.toml")
+    environ["TIDE_DATA_DIR"] = str(tmp_path / "data")
+    return environ
+
+
+def tide(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokentide", *args],
+        capture_output=True, text=True, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_config_init_path_and_show(env: dict[str, str]) -> None:
+    path = Path(env["TIDE_CONFIG"])
+    assert tide("config", "path", env=env).stdout.strip() == str(path)
+    result = tide("config", "init", env=env)
+    assert result.returncode == 0 and path.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert tide("config", "init", env=env).returncode == 2  # never overwrites
+    shown = tide("config", "show", env=env).stdout
+    assert "[profiles.local]" in shown and "api = 'llamacpp'" in shown
+
+
+def test_config_show_redacts_keys_and_headers(env: dict[str, str]) -> None:
+    path = Path(env["TIDE_CONFIG"])
+    path.parent.mkdir()
+    path.write_text(
+        '[profiles.p]\napi = "openai"\nurl = "http://h/v1"\napi_key = "sk-test-CANARY-123456"\n'
+        'headers = { "X-Secret" = "hunter2-hunter2" }\n'
+    )
+    path.chmod(0o600)
+    result = tide("config", "show", env=env)
+    assert result.returncode == 0
+    assert "sk-test-CANARY" not in result.stdout + result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "api_key = '***'" in result.stdout
+
+
+def test_config_check_talks_to_the_server(env: dict[str, str], server: LLMServer) -> None:
+    path = Path(env["TIDE_CONFIG"])
+    path.parent.mkdir()
+    path.write_text(f'default = "t"\n[profiles.t]\napi = "openai"\nurl = "{server.url()}/v1"\n')
+    result = tide("config", "check", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: openai")
+    path.write_text(
+        '[profiles.t]\napi = "openai"\nurl = "http://127.0.0.1:9/v1"\nmax_retries = 0\n'
+    )
+    dead = tide("config", "check", "-P", "t", env=env)
+    assert dead.returncode == 3 and "Cannot connect" in dead.stderr
+
+
+def test_version_and_subcommands(env: dict[str, str]) -> None:
+    assert tide("--version", env=env).stdout.startswith("tokentide ")
+    help_text = tide("--help", env=env).stdout
+    for command in ("ask", "chat", "compare", "config", "history"):
+        assert command in help_text
+    assert "--max-tokens" in tide("ask", "--help", env=env).stdout
