@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -184,18 +184,15 @@ async def test_several_targets_run_at_once_with_unique_labels(loopback: LLMServe
     assert "p#2" in sentences[0] and "later" in sentences[0]
 
 
-async def test_cancel_stops_every_generation_and_drops_the_round(loopback: LLMServer) -> None:
+async def test_cancel_stops_every_generation_and_drops_the_round(
+    loopback: LLMServer, wait_request: Callable[..., None]
+) -> None:
     targets = make_targets([profile(loopback, tokens=200, delay=0.05, tag="cancel-me")])
     comparison = Comparison(targets, PROMPT, runs=3)
     task = asyncio.create_task(comparison.run())
     try:
-        # Wait until the stream has delivered a token, then stop everything.
-        while not any(
-            gen.stats.first_token is not None
-            for _, mode, gen in comparison.active
-            if mode == "stream"
-        ):
-            await asyncio.sleep(0.01)
+        # Both requests reached the server: stop everything.
+        await asyncio.to_thread(wait_request, "cancel-me", 2)
         comparison.cancel()
         results = await asyncio.wait_for(task, 5)
     finally:
@@ -208,20 +205,23 @@ async def test_cancel_stops_every_generation_and_drops_the_round(loopback: LLMSe
     assert record.tokens_sent < 200
 
 
-async def test_task_cancellation_closes_streams(loopback: LLMServer) -> None:
+async def test_task_cancellation_closes_streams(
+    loopback: LLMServer, wait_request: Callable[..., None]
+) -> None:
     targets = make_targets([profile(loopback, tokens=200, delay=0.05, tag="ctrl-c")])
     comparison = Comparison(targets, PROMPT)
     task = asyncio.create_task(comparison.run())
     try:
-        while not comparison.active:
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(wait_request, "ctrl-c", 2)
         task.cancel()  # what asyncio.run does on Ctrl-C
         with pytest.raises(asyncio.CancelledError):
             await task
     finally:
         await targets[0].backend.aclose()
-    assert all(gen.state.finished for _, _, gen in comparison.active)
+    assert all(gen.state.value == "stopped" for _, _, gen in comparison.active)
     assert comparison.results == []
+    for record in [r for r in loopback.records if r.tag == "ctrl-c"]:
+        await loopback.wait_disconnect(record)  # the server saw both requests go away
 
 
 # -- a backend that is not HTTP, and failures that are not BackendError -----------------
