@@ -214,6 +214,7 @@ def test_tide_chat_in_tmux_on_a_hostile_stream(server: LLMServer, tmp_path: Path
         if raw.count(sig) > base_raw.count(sig)
     }
     assert not extra, f"signatures beyond the baseline (hostile, baseline): {extra}"
-    tail = [v for v in benign.split("\n\n") if PLAIN.match(v)][-3:]
-    for text in tail:
-        assert text in screen, (text, screen)
+    # The answer ran to its end and its last plain paragraph is on screen (what is above
+    # it depends on the scroll position, so only the last one is certain).
+    last = [v for v in benign.split("\n\n") if PLAIN.match(v)][-1]
+    assert last in screen and "done" in screen, screen
