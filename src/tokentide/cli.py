@@ -39,6 +39,11 @@ class _State:
     config: Path | None = None
 
 
+def config_option() -> Path | None:
+    """The config file named with ``tide --config``, if any (for subcommand modules)."""
+    return _State.config
+
+
 def _fail(error: TideError) -> typer.Exit:
     from tokentide.sanitize import sanitize
 

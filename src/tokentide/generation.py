@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import random
 import time
 from collections import deque
@@ -44,6 +45,8 @@ from tokentide.config.model import Deadlines
 from tokentide.errors import BackendError, FirstTokenTimeout, HTTPStatusError, IdleTimeout
 
 __all__ = ["Generation", "RetryPolicy", "State", "Stats", "TokenQueue"]
+
+_log = logging.getLogger(__name__)
 
 Mode = Literal["stream", "create"]
 
@@ -385,6 +388,14 @@ class Generation:
                 self._set_state(State.STOPPED)
         except BackendError as error:
             self.error = error
+            self._set_state(State.ERROR)
+        except Exception as bug:  # a backend bug: end the answer visibly, never hang
+            _log.debug("backend %s failed", self.backend.name, exc_info=True)
+            self.error = BackendError(
+                f"The backend failed unexpectedly: {type(bug).__name__}: {bug}",
+                server=self.backend.name,
+                hint="This is a bug in tokentide; `tide --debug` writes a log to report it with.",
+            )
             self._set_state(State.ERROR)
         finally:
             self.stats.ended = self._clock()

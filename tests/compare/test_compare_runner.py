@@ -248,7 +248,7 @@ async def test_unexpected_backend_failure_is_recorded_not_raised() -> None:
     target = Target("broken", Profile(name="broken", api="local"), backend)
     comparison = Comparison([target], PROMPT)
     stream, create = await comparison.run()
-    assert stream.state == "error" and stream.error_type == "InternalError"
+    assert stream.state == "error" and stream.error_type == "BackendError"
     assert stream.error_message is not None and "RuntimeError: bug" in stream.error_message
     assert create.ok and create.text == "x"
 

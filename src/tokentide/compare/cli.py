@@ -158,15 +158,10 @@ def _fail(error: TideError) -> typer.Exit:
 
 def _settings() -> Settings:
     """The config file ``tide --config`` named (or the default one)."""
+    from tokentide.cli import config_option
     from tokentide.config.load import load_settings
 
-    try:
-        from tokentide.cli import _State
-
-        path = _State.config
-    except ImportError:  # pragma: no cover - registered into another app
-        path = None
-    settings = load_settings(path)
+    settings = load_settings(config_option())
     for warning in settings.warnings:
         typer.echo(warning, err=True)
     return settings

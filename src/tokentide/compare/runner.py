@@ -308,14 +308,6 @@ def result_from(
     error_type = error_message = None
     if gen.error is not None:
         error_type, error_message = type(gen.error).__name__, gen.error.message
-    elif not gen.state.finished:  # the backend raised something that is not a BackendError
-        state, error_type = State.ERROR.value, "InternalError"
-        error_message = "the backend failed unexpectedly"
-        producer: asyncio.Task[None] | None = getattr(gen, "_producer", None)
-        if producer is not None and producer.done() and not producer.cancelled():
-            bug = producer.exception()  # also marks it retrieved: no "never retrieved" log
-            if bug is not None:
-                error_message = f"the backend failed unexpectedly: {type(bug).__name__}: {bug}"
     finish_reason = gen.finish.reason if gen.finish is not None else None
     if gen.state is State.DONE and not gen.text and finish_reason is None:
         # A clean end without a single content token and without a finish reason: the
