@@ -10,10 +10,22 @@ Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE`` (default ``ci``):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import settings
+
+from tests.servers.llm_server import LLMServer, serve
 
 settings.register_profile("ci", max_examples=1000, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.register_profile("nightly", max_examples=100_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LLMServer]:
+    """The loopback LLM test server (every HTTP dialect; see tests/servers/llm_server.py),
+    one for the whole session: tests find their own requests by tag or ``last()``."""
+    with serve() as running:
+        yield running

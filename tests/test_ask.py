@@ -10,19 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.hostile_payloads import FORBIDDEN, combined_stream
-from tests.servers.llm_server import LLMServer, serve
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as running:
-        yield running
+from tests.servers.llm_server import LLMServer
 
 
 @pytest.fixture

@@ -6,18 +6,11 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers.llm_server import LLMServer, serve
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as running:
-        yield running
+from tests.servers.llm_server import LLMServer
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ from tests.servers.llm_server import (
     LLMServer,
     drain,
     read_then_close,
-    serve,
 )
 from tokentide.backends.base import GenerationRequest, collect
 from tokentide.backends.events import Finish, ReasoningDelta, TextDelta, Usage
@@ -27,12 +26,6 @@ from tokentide.errors import (
 
 ASK = GenerationRequest.from_prompt("Say hi", system="Be brief.")
 KEY = {"ANTHROPIC_API_KEY": "sk-ant-test-key"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as s:
-        yield s
 
 
 @pytest.fixture

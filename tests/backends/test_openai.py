@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,7 +16,6 @@ from tests.servers.llm_server import (
     LLMServer,
     drain,
     read_then_close,
-    serve,
 )
 from tests.servers.raw import LAST_CHUNK, chunk, head, raw_server
 from tokentide.backends.base import GenerationRequest, collect
@@ -31,12 +30,6 @@ from tokentide.errors import (
 )
 
 ASK = GenerationRequest.from_prompt("Say hello", system="Be brief.")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as s:
-        yield s
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,7 +12,6 @@ from tests.servers.llm_server import (
     LLMServer,
     drain,
     read_then_close,
-    serve,
 )
 from tokentide.backends.base import GenerationRequest, collect
 from tokentide.backends.events import Finish, TextDelta
@@ -26,12 +25,6 @@ TWO_NODES = {
     ],
     "edges": [],
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as s:
-        yield s
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from tests.servers.fault_proxy import Toxic, fault_proxy
-from tests.servers.llm_server import DEFAULT_TEXT, LLMServer, serve, split_tokens
+from tests.servers.llm_server import DEFAULT_TEXT, LLMServer, split_tokens
 from tests.servers.raw import LAST_CHUNK, _read_request, chunk, head, raw_server
 from tests.servers.triton_grpc_server import serve as serve_grpc
 from tokentide.backends.base import Backend, GenerationRequest
@@ -74,12 +74,6 @@ def upto(k: int) -> str:
 
 
 # -- servers ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as running:
-        yield running
 
 
 def free_port() -> int:

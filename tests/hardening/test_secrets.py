@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.llm_server import LLMServer, serve
+from tests.servers.llm_server import LLMServer
 
 CANARY = f"sk-test-CANARY{uuid.uuid4().hex}"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as running:
-        yield running
 
 
 def tide(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:

@@ -21,22 +21,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.hostile_payloads import FORBIDDEN, MESSAGE_END, PAYLOADS, combined_stream
-from tests.servers.llm_server import LLMServer, serve
+from tests.servers.llm_server import LLMServer
 from tokentide.sanitize import sanitize
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as running:
-        yield running
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from textual.events import Paste
 from textual.pilot import Pilot
 
-from tests.servers.llm_server import LLMServer, serve
+from tests.servers.llm_server import LLMServer
 from tests.tui.fakes import ScriptedBackend, answer
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.config.model import Profile, Settings
@@ -26,12 +25,6 @@ from tokentide.tui.widgets.composer import PASTE_INLINE_CHARS, Composer
 from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
 
 SIZE = (100, 30)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -12,12 +12,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.servers.llm_server import LLMServer, serve
+from tests.servers.llm_server import LLMServer
 from tokentide.history.store import HistoryStore
 
 pytestmark = [
@@ -26,12 +26,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMServer]:
-    with serve() as running:
-        yield running
 
 
 class Tmux:
