@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import weakref
 
 import pytest
 from textual.app import App, ComposeResult
@@ -11,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tokentide.tui.widgets.markdown_view import MarkdownMessage
+from tokentide.tui.widgets.markdown_view import MarkdownMessage, settle_gc
 
 RICH_TEXT = """# Release notes
 
@@ -240,3 +242,37 @@ async def test_saved_conversation_renders_lazily_and_settles() -> None:
         screen_text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert "END39" in screen_text
         assert conv.scroll_y == conv.max_scroll_y
+
+
+async def test_finished_lines_cost_the_gc_nothing() -> None:
+    """Rendered lines are packed tuples the cyclic GC stops tracking (stall-free GC)."""
+    msg = MarkdownMessage(RICH_TEXT)
+    app = MessagesApp(msg)
+    async with app.run_test(size=(80, 60)) as pilot:
+        await pilot.pause()
+        assert texts(msg.lines)  # rendered
+        gc.collect()
+        lines = msg._lines
+        assert lines
+        assert not any(gc.is_tracked(line) for line in lines)
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_settle_gc_freezes_and_later_collects_frozen_garbage() -> None:
+    try:
+        collected: list[object] = []
+        cycle = _Cycle()
+        ref = weakref.ref(cycle, collected.append)
+        settle_gc()
+        assert gc.get_freeze_count() > 0
+        del cycle
+        gc.collect()
+        assert ref() is not None  # frozen: ordinary collections leave it alone
+        settle_gc()  # unfreezes first, so the garbage frozen earlier is collected now
+        assert ref() is None
+    finally:
+        gc.unfreeze()

@@ -20,22 +20,27 @@ Reference-style link definitions are resolved per block (rich ignores them anywa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions
 from rich.markdown import Markdown as RichMarkdown
 from rich.segment import Segment
 from rich.style import Style
 
 __all__ = [
+    "BLANK_LINE",
     "CODE_THEME",
     "Block",
     "IncrementalDocument",
     "Line",
     "estimate_height",
+    "line_segments",
+    "pack_line",
     "render_block",
 ]
 
@@ -79,26 +84,61 @@ class Block:
     tokens: list[Token] | None
 
 
-def _without_links(line: list[Segment]) -> list[Segment]:
-    """Drop ``link`` from segment styles: a link style becomes an OSC 8 hyperlink."""
-    for segment in line:
-        style = segment.style
+Line = tuple[int | str, ...]
+"""One rendered line, packed: ``(cell_length, text, style_id, text, style_id, …)``.
+
+Not a list of :class:`~rich.segment.Segment` and not a :class:`~textual.strip.Strip`: a
+long conversation holds tens of thousands of lines, and every container object that
+stays alive is walked by each of CPython's full cyclic-GC collections (event-loop
+stalls of 50–100+ ms measured with segment lists; a ``Strip`` even carries seven
+caches).  A tuple holding only ``str`` and ``int`` is *untracked* by the GC after the
+first collection that sees it, so finished lines cost the collector nothing.  Styles are
+interned in a small process-wide table (:func:`line_segments` turns a line back into
+segments when it is painted)."""
+
+_STYLES: list[Style | None] = [None]
+_STYLE_IDS: dict[Style | None, int] = {None: 0}
+
+
+def _style_id(style: Style | None) -> int:
+    sid = _STYLE_IDS.get(style)
+    if sid is None:
+        sid = _STYLE_IDS[style] = len(_STYLES)
+        _STYLES.append(style)
+    return sid
+
+
+def pack_line(segments: Iterable[Segment]) -> Line:
+    """Pack rendered segments into a :data:`Line`.
+
+    ``link`` is dropped from styles (a link style becomes an OSC 8 hyperlink), and so are
+    control segments (cursor movement and the like; Markdown rendering makes none).
+    """
+    packed: list[int | str] = [0]
+    width = 0
+    for text, style, control in segments:
+        if control or not text:
+            continue
         if style is not None and style.link:
-            break
-    else:
-        return line
+            style = style.update_link(None)
+        packed.append(text)
+        packed.append(_style_id(style))
+        width += cell_len(text)
+    packed[0] = width
+    return tuple(packed)
+
+
+def line_segments(line: Line) -> list[Segment]:
+    """The segments of a packed :data:`Line` (its cell length is ``line[0]``)."""
+    styles = _STYLES
     return [
-        Segment(text, style.update_link(None), control)
-        if style is not None and style.link
-        else Segment(text, style, control)
-        for text, style, control in line
+        Segment(cast(str, line[index]), styles[cast(int, line[index + 1])])
+        for index in range(1, len(line), 2)
     ]
 
 
-Line = list[Segment]
-"""One rendered line.  Kept as segments, not :class:`Strip`: a ``Strip`` carries seven
-caches (~16 objects), which for a long conversation would multiply the objects the cyclic
-GC has to walk.  Strips are made per painted line (``MarkdownMessage.render_line``)."""
+BLANK_LINE: Final[Line] = (0,)
+"""An empty line (the separator between blocks)."""
 
 
 def render_block(
@@ -116,7 +156,7 @@ def render_block(
         start += 1
     while end > start and not Segment.get_line_length(lines[end - 1]):
         end -= 1
-    return [_without_links(line) for line in lines[start:end]]
+    return [pack_line(line) for line in lines[start:end]]
 
 
 def _group_blocks(tokens: list[Token], text: str) -> list[tuple[int, int, list[Token]]]:
