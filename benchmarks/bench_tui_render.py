@@ -1,6 +1,6 @@
 """Live Markdown rendering: tokentide ``MarkdownMessage`` vs stock Textual ``MarkdownStream``.
 
-Run (full, ~4 min on the 2-core project machine)::
+Run (full, ~5 min on the 2-core project machine, most of it the stock run)::
 
     .venv/bin/python benchmarks/bench_tui_render.py
     .venv/bin/python benchmarks/bench_tui_render.py --quick      # reduced, < 60 s
@@ -31,8 +31,17 @@ Definitions:
   ``Static`` and a 1,000-token answer) into a running app and wait for the frame that
   shows the end of the last answer.
 
-Medians of ``--runs`` runs (3, ``--quick``: 1).  Numbers are noisy on a shared machine:
-compare ratios from the same run.
+GC: the app calls :func:`~tokentide.tui.widgets.markdown_view.settle_gc` (full collection,
+then ``gc.freeze()``) when its first screen is up and right after mounting a saved
+conversation; the benchmark calls it at the same points (``BenchApp.on_ready``, after
+``mount_all`` in *open conversation*, included in the measured time), for ours and stock.
+
+Medians of ``--runs`` runs of ours (3, ``--quick``: 1); stock ``MarkdownStream`` needs
+~3.5 min per 20k-token run, so it runs ``--stock-runs`` times (default 1, interleaved with
+the first run of ours), optionally on ``--stock-tokens`` tokens (reported as such).  Every
+run line carries the load average.  Numbers are noisy on a shared machine: compare
+ratios from the same run; a stall's "CPU" is the CPU this process used during it (≈ the
+stall when the event loop was busy, far less when the OS ran other processes).
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -52,7 +62,7 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
-from tokentide.tui.widgets.markdown_view import MarkdownMessage
+from tokentide.tui.widgets.markdown_view import MarkdownMessage, settle_gc
 
 SIZE = (120, 40)
 SENTINEL = "QZXENDTOKEN"
@@ -173,6 +183,11 @@ class BenchApp(App[None]):
     def on_mount(self) -> None:
         self.query_one("#conv", VerticalScroll).anchor()
 
+    def on_ready(self) -> None:
+        # Where tokentide's app calls it: once the first screen (and any conversation
+        # composed with it) is up.  Same for ours and stock.
+        settle_gc()
+
     def watch_for(self, word: str) -> None:
         self.found_at = None
         self._watch_for = word
@@ -195,8 +210,14 @@ class BenchApp(App[None]):
 async def _stall_monitor(state: dict[str, float], stop: asyncio.Event) -> None:
     while not stop.is_set():
         t = time.perf_counter()
+        cpu = time.process_time()
         await asyncio.sleep(0.005)
-        state["worst"] = max(state["worst"], time.perf_counter() - t - 0.005)
+        stall = time.perf_counter() - t - 0.005
+        if stall > state["worst"]:
+            state["worst"] = stall
+            # CPU this process used meanwhile: ≈ the stall when the loop was busy,
+            # much less when the OS ran other processes (shared machine).
+            state["worst_cpu"] = time.process_time() - cpu
 
 
 async def _wait_found(app: BenchApp, timeout: float) -> float | None:
@@ -211,6 +232,7 @@ class StreamResult:
     effective: float  # tok/s, nan when not painted within the timeout
     lag_ms: float
     stall_ms: float
+    stall_cpu_ms: float
     fifths_us: list[float] = field(default_factory=list)
     cpu_us_per_token: float = 0.0
     note: str = ""
@@ -239,9 +261,10 @@ async def run_stream(
         if history:
             # Wait until the earlier answers are fully rendered (background renderer).
             messages = list(app.query(MarkdownMessage))
-            for _ in range(2000):
-                if all(m._is_exact() for m in messages):
-                    break
+            deadline = time.perf_counter() + 120
+            while not all(m._is_exact() for m in messages):
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("earlier answers not rendered within 120 s")
                 await asyncio.sleep(0.01)
         feed: Callable[[str], Any]
         stream = None
@@ -259,7 +282,7 @@ async def run_stream(
             feed = stream.write
         await pilot.pause()
         gc.collect()
-        stall = {"worst": 0.0}
+        stall = {"worst": 0.0, "worst_cpu": 0.0}
         stop = asyncio.Event()
         monitor = asyncio.create_task(_stall_monitor(stall, stop))
         fifth = n_tokens // 5
@@ -297,6 +320,7 @@ async def run_stream(
             effective=n_tokens / (found - t0) if found else float("nan"),
             lag_ms=(found - t_last) * 1e3 if found else float("nan"),
             stall_ms=stall["worst"] * 1e3,
+            stall_cpu_ms=stall["worst_cpu"] * 1e3,
             fifths_us=fifths,
             cpu_us_per_token=(cpu1 - cpu0) / n_tokens * 1e6,
             note=note,
@@ -328,6 +352,7 @@ async def run_open(kind: str, n_messages: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         app.watch_for(last_word)
         await conv.mount_all(widgets)
+        settle_gc()  # where the app calls it: right after mounting a saved conversation
         found = await _wait_found(app, 120)
         painted = ((found or float("nan")) - t0) * 1e3
         if kind == "ours":
@@ -348,15 +373,24 @@ def _fmt(x: float, digits: int = 0) -> str:
     return "n/a" if x != x else f"{x:,.{digits}f}"
 
 
+def _load() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
 async def main_async(args: argparse.Namespace) -> None:
     quick = args.quick
     runs = 1 if quick else args.runs
+    stock_runs = min(args.stock_runs, runs)
     n = 5000 if quick else 20000
+    stock_n = args.stock_tokens or n
     rate = args.rate
     history = 10 if quick else 50
     n_open = 200
     stock_timeout = 30.0 if quick else 60.0
-    print(f"tokens={n} rate={rate:.0f} tok/s runs={runs} size={SIZE} history={history}")
+    print(
+        f"tokens={n} rate={rate:.0f} tok/s runs={runs} (stock: {stock_runs} run(s) of "
+        f"{stock_n} tokens) size={SIZE} history={history}; {_load()}"
+    )
 
     results: dict[str, list[StreamResult]] = {"ours": [], "stock": [], "ours+history": []}
     for r in range(runs):
@@ -365,13 +399,19 @@ async def main_async(args: argparse.Namespace) -> None:
             ("stock", "stock", 0),
             ("ours+history", "ours", history),
         ):
-            res = await run_stream(kind, n, rate, hist, stock_timeout if kind == "stock" else 30)
+            if kind == "stock" and r >= stock_runs:
+                continue
+            tokens = stock_n if kind == "stock" else n
+            res = await run_stream(
+                kind, tokens, rate, hist, stock_timeout if kind == "stock" else 30
+            )
             results[label].append(res)
             print(
                 f"  run {r + 1} {label:13s} effective {_fmt(res.effective)} tok/s, "
-                f"lag {_fmt(res.lag_ms)} ms, stall {_fmt(res.stall_ms)} ms, "
+                f"lag {_fmt(res.lag_ms)} ms, stall {_fmt(res.stall_ms)} ms "
+                f"(CPU {res.stall_cpu_ms:.0f} ms), "
                 f"CPU {res.cpu_us_per_token:.0f} µs/token, fifths "
-                f"{[round(f) for f in res.fifths_us]} µs/token {res.note}",
+                f"{[round(f) for f in res.fifths_us]} µs/token; {_load()} {res.note}",
                 flush=True,
             )
 
@@ -381,15 +421,23 @@ async def main_async(args: argparse.Namespace) -> None:
         opens["ours"].append(await run_open("ours", n_open))
         opens["static-rich"].append(await run_open("static-rich", n_open))
         opens["stock-md"].append(await run_open("stock-md", stock_md_messages))
-        print(f"  open: {[(k, [round(x) for x in v[-1]]) for k, v in opens.items()]}", flush=True)
+        print(
+            f"  open: {[(k, [round(x) for x in v[-1]]) for k, v in opens.items()]}; {_load()}",
+            flush=True,
+        )
 
     def med(label: str, attr: str) -> float:
         return _med([getattr(x, attr) for x in results[label]])
 
+    stock_what = f"median of {stock_runs}" if stock_runs > 1 else "1 run"
+    if stock_n != n:
+        stock_what += f", {stock_n:,} tokens"
     print()
-    print(f"## Streaming {n:,} tokens at {rate:,.0f} tok/s (median of {runs})")
+    print(f"## Streaming {n:,} tokens at {rate:,.0f} tok/s ({_load()} at the end)")
     print()
-    print("| metric | ours | stock MarkdownStream | ours / stock | goal |")
+    print(
+        f"| metric | ours (median of {runs}) | stock MarkdownStream ({stock_what}) | ours / stock | goal |"
+    )
     print("|---|---|---|---|---|")
     eo, es = med("ours", "effective"), med("stock", "effective")
     print(
@@ -400,6 +448,8 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"| last token → painted, ms | {_fmt(lo)} | {_fmt(ls)} | {lo / ls:.3f} | ≤ 50 |")
     so, ss = med("ours", "stall_ms"), med("stock", "stall_ms")
     print(f"| worst event-loop stall, ms | {_fmt(so)} | {_fmt(ss)} | {so / ss:.2f} | ≤ 50 |")
+    sco, scs = med("ours", "stall_cpu_ms"), med("stock", "stall_cpu_ms")
+    print(f"| CPU used during that stall, ms | {_fmt(sco)} | {_fmt(scs)} | | |")
     go, gs = med("ours", "growth"), med("stock", "growth")
     print(f"| CPU/token last fifth ÷ first fifth | {go:.2f} | {gs:.2f} | | ≤ 1.2 |")
     co, cs = med("ours", "cpu_us_per_token"), med("stock", "cpu_us_per_token")
@@ -417,6 +467,8 @@ async def main_async(args: argparse.Namespace) -> None:
     sh = med("ours+history", "stall_ms")
     print(f"| last token → painted, ms | {_fmt(lo)} | {_fmt(lh)} | | ≤ 50 |")
     print(f"| worst stall, ms | {_fmt(so)} | {_fmt(sh)} | | ≤ 50 |")
+    gh = med("ours+history", "growth")
+    print(f"| CPU/token last fifth ÷ first fifth | {go:.2f} | {gh:.2f} | | ≤ 1.2 |")
     print()
     print(f"## Opening a saved conversation (median of {runs})")
     print()
@@ -435,7 +487,19 @@ async def main_async(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="reduced run (< 60 s)")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="runs of ours (median)")
+    parser.add_argument(
+        "--stock-runs",
+        type=int,
+        default=1,
+        help="runs of stock MarkdownStream, interleaved with ours (each ~3.5 min at 20k tokens)",
+    )
+    parser.add_argument(
+        "--stock-tokens",
+        type=int,
+        default=0,
+        help="tokens for stock runs (default: as many as ours; fewer is reported as such)",
+    )
     parser.add_argument("--rate", type=float, default=5000.0, help="source tokens/s")
     asyncio.run(main_async(parser.parse_args(argv)))
 
