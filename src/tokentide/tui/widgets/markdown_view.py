@@ -66,8 +66,10 @@ def settle_gc() -> None:
 
     Call it where a pause of one full collection (10–60 ms measured) is harmless and a
     lot of long-lived objects were just created: once the app's first screen is up
-    (``App.on_ready``), right after a saved conversation has been mounted (opening or
-    switching conversations), and after an answer has finished streaming.
+    (``App.on_ready``), after a saved conversation has been mounted and painted (opening
+    or switching conversations: ``self.call_after_refresh(settle_gc)`` right after the
+    ``mount_all``, so the collection does not delay the first paint), and after an
+    answer has finished streaming.
 
     Why: CPython's cyclic GC periodically walks every tracked object (a *full*
     collection).  During a 20,000-token stream with 50 earlier answers on screen these
