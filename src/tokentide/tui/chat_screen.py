@@ -83,6 +83,12 @@ class Turn:
     turn positions and stored positions differ)."""
 
 
+def _settle_gc() -> None:
+    from tokentide.tui.widgets.markdown_view import settle_gc
+
+    settle_gc()
+
+
 class ConversationView(VerticalScroll):
     """The scrolling conversation.  Anchored: it follows the newest text while the user
     is at the bottom, at any token rate (Textual's compositor keeps an anchored view at
@@ -413,6 +419,7 @@ class ChatScreen(Screen[None]):
             State.ERROR: "error",
         }[state]
         message.finish(status, note=f"{note} · {describe_stats(generation.stats)}")
+        self.call_after_refresh(_settle_gc)  # at rest: never while a stream runs
         if recorder is not None:
             try:
                 recorder.finish(
@@ -674,6 +681,7 @@ class ChatScreen(Screen[None]):
             widgets = [self._saved_widget(turn, saved) for turn, saved in chunk]
             await view.mount_all(widgets, before=0)
             await asyncio.sleep(0)
+        self.call_after_refresh(_settle_gc)
 
     def _saved_widget(self, turn: Turn, saved: StoredMessage) -> Widget:
         """The widget showing one saved message (registered on its turn)."""
