@@ -38,8 +38,10 @@ class Timed(ChatApp):
     CSS_PATH = str(Path(tokentide.tui.app.__file__).with_name("app.tcss"))
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Registered before the app's own after-refresh work (warming the backend
+        # import), which runs once the first frame is already on screen.
         self.call_after_refresh(self._first_frame)
+        super().on_mount()
 
     def _first_frame(self) -> None:
         print(f"FIRST_FRAME {time.time():.6f} {time.process_time():.6f}", flush=True)

@@ -63,6 +63,22 @@ class Tmux:
                 raise AssertionError(f"screen never matched; last capture:\n{screen}")
             time.sleep(0.05)
 
+    def wait_exit(self, timeout: float = 10.0) -> None:
+        """Wait until the app in the pane has exited (its session ends with it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = subprocess.run(
+                ["tmux", "-L", self.socket, "has-session"],
+                capture_output=True,
+                env=self.env,
+                check=False,
+            )
+            if alive.returncode != 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the app did not exit; last capture:\n{self.screen()}")
+            time.sleep(0.05)
+
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
 
@@ -117,7 +133,7 @@ def test_type_watch_stop_in_a_real_terminal(
         assert "Esc stops" not in screen
 
         tmux.keys("C-q")
-        tmux.wait_for(lambda s: "Send" not in s, timeout=10)
+        tmux.wait_exit()
     finally:
         tmux.kill()
 

@@ -115,7 +115,11 @@ class ChatApp(App[int]):
     def on_ready(self) -> None:
         # Everything alive after start-up is long-lived: freeze it so the garbage
         # collector's full passes during a stream skip it (stalls 35-86 ms -> 7-30 ms,
-        # docs/performance.md "Live Markdown rendering").
+        # docs/performance.md "Live Markdown rendering").  After the first frame: the
+        # Markdown modules it lives with import markdown-it (~50 ms).
+        self.call_after_refresh(self._settle_gc)
+
+    def _settle_gc(self) -> None:
         from tokentide.tui.widgets.markdown_view import settle_gc
 
         settle_gc()

@@ -711,13 +711,14 @@ class ChatScreen(Screen[None]):
         sidebar = self.sidebar
         sidebar.display = not sidebar.display
         if sidebar.display:
+            await sidebar.build()
             self._refresh_sidebar()
             sidebar.query_one("#conversations").focus()
         else:
             self.composer.focus()
 
     def _refresh_sidebar(self) -> None:
-        if self.store is None or not self.sidebar.display:
+        if self.store is None or not self.sidebar.display or not self.sidebar.built:
             return
         try:
             conversations = self.store.list_conversations(search=self._search or None, limit=200)

@@ -60,10 +60,23 @@ class Sidebar(Vertical):
         super().__init__(id=id)
         self.items: list[ConversationItem] = []
         self.current: str | None = None
+        self.built = False
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="Search conversations", id="conversation-search")
-        yield OptionList(id="conversations")
+        # Built on first open (build()): the sidebar starts hidden, and its widgets
+        # would cost start-up time before the first frame.
+        return iter(())
+
+    async def build(self) -> None:
+        """Mount the search box and the list, once."""
+        if not self.built:
+            self.built = True
+            await self.mount_all(
+                [
+                    Input(placeholder="Search conversations", id="conversation-search"),
+                    OptionList(id="conversations"),
+                ]
+            )
 
     def show(self, items: Sequence[ConversationItem], current: str | None = None) -> None:
         """Replace the list (newest first, as given)."""
