@@ -157,7 +157,9 @@ class ChatApp(App[int]):
         save_ui_state(self._ui_state, self._ui_state_path)
 
     async def on_unmount(self) -> None:
-        await self.chat.close_backend()
+        chat: ChatScreen | None = getattr(self, "_chat", None)
+        if chat is not None:  # None when start-up failed before the screen existed
+            await chat.close_backend()
         if self.store is not None:
             self.store.close()
 
