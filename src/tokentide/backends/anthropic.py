@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply
+from tokentide.backends.base import GenerationRequest, Reply, sampling
 from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
@@ -151,23 +151,17 @@ class AnthropicBackend(HTTPBackend):
         body: dict[str, Any] = {}
         if model := self.model_or(request):
             body["model"] = model
-        max_tokens = request.max_tokens if request.max_tokens is not None else profile.max_tokens
-        body["max_tokens"] = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
+        chosen = sampling(request, profile)
+        body["max_tokens"] = chosen.get("max_tokens", DEFAULT_MAX_TOKENS)  # required by the API
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         if system:
             body["system"] = system
         body["messages"] = [
             {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
         ]
-        for key, value in (
-            (
-                "temperature",
-                request.temperature if request.temperature is not None else profile.temperature,
-            ),
-            ("top_p", request.top_p if request.top_p is not None else profile.top_p),
-        ):
-            if value is not None:
-                body[key] = value
+        for key in ("temperature", "top_p"):  # the Messages API has no seed
+            if key in chosen:
+                body[key] = chosen[key]
         if request.stop:
             body["stop_sequences"] = list(request.stop)
         body["stream"] = stream

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.config.model import Profile
 
 __all__ = [
     "Backend",
@@ -31,6 +32,7 @@ __all__ = [
     "Reply",
     "collect",
     "prompt_text",
+    "sampling",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -86,6 +88,21 @@ def prompt_text(request: GenerationRequest) -> str:
             lines.append(f"{message.role.capitalize()}: {message.content}")
     lines.append("Assistant:")
     return "\n\n".join(lines)
+
+
+def sampling(request: GenerationRequest, profile: Profile) -> dict[str, Any]:
+    """``max_tokens``, ``temperature``, ``top_p`` and ``seed`` for one request: the
+    request's value, else the profile's; unset ones are left out.  Backends rename the
+    keys their servers use (``max_new_tokens``, ``num_predict``, ...)."""
+    values = {
+        "max_tokens": request.max_tokens if request.max_tokens is not None else profile.max_tokens,
+        "temperature": request.temperature
+        if request.temperature is not None
+        else profile.temperature,
+        "top_p": request.top_p if request.top_p is not None else profile.top_p,
+        "seed": request.seed if request.seed is not None else profile.seed,
+    }
+    return {key: value for key, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply
+from tokentide.backends.base import GenerationRequest, Reply, sampling
 from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.config.model import Profile
@@ -112,21 +112,9 @@ class OllamaBackend(HTTPBackend):
             body["model"] = model
         body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
         body["stream"] = stream
-        options: dict[str, Any] = {}
-        for key, value in (
-            (
-                "temperature",
-                request.temperature if request.temperature is not None else profile.temperature,
-            ),
-            (
-                "num_predict",
-                request.max_tokens if request.max_tokens is not None else profile.max_tokens,
-            ),
-            ("seed", request.seed if request.seed is not None else profile.seed),
-            ("top_p", request.top_p if request.top_p is not None else profile.top_p),
-        ):
-            if value is not None:
-                options[key] = value
+        options = sampling(request, profile)
+        if "max_tokens" in options:
+            options["num_predict"] = options.pop("max_tokens")
         if request.stop:
             options["stop"] = list(request.stop)
         if self.keep_alive is not None:

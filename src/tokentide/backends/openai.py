@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, prompt_text
+from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
@@ -35,19 +35,7 @@ def _common_body(request: GenerationRequest, profile: Profile, model: str | None
     body: dict[str, Any] = {}
     if model:
         body["model"] = model
-    max_tokens = request.max_tokens if request.max_tokens is not None else profile.max_tokens
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    for key, value in (
-        (
-            "temperature",
-            request.temperature if request.temperature is not None else profile.temperature,
-        ),
-        ("seed", request.seed if request.seed is not None else profile.seed),
-        ("top_p", request.top_p if request.top_p is not None else profile.top_p),
-    ):
-        if value is not None:
-            body[key] = value
+    body.update(sampling(request, profile))
     if request.stop:
         body["stop"] = list(request.stop)
     body.update(profile.params)

@@ -35,7 +35,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, prompt_text
+from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
@@ -202,19 +202,9 @@ class SubstrateBackend(HTTPBackend):
         if self.graph is not None:
             return _substitute(dict(self.graph), prompt)
         profile = self.profile
+        chosen = sampling(request, profile)
         args: dict[str, Any] = {"prompt": prompt}
-        for key, value in (
-            (
-                "max_tokens",
-                request.max_tokens if request.max_tokens is not None else profile.max_tokens,
-            ),
-            (
-                "temperature",
-                request.temperature if request.temperature is not None else profile.temperature,
-            ),
-        ):
-            if value is not None:
-                args[key] = value
+        args.update({key: chosen[key] for key in ("max_tokens", "temperature") if key in chosen})
         if model := self.model_or(request):
             args["model"] = model
         args.update(profile.params)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, prompt_text
+from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta, Usage
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
@@ -139,24 +139,20 @@ class TGIBackend(HTTPBackend):
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         profile = self.profile
         params: dict[str, Any] = {"details": True}
-        max_tokens = request.max_tokens if request.max_tokens is not None else profile.max_tokens
-        if max_tokens is not None:
+        chosen = sampling(request, profile)
+        if (max_tokens := chosen.get("max_tokens")) is not None:
             params["max_new_tokens"] = max_tokens
-        temperature = (
-            request.temperature if request.temperature is not None else profile.temperature
-        )
-        if temperature is not None:
+        if (temperature := chosen.get("temperature")) is not None:
             if temperature > 0:
                 params["temperature"] = temperature
                 params["do_sample"] = True
             else:
                 # TGI rejects temperature 0 ("must be strictly positive"): greedy instead.
                 params["do_sample"] = False
-        top_p = request.top_p if request.top_p is not None else profile.top_p
+        top_p = chosen.get("top_p")
         if top_p is not None and 0 < top_p < 1:  # TGI requires 0 < top_p < 1
             params["top_p"] = top_p
-        seed = request.seed if request.seed is not None else profile.seed
-        if seed is not None:
+        if (seed := chosen.get("seed")) is not None:
             params["seed"] = seed
         if request.stop:
             params["stop"] = list(request.stop)

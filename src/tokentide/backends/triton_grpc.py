@@ -69,7 +69,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from tokentide import __version__
-from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text
+from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.config.model import Profile
 from tokentide.errors import (
@@ -634,9 +634,8 @@ class TritonGRPCBackend:
             flag.datatype = "BOOL"
             flag.shape.extend(plan.stream_shape)
             raw.append(b"\x01" if stream else b"\x00")
-        max_tokens = request.max_tokens
-        if max_tokens is None:
-            max_tokens = self.profile.max_tokens
+        chosen = sampling(request, self.profile)
+        max_tokens = chosen.get("max_tokens")
         if self.max_tokens_tensor and max_tokens is not None:
             limit = message.inputs.add()
             limit.name = self.max_tokens_tensor
@@ -646,18 +645,10 @@ class TritonGRPCBackend:
         message.raw_input_contents.extend(raw)
         message.outputs.add().name = self.output_tensor
         profile = self.profile
-        for key, value in (
-            ("max_tokens", max_tokens),
-            (
-                "temperature",
-                request.temperature if request.temperature is not None else profile.temperature,
-            ),
-            ("top_p", request.top_p if request.top_p is not None else profile.top_p),
-            ("seed", request.seed if request.seed is not None else profile.seed),
-            ("stop", list(request.stop) if request.stop else None),
-        ):
-            if value is not None:
-                _set_param(message.parameters, key, value)
+        if request.stop:
+            chosen["stop"] = list(request.stop)
+        for key, value in chosen.items():
+            _set_param(message.parameters, key, value)
         for key, value in itertools.chain(profile.params.items(), request.extra.items()):
             _set_param(message.parameters, key, value)
         if stream:

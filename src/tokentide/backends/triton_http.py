@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokentide.backends._cumulative import Accumulator, Yields, yields_option
-from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text
+from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
@@ -122,21 +122,7 @@ class TritonHTTPBackend(HTTPBackend):
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         profile = self.profile
-        parameters: dict[str, Any] = {"stream": stream}
-        for key, value in (
-            (
-                "max_tokens",
-                request.max_tokens if request.max_tokens is not None else profile.max_tokens,
-            ),
-            (
-                "temperature",
-                request.temperature if request.temperature is not None else profile.temperature,
-            ),
-            ("top_p", request.top_p if request.top_p is not None else profile.top_p),
-            ("seed", request.seed if request.seed is not None else profile.seed),
-        ):
-            if value is not None:
-                parameters[key] = value
+        parameters: dict[str, Any] = {"stream": stream, **sampling(request, profile)}
         if request.stop:
             parameters["stop"] = list(request.stop)
         top_level = {**profile.params, **request.extra}
