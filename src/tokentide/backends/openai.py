@@ -13,7 +13,7 @@ stream that ends without ``[DONE]`` is complete only if a ``finish_reason`` was 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
@@ -130,17 +130,14 @@ class _OpenAIParser(StreamParser):
         )
 
 
-class OpenAIChatBackend(HTTPBackend):
-    api = "openai"
-    path = "/chat/completions"
+class _OpenAIBackend(HTTPBackend):
+    """What the chat and completions routes share: the request and the stream."""
+
+    path: ClassVar[str]
+    chat: ClassVar[bool]
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
-        body = _common_body(request, self.profile, self.model_or(request))
-        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
-        body["stream"] = stream
-        if stream:
-            body.setdefault("stream_options", {"include_usage": True})
-        return body
+        raise NotImplementedError
 
     def stream_call(self, request: GenerationRequest) -> HTTPCall:
         return HTTPCall(self.path, self._body(request, True), {"Accept": "text/event-stream"})
@@ -149,7 +146,21 @@ class OpenAIChatBackend(HTTPBackend):
         return HTTPCall(self.path, self._body(request, False))
 
     def new_parser(self, request: GenerationRequest) -> StreamParser:
-        return _OpenAIParser(self.base_url, chat=True)
+        return _OpenAIParser(self.base_url, chat=self.chat)
+
+
+class OpenAIChatBackend(_OpenAIBackend):
+    api = "openai"
+    path = "/chat/completions"
+    chat = True
+
+    def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        body = _common_body(request, self.profile, self.model_or(request))
+        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        body["stream"] = stream
+        if stream:
+            body.setdefault("stream_options", {"include_usage": True})
+        return body
 
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         choice = body["choices"][0]
@@ -163,24 +174,16 @@ class OpenAIChatBackend(HTTPBackend):
         )
 
 
-class OpenAICompletionsBackend(HTTPBackend):
+class OpenAICompletionsBackend(_OpenAIBackend):
     api = "openai-completions"
     path = "/completions"
+    chat = False
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         body = _common_body(request, self.profile, self.model_or(request))
         body["prompt"] = prompt_text(request)
         body["stream"] = stream
         return body
-
-    def stream_call(self, request: GenerationRequest) -> HTTPCall:
-        return HTTPCall(self.path, self._body(request, True), {"Accept": "text/event-stream"})
-
-    def create_call(self, request: GenerationRequest) -> HTTPCall:
-        return HTTPCall(self.path, self._body(request, False))
-
-    def new_parser(self, request: GenerationRequest) -> StreamParser:
-        return _OpenAIParser(self.base_url, chat=False)
 
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         choice = body["choices"][0]
