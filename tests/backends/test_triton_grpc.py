@@ -676,7 +676,7 @@ def test_urls(url: str, target: str) -> None:
         ({"model": None}, "has no model"),
         ({"params": {"triton_enable_empty_final_response": False}}, "reserved by Triton"),
         ({"params": {"priority": 1}}, "reserved by Triton"),
-        ({"yields": "sometimes"}, "not 'delta' or 'cumulative'"),
+        ({"yields": "sometimes"}, "is not one of 'delta', 'cumulative'"),
         ({"decoupled": "yes"}, "true or false"),
         ({"url": "grpcs://h:1", "tls": False}, "asks for TLS"),
         ({"ca_file": "/nonexistent/ca.pem"}, "cannot read ca_file"),

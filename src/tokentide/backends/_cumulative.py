@@ -27,14 +27,17 @@ YIELD_STYLES: tuple[Yields, ...] = ("delta", "cumulative", "auto")
 
 
 def yields_option(
-    options: Mapping[str, Any], profile_name: str, default: Yields = "delta"
+    options: Mapping[str, Any],
+    profile_name: str,
+    default: Yields = "delta",
+    styles: tuple[Yields, ...] = YIELD_STYLES,
 ) -> Yields:
-    """The ``yields`` option of a profile, checked."""
+    """The ``yields`` option of a profile, checked against the ``styles`` a backend takes."""
     value = options.get("yields", default)
-    if value not in YIELD_STYLES:
+    if value not in styles:
         raise ConfigError(
             f"Profile {profile_name!r}: yields = {value!r} is not one of "
-            f"{', '.join(repr(s) for s in YIELD_STYLES)}.",
+            f"{', '.join(repr(s) for s in styles)}.",
             hint='"delta": each piece is appended; "cumulative": each piece is the whole '
             'answer so far; "auto": cumulative while each piece extends the last.',
         )

@@ -64,17 +64,17 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal, cast
+from typing import Any, cast
 
+from tokentide.backends._cumulative import Accumulator, Yields, yields_option
 from tokentide.backends._thread_bridge import iterate_in_thread
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.config.model import Profile
-from tokentide.errors import BackendError, ConfigError, LocalFunctionError, excerpt
+from tokentide.errors import BackendError, ConfigError, LocalFunctionError, ProtocolError, excerpt
 
 __all__ = ["ARGUMENTS", "LocalBackend", "from_profile", "load_target"]
 
-Yields = Literal["delta", "cumulative"]
 
 ARGUMENTS = ("messages", "prompt", "system", "max_tokens", "temperature", "seed", "request")
 """The keyword arguments a predictor may ask for, by parameter name."""
@@ -366,7 +366,7 @@ class LocalBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         reason: str | None = None
-        so_far = ""  # cumulative mode: the whole answer so far
+        answer = Accumulator(self.yields, server=self.target)
         async with aclosing(self._pieces(request)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, _Eager):
@@ -377,19 +377,12 @@ class LocalBackend:
                 reason = piece.finish_reason or reason
                 if not piece.text:
                     continue
-                if self.yields == "delta":
-                    yield TextDelta(piece.text)
-                    continue
-                if not piece.text.startswith(so_far):
+                try:
+                    delta = answer.feed(piece.text)
+                except ProtocolError as error:
                     raise LocalFunctionError(
-                        f'{self.target} yields cumulative results (yields = "cumulative") '
-                        f"but a result does not extend the previous one: after "
-                        f"{excerpt(so_far, 80)!r} came {excerpt(piece.text, 80)!r}.",
-                        server=self.target,
-                        hint='If it yields pieces to append, set yields = "delta" in the profile.',
-                    )
-                delta = piece.text[len(so_far) :]
-                so_far = piece.text
+                        error.message, server=self.target, hint=error.hint
+                    ) from None
                 if delta:
                     yield TextDelta(delta)
         yield Finish(reason or "stop")
@@ -397,6 +390,7 @@ class LocalBackend:
     async def create(self, request: GenerationRequest) -> Reply:
         parts: list[str] = []
         reason: str | None = None
+        answer = Accumulator("auto")
         async with aclosing(self._pieces(request)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, _Eager):
@@ -406,9 +400,12 @@ class LocalBackend:
                 if piece.text is None:
                     continue
                 if self.yields == "cumulative":
-                    parts = [piece.text]
-                else:
+                    parts = [piece.text]  # the last partial is the answer, as in Muna
+                elif self.yields == "delta":
                     parts.append(piece.text)
+                else:  # "auto": cumulative while each piece extends the last
+                    answer.feed(piece.text)
+                    parts = [answer.text]
         return Reply(text="".join(parts), finish_reason=reason or "stop")
 
 
@@ -419,12 +416,6 @@ def from_profile(profile: Profile, env: Mapping[str, str]) -> LocalBackend:
         raise ConfigError(
             f"Profile {profile.name!r} (api 'local') needs a target.", hint=_TARGET_HINT
         )
-    yields = options.get("yields", "delta")
-    if yields not in ("delta", "cumulative"):
-        raise ConfigError(
-            f"Profile {profile.name!r}: yields = {yields!r} is not 'delta' or 'cumulative'.",
-            hint='"delta": each piece is appended; "cumulative": each piece is the whole '
-            "answer so far.",
-        )
+    yields = yields_option(options, profile.name)
     target = target.strip()
     return LocalBackend(load_target(target), target=target, yields=yields, profile=profile)

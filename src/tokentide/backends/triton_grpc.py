@@ -69,6 +69,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from tokentide import __version__
+from tokentide.backends._cumulative import yields_option
 from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.config.model import Profile
@@ -963,13 +964,9 @@ def from_profile(profile: Profile, env: Mapping[str, str]) -> TritonGRPCBackend:
                     f"{error.strerror or error}."
                 ) from None
         credentials = grpc.ssl_channel_credentials(root_certificates=root)
-    yields = _option_str(profile, "yields", "delta")
-    if yields not in ("delta", "cumulative"):
-        raise ConfigError(
-            f"Profile {profile.name!r}: yields = {yields!r} is not 'delta' or 'cumulative'.",
-            hint='"delta": each response is new text; "cumulative": each response is the '
-            "whole answer so far.",
-        )
+    # Cumulative outputs are compared as bytes (a response may end inside a UTF-8
+    # character), so this backend has its own prefix check and no "auto" style.
+    yields = yields_option(profile.options, profile.name, styles=("delta", "cumulative"))
     _params(profile)
     return TritonGRPCBackend(
         profile,
