@@ -675,3 +675,31 @@ async def test_switching_profile_closes_the_old_backend(db: Path, server: LLMSer
         await pilot.pause()
         assert app.query_one(AssistantMessage).source == "from new"
         assert server.record("new").body["model"] == "m2"
+
+
+async def test_reasoning_is_shown_while_streaming_then_summarised(db: Path) -> None:
+    from tokentide.backends.events import ReasoningDelta
+
+    script: list[Event | BackendError] = [
+        ReasoningDelta("Let me think.\nThe user wants a colour.\n"),
+        ReasoningDelta("Blue is a safe pick.\x1b]52;c;ZXZpbA==\x07"),
+        TextDelta("Blue."),
+        Finish("stop"),
+    ]
+    backend = ScriptedBackend(script, pause_before=2)
+    app = make_app(db, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "a colour?")
+        await backend.paused.wait()
+        await pilot.pause()
+        message = app.query_one(AssistantMessage)
+        thinking = str(message.query_one(".reasoning").render())
+        assert "Blue is a safe pick." in thinking and "The user wants a colour." in thinking
+        assert "\x1b" not in thinking and "52;" not in thinking
+        backend.resume.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        summary = str(message.query_one(".reasoning").render())
+        assert summary.startswith("reasoned for ") and "Blue is" not in summary
+        assert message.source == "Blue."  # reasoning is not part of the answer

@@ -379,16 +379,21 @@ class ChatScreen(Screen[None]):
         try:
             async for batch in generation.batches():
                 deltas: list[TextDelta] = []
+                thoughts: list[str] = []
                 for event in batch:
                     match event:
                         case TextDelta():
                             deltas.append(event)
                         case Retrying():
                             self.status.retrying(event)
-                        case ReasoningDelta() | Finish():
+                        case ReasoningDelta():
+                            thoughts.append(event.text)
+                        case Finish():
                             pass
                         case _:
                             assert_never(event)
+                if thoughts:
+                    message.add_reasoning("".join(thoughts))
                 if deltas:
                     message.add(deltas)
                     if recorder is not None:

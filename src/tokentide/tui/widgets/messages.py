@@ -130,6 +130,11 @@ class TokenView(Static):
     """The answer as tokens shaded by probability (the token-detail toggle)."""
 
 
+REASONING_TAIL = 2_000
+"""Characters of reasoning kept for display while an answer streams."""
+REASONING_LINES = 4
+
+
 class AssistantMessage(Vertical, can_focus=True):
     """One answer: Markdown (streamed or finished), per-node blocks, token details."""
 
@@ -152,6 +157,9 @@ class AssistantMessage(Vertical, can_focus=True):
         self._detailed = False
         self._token_view: TokenView | None = None
         self._streaming = streaming
+        self._reasoning_view: Static | None = None
+        self._reasoning_tail = ""
+        self._reasoning_chars = 0
         if label:
             self.border_title = sanitize(label)
         if note:
@@ -182,6 +190,17 @@ class AssistantMessage(Vertical, can_focus=True):
             else:
                 self._node_block(node).append(joined)
 
+    def add_reasoning(self, text: str) -> None:
+        """Show the model's reasoning ("thinking") above the answer while it streams:
+        the last few lines, dim; a one-line summary once the answer is finished."""
+        self._reasoning_chars += len(text)
+        self._reasoning_tail = (self._reasoning_tail + text)[-REASONING_TAIL:]
+        if self._reasoning_view is None:
+            self._reasoning_view = Static("", classes="reasoning", markup=False)
+            self.mount(self._reasoning_view, before=self.main)
+        lines = sanitize(self._reasoning_tail).splitlines()[-REASONING_LINES:]
+        self._reasoning_view.update(Text("\n".join(lines), style="italic"))
+
     def _node_block(self, node: str) -> NodeBlock:
         block = self.nodes.get(node)
         if block is None:
@@ -193,6 +212,10 @@ class AssistantMessage(Vertical, can_focus=True):
 
     def finish(self, status: str, note: str | None = None) -> None:
         self._streaming = False
+        if self._reasoning_view is not None:
+            self._reasoning_view.update(
+                Text(f"reasoned for {self._reasoning_chars:,} characters", style="italic")
+            )
         self.main.finish()
         for block in self.nodes.values():
             block.markdown.finish()
