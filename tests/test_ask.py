@@ -195,3 +195,44 @@ def test_ask_never_imports_textual(server: LLMServer, env: dict[str, str]) -> No
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert b"TEXTUAL=False" in result.stderr
+
+
+def test_piped_tide_without_a_subcommand_takes_ask_options(
+    server: LLMServer, env: dict[str, str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tokentide", "summarise", *openai(server, echo=1)],
+        input=b"the notes", capture_output=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"summarise\n\nthe notes\n"
+
+
+def test_a_spinner_waits_on_a_terminal_and_is_erased_before_the_answer(
+    server: LLMServer, env: dict[str, str]
+) -> None:
+    """On a terminal (a pty here) a waiting line shows until the first token and is
+    erased before the answer; on a pipe there is none (the other tests read stderr)."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokentide", "ask", "hi", *openai(server, first_delay=0.6, tokens=3)],
+        stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
+    )  # fmt: skip
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(primary)
+    assert process.wait(30) == 0
+    assert b"waiting for openai" in output
+    erased = output.rindex(b"\r\x1b[K")
+    assert output.index(b"w0 w1 w2") > erased  # the answer comes after the erase
+    assert b"waiting" not in output[erased:]

@@ -78,10 +78,15 @@ class _Writer:
         self.stream = stream
         self.at_line_start = True
         self.broken = False
+        self.before_first: Callable[[], None] | None = None
+        """Called once, before the first write (the spinner clears its line)."""
 
     def write(self, text: str) -> None:
         if not text or self.broken:
             return
+        if self.before_first is not None:
+            self.before_first()
+            self.before_first = None
         try:
             self.stream.write(text.encode("utf-8", "replace"))
             self.stream.flush()
@@ -89,6 +94,51 @@ class _Writer:
             self.broken = True
             return
         self.at_line_start = text.endswith("\n")
+
+
+class _Spinner:
+    """A "waiting" line on stderr until the answer starts, shown only when stdout and
+    stderr are both a terminal (never on a pipe), and only after 100 ms."""
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, stream: IO[str], gen: Generation, server: str) -> None:
+        self.stream = stream
+        self.gen = gen
+        self.server = server
+        self.task: asyncio.Task[None] | None = None
+        self.shown = False
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._spin())
+
+    async def _spin(self) -> None:
+        frame = 0
+        while True:
+            await asyncio.sleep(0.1)
+            elapsed = self.gen.stats.elapsed
+            self.stream.write(
+                f"\r{self.FRAMES[frame % len(self.FRAMES)]} waiting for {self.server} · {elapsed:.1f} s"
+            )
+            self.stream.flush()
+            self.shown = True
+            frame += 1
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        if self.shown:
+            self.stream.write("\r\x1b[K")  # our own sequence: erase the spinner's line
+            self.stream.flush()
+            self.shown = False
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return os.isatty(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 async def _consume(
@@ -164,6 +214,7 @@ async def _run(
     options: AskOptions,
     out: _Writer,
     err: Callable[[str], None],
+    spin_on: IO[str] | None = None,
 ) -> int:
     from tokentide.sanitize import StreamSanitizer
 
@@ -184,13 +235,29 @@ async def _run(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
+    spinner: _Spinner | None = None
+    if spin_on is not None and not options.json and _is_terminal(out.stream):
+        from tokentide.sanitize import sanitize_title
+
+        spinner = _Spinner(spin_on, gen, sanitize_title(backend.name, limit=60))
+        out.before_first = spinner.stop
+
+    def report(message: str) -> None:
+        if spinner is not None:
+            spinner.stop()  # a message (a retry, an error) ends the waiting line
+        err(message)
+
     try:
         async with gen:
+            if spinner is not None:
+                spinner.start()
             try:
-                await _consume(gen, out, err, options, None if options.raw else StreamSanitizer)
+                await _consume(gen, out, report, options, None if options.raw else StreamSanitizer)
             except TideError:
                 pass  # reported below from gen.error, after the partial text
     finally:
+        if spinner is not None:
+            spinner.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await backend.aclose()
@@ -204,14 +271,14 @@ async def _run(
         out.write(json.dumps({"type": "stats", "state": gen.state.value, **gen.stats.as_dict()},
                              ensure_ascii=True) + "\n")  # fmt: skip
     if options.stats:
-        err(_format_stats(gen) + ("" if gen.state is State.DONE else f" · {gen.state.value}"))
+        report(_format_stats(gen) + ("" if gen.state is State.DONE else f" · {gen.state.value}"))
     if out.broken:
         return EXIT_BROKEN_PIPE
     if interrupted:
-        err("stopped")
+        report("stopped")
         return EXIT_INTERRUPTED
     if gen.error is not None:
-        err(f"error: {gen.error}")
+        report(f"error: {gen.error}")
         return gen.error.exit_code
     return EXIT_OK
 
@@ -238,7 +305,8 @@ def run_ask(
         except BrokenPipeError:
             pass
 
-    code = asyncio.run(_run(backend, request, profile, options, out, err))
+    spin_on = err_stream if _is_terminal(err_stream) else None
+    code = asyncio.run(_run(backend, request, profile, options, out, err, spin_on))
     if out.broken:
         # Keep Python from complaining about the closed pipe while it exits.
         devnull = os.open(os.devnull, os.O_WRONLY)
