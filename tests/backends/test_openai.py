@@ -228,3 +228,24 @@ async def test_byte_exact_split_crlf_and_multibyte_raw(make: BackendMaker) -> No
         events, error = await drain(make(raw.url + "/v1").stream(ASK))
     assert error is None
     assert events == [TextDelta("日本"), Finish("stop", None)]
+
+
+async def test_a_finished_stream_hands_its_connection_back_to_the_pool(server: LLMServer) -> None:
+    """After [DONE] the rest of the body (the chunked end) is read, so the next answer
+    reuses the connection instead of opening a new one (a TLS handshake, remotely)."""
+    from tokentide.backends.openai import OpenAIChatBackend
+    from tokentide.config.model import Profile
+    from tokentide.generation import Generation, State
+
+    backend = OpenAIChatBackend(
+        Profile(name="p", api="openai", url=server.url(tokens=3) + "/v1"), {}
+    )
+    try:
+        for _ in range(2):
+            gen = Generation(backend, GenerationRequest.from_prompt("hi"))
+            async with gen:
+                assert await gen.wait() is State.DONE
+            pool = backend.client._transport._pool  # type: ignore[attr-defined]
+            assert len(pool.connections) == 1 and pool.connections[0].is_idle()
+    finally:
+        await backend.aclose()

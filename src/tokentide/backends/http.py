@@ -20,6 +20,7 @@ cancels its task, ``async with`` closes the response and the server sees the dis
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -472,6 +473,7 @@ class HTTPBackend:
                     if batch:
                         yield batch
                     if parser.done:
+                        await _drain_rest(chunks)
                         return
             except httpx.HTTPError as error:
                 raise self._transport_error(
@@ -527,6 +529,26 @@ class HTTPBackend:
                 f"Unexpected answer from {url}: {excerpt(json.dumps(body), 200)}",
                 server=self.base_url,
             ) from error
+
+
+_DRAIN_BYTES = 64 * 1024
+_DRAIN_SECONDS = 0.25
+
+
+async def _drain_rest(chunks: AsyncGenerator[bytes, None]) -> None:
+    """After the terminator, read what little is left of the body (the chunked end),
+    so the connection goes back to the pool instead of being closed: the next answer
+    then skips a new TCP (and TLS) handshake.  Bounded: a server that keeps sending or
+    stalls after its terminator just gets its connection closed."""
+    read = 0
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for chunk in chunks:
+                read += len(chunk)
+                if read > _DRAIN_BYTES:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        return
 
 
 async def aiter_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
