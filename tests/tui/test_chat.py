@@ -703,3 +703,15 @@ async def test_reasoning_is_shown_while_streaming_then_summarised(db: Path) -> N
         summary = str(message.query_one(".reasoning").render())
         assert summary.startswith("reasoned for ") and "Blue is" not in summary
         assert message.source == "Blue."  # reasoning is not part of the answer
+
+
+async def test_reasoning_before_the_message_is_mounted_is_shown_once_it_is(db: Path) -> None:
+    app = make_app(db, ScriptedBackend(answer("x")))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        message = AssistantMessage(streaming=True)
+        message.add_reasoning("early thought")  # not mounted yet: must not raise
+        await app.chat.view.mount(message)
+        message.add_reasoning(" and more")
+        await pilot.pause()
+        assert "early thought and more" in str(message.query_one(".reasoning").render())

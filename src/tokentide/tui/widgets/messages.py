@@ -196,10 +196,26 @@ class AssistantMessage(Vertical, can_focus=True):
         self._reasoning_chars += len(text)
         self._reasoning_tail = (self._reasoning_tail + text)[-REASONING_TAIL:]
         if self._reasoning_view is None:
+            if not self.main.is_mounted:
+                # Reasoning can arrive before this message has finished mounting;
+                # mounting "before" an unmounted widget would fail: show it then.
+                self.call_after_refresh(self._show_reasoning)
+                return
             self._reasoning_view = Static("", classes="reasoning", markup=False)
             self.mount(self._reasoning_view, before=self.main)
+        self._show_reasoning()
+
+    def _show_reasoning(self) -> None:
+        if self._reasoning_view is None:
+            self.add_reasoning("")
+            return
         lines = sanitize(self._reasoning_tail).splitlines()[-REASONING_LINES:]
-        self._reasoning_view.update(Text("\n".join(lines), style="italic"))
+        if self._streaming:
+            self._reasoning_view.update(Text("\n".join(lines), style="italic"))
+        else:
+            self._reasoning_view.update(
+                Text(f"reasoned for {self._reasoning_chars:,} characters", style="italic")
+            )
 
     def _node_block(self, node: str) -> NodeBlock:
         block = self.nodes.get(node)
