@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+
+from benchmarks.sse_source import serve_in_thread
 
 __all__ = ["PacedSource", "serve_paced"]
 
@@ -65,27 +66,6 @@ class PacedSource:
 @contextmanager
 def serve_paced(tokens: Sequence[str], rate: float) -> Iterator[PacedSource]:
     source = PacedSource(tokens, rate)
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    servers: list[asyncio.Server] = []
-
-    async def start() -> None:
-        server = await asyncio.start_server(source.handle, "127.0.0.1", 0)
-        servers.append(server)
-        source.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
-        ready.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    ready.wait(10)
-    try:
+    with serve_in_thread(source.handle) as port:
+        source.url = f"http://127.0.0.1:{port}/v1"
         yield source
-    finally:
-        loop.call_soon_threadsafe(servers[0].close)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["body_for", "serve_source"]
+__all__ = ["body_for", "serve_in_thread", "serve_source"]
 
 _cache: dict[int, bytes] = {}
 
@@ -64,16 +64,16 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 
 @contextmanager
-def serve_source() -> Iterator[str]:
-    """Run the server in a thread; yields ``http://127.0.0.1:PORT`` (append ``/n/N/v1``)."""
+def serve_in_thread(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> Iterator[int]:
+    """Run an asyncio TCP server for ``handler`` on 127.0.0.1 in a thread; yields its port."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
-    holder: dict[str, object] = {}
+    servers: list[asyncio.Server] = []
 
     async def start() -> None:
-        server = await asyncio.start_server(_handle, "127.0.0.1", 0)
-        holder["server"] = server
-        holder["port"] = server.sockets[0].getsockname()[1]
+        servers.append(await asyncio.start_server(handler, "127.0.0.1", 0))
         ready.set()
 
     def run() -> None:
@@ -85,10 +85,15 @@ def serve_source() -> Iterator[str]:
     thread.start()
     ready.wait(10)
     try:
-        yield f"http://127.0.0.1:{holder['port']}"
+        yield int(servers[0].sockets[0].getsockname()[1])
     finally:
-        server = holder["server"]
-        assert isinstance(server, asyncio.Server)
-        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(servers[0].close)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+@contextmanager
+def serve_source() -> Iterator[str]:
+    """Run the server in a thread; yields ``http://127.0.0.1:PORT`` (append ``/n/N/v1``)."""
+    with serve_in_thread(_handle) as port:
+        yield f"http://127.0.0.1:{port}"
