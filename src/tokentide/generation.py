@@ -209,6 +209,7 @@ class Generation:
         self._activity: float | None = None
         self._timeout: BackendError | None = None
         self._stop_requested = False
+        self._cancelled = False
         self._producer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
@@ -236,9 +237,17 @@ class Generation:
         return self
 
     def cancel(self) -> None:
-        """Stop generating.  Returns at once; the producer closes the backend stream."""
+        """Stop generating.  Returns at once; the producer closes the backend stream.
+
+        Idempotent: a second stop (or a stop and a deadline at once) must not throw a
+        second ``CancelledError`` into the first one's cleanup, which would leave a
+        response half closed."""
         self._stop_requested = True
-        if self._producer is not None and not self._producer.done():
+        self._cancel_producer()
+
+    def _cancel_producer(self) -> None:
+        if self._producer is not None and not self._producer.done() and not self._cancelled:
+            self._cancelled = True
             self._producer.cancel()
 
     def _producer_done(self, _task: asyncio.Task[None]) -> None:
@@ -431,5 +440,4 @@ class Generation:
                     hint="Raise idle_timeout in the profile if this server pauses that long.",
                 )
                 break
-        if self._producer is not None:
-            self._producer.cancel()
+        self._cancel_producer()

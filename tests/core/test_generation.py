@@ -122,6 +122,39 @@ async def test_cancel_closes_the_backend_stream() -> None:
     assert [e async for e in gen] == [TextDelta("a")]  # the queue still ends cleanly
 
 
+class SlowToClose(Scripted):
+    """A stream whose cleanup itself awaits, like closing an HTTP response or a gRPC call."""
+
+    def __init__(self) -> None:
+        super().__init__([30.0])
+        self.cleaned = False
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        try:
+            self.reached.set()
+            await asyncio.sleep(30)
+            yield TextDelta("never")
+        finally:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            self.cleaned = True
+
+
+async def test_a_second_stop_does_not_interrupt_the_cleanup() -> None:
+    # Esc pressed twice (or Esc and a deadline at once): the second cancellation must not
+    # land inside the first one's cleanup, or a response is left half closed (the pattern
+    # of httpx #3782 / httpcore #1093).
+    backend = SlowToClose()
+    gen = Generation(backend, REQUEST).start()
+    await backend.reached.wait()
+    gen.cancel()
+    for _ in range(2):
+        await asyncio.sleep(0)
+        gen.cancel()
+    assert await gen.wait() is State.STOPPED
+    assert backend.cleaned
+
+
 async def test_retry_before_first_token_with_backoff() -> None:
     overloaded = Overloaded("busy", status=429, retry_after=0.05)
     backend = Scripted([overloaded], [CannotConnect("down")], [TextDelta("ok"), Finish()])

@@ -33,6 +33,7 @@ import httpx
 from orjson import loads as _fast_loads
 
 from tokentide import __version__
+from tokentide.backends._pool import reclaim_orphans
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish
 from tokentide.backends.sse import NDJSONSplitter, SSEDecoder, SSEEvent
@@ -348,17 +349,25 @@ class HTTPBackend:
         request = self.client.build_request(
             call.method, url, json=call.body, headers=dict(call.headers)
         )
+        client = self.client
         try:
-            response = await self.client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.HTTPError as error:
             raise self._transport_error(error, url, started=False) from error
+        except BaseException:  # a stop while connecting: see _pool.py
+            await reclaim_orphans(client)
+            raise
         try:
             if response.status_code >= 400:
                 text = await self._read_limited(response, url)
                 raise self.status_error(response, text)
             yield response
         finally:
-            await response.aclose()
+            try:
+                await response.aclose()
+            except BaseException:  # a second stop while closing: see _pool.py
+                await reclaim_orphans(client)
+                raise
 
     async def _read_limited(self, response: httpx.Response, url: str) -> str:
         chunks: list[bytes] = []
