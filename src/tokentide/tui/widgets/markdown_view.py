@@ -26,6 +26,9 @@ Design (measurements in ``docs/performance.md``, "Live Markdown rendering"):
   background renderer finishes the rest bottom-up in ≤ 8 ms slices, then corrects the
   layout.  Opening 200 saved messages therefore costs O(visible), not O(history).
 * A width change re-wraps: lines are cached per (width, base style).
+* While a message streams, CPython's automatic full collections are deferred (see
+  :class:`_FullCollectionsDeferred`); the app's :func:`settle_gc` after the answer
+  collects what they would have.
 
 Everything shown comes from sanitised text; links are shown as text, never OSC 8.
 
@@ -85,6 +88,46 @@ def settle_gc() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+class _FullCollectionsDeferred:
+    """While any message streams, CPython's automatic *full* collections wait.
+
+    A full (generation 2) collection walks every tracked object allocated since the last
+    :func:`settle_gc`; during a stream it ran ~20 times per 20,000 tokens and took
+    13–29 ms each, and every worst event-loop stall measured with 50 earlier answers on
+    screen was one of them landing inside a layout (``docs/performance.md``).  Young
+    collections (generations 0 and 1) go on as usual, so short-lived cycles are still
+    freed at once; what survives them waits for the :func:`settle_gc` the app runs when
+    the answer ends.  Reference-counted objects (almost everything) are freed as always.
+
+    Counted: several messages may stream at once (comparison panes, multi-node answers).
+    A message that is unmounted while streaming releases its hold.
+    """
+
+    DEFERRED_THRESHOLD2: ClassVar[int] = 1_000_000
+
+    def __init__(self) -> None:
+        self.holders = 0
+        self._saved: tuple[int, int, int] | None = None
+
+    def hold(self) -> None:
+        self.holders += 1
+        if self.holders == 1:
+            self._saved = gc.get_threshold()
+            first, second, _ = self._saved
+            gc.set_threshold(first, second, self.DEFERRED_THRESHOLD2)
+
+    def release(self) -> None:
+        if self.holders <= 0:
+            return
+        self.holders -= 1
+        if self.holders == 0 and self._saved is not None:
+            gc.set_threshold(*self._saved)
+            self._saved = None
+
+
+full_collections_deferred = _FullCollectionsDeferred()
 
 
 class _BackgroundRenderer:
@@ -192,6 +235,7 @@ class MarkdownMessage(Widget):
         # Frame scheduling.
         self._frame_pending = False
         self._next_frame_at = 0.0
+        self._holds_gc = False
 
     # -- public API -------------------------------------------------------------------
 
@@ -225,6 +269,7 @@ class MarkdownMessage(Widget):
         self._doc.append(self._sanitizer.flush())
         self._doc.close()
         self._streaming = False
+        self._release_gc()
         if self.is_attached and self._width:
             self._frame()
 
@@ -251,8 +296,19 @@ class MarkdownMessage(Widget):
             self.call_later(self._frame)
 
     def on_mount(self) -> None:
+        if self._streaming and not self._holds_gc:
+            self._holds_gc = True
+            full_collections_deferred.hold()
         if self._doc.dirty or self._doc.live is not None:
             self._schedule_frame()
+
+    def on_unmount(self) -> None:
+        self._release_gc()
+
+    def _release_gc(self) -> None:
+        if self._holds_gc:
+            self._holds_gc = False
+            full_collections_deferred.release()
 
     def _frame(self) -> None:
         """Bring the lines up to date and refresh only what changed."""
