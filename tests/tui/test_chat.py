@@ -715,3 +715,90 @@ async def test_reasoning_before_the_message_is_mounted_is_shown_once_it_is(db: P
         message.add_reasoning(" and more")
         await pilot.pause()
         assert "early thought and more" in str(message.query_one(".reasoning").render())
+
+
+# -- folding far-off-screen turns during a stream -----------------------------------------
+
+
+def saved_conversation(db: Path, turns: int) -> None:
+    store = HistoryStore.open(db)
+    try:
+        conversation = store.create_conversation(profile="main")
+        for k in range(turns):
+            store.add_message(conversation, "user", f"question {k}")
+            recorder = store.record_answer(conversation, profile="main", model="m")
+            text = "\n\n".join(f"answer {k} paragraph {p}" for p in range(6))
+            recorder.finish(status="complete", text=text, stats={})
+    finally:
+        store.close()
+
+
+async def test_a_stream_folds_far_turns_without_moving_anything(db: Path) -> None:
+    from tokentide.tui.chat_screen import FoldedHistory
+    from tokentide.tui.widgets.markdown_view import MarkdownMessage
+
+    saved_conversation(db, 12)
+    lines = [TextDelta(f"line {i}\n\n") for i in range(40)]
+    backend = ScriptedBackend([*lines, Finish("stop")], pause_before=20)
+    app = make_app(db, backend, continue_last=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        markdown = list(app.query(MarkdownMessage))
+        await until(pilot, lambda: all(m._is_exact() for m in markdown))
+        await pilot.pause(0.3)  # the background renderer's height corrections
+        view = chat(app).view
+        before = {child: child.virtual_region.y for child in view.children}
+        assert len(before) == 24
+
+        await send(pilot, "long")
+        await backend.paused.wait()
+        await until(pilot, lambda: view.folded > 0)
+        await pilot.pause()
+        assert view.following
+        spacer = view.query_one(FoldedHistory)
+        hidden = [child for child in before if not child.display]
+        assert len(hidden) == view.folded >= 12
+        assert spacer.region.height == 0 or spacer.virtual_region.y == 0
+        for child, y in before.items():
+            if child.display:  # what stays shown sits exactly where it was
+                assert child.virtual_region.y == y
+        assert view.scroll_y == view.max_scroll_y
+
+        view.scroll_to(y=0, animate=False)  # the user scrolls up: everything is back
+        await pilot.pause()
+        assert view.folded == 0
+        assert not view.query(FoldedHistory)
+        assert all(child.display for child in before)
+        assert {child: child.virtual_region.y for child in before} == before
+
+        await pilot.press("ctrl+end")  # follow again: folds again
+        await until(pilot, lambda: view.folded > 0)
+        assert {c: c.virtual_region.y for c in before if c.display} == {
+            c: y for c, y in before.items() if c.display
+        }
+        backend.resume.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert view.folded == 0 and not view.query(FoldedHistory)
+        assert app.query(AssistantMessage).last().source.endswith("line 39\n\n")
+        assert {child: child.virtual_region.y for child in before} == before
+
+
+async def test_the_end_of_a_stream_unfolds(db: Path) -> None:
+    saved_conversation(db, 12)
+    lines = [TextDelta(f"line {i}\n\n") for i in range(40)]
+    backend = ScriptedBackend([*lines, Finish("stop")], pause_before=20)
+    app = make_app(db, backend, continue_last=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        view = chat(app).view
+        await send(pilot, "long")
+        await backend.paused.wait()
+        await until(pilot, lambda: view.folded > 0)
+        backend.resume.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert view.folded == 0
+        assert all(child.display for child in view.children)
+        assert view.scroll_y == view.max_scroll_y

@@ -22,9 +22,9 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, assert_never
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, assert_never
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 # imported when the first message is shown, not before the first frame.
 
 __all__ = ["ANSWER_GROUP", "ChatScreen", "ConversationView", "Turn"]
+
+_PartT = TypeVar("_PartT", bound=Widget)
 
 ANSWER_GROUP = "answer"
 """Worker group of the answer being generated (one at a time)."""
@@ -89,18 +91,46 @@ def _settle_gc() -> None:
     settle_gc()
 
 
+class FoldedHistory(Widget):
+    """Stands in, at its exact height, for the turns folded away during a stream."""
+
+
 class ConversationView(VerticalScroll):
     """The scrolling conversation.  Anchored: it follows the newest text while the user
     is at the bottom, at any token rate (Textual's compositor keeps an anchored view at
-    the end on every reflow); scrolling up releases it, End or a new prompt restores it."""
+    the end on every reflow); scrolling up releases it, End or a new prompt restores it.
+
+    While an answer streams and the view follows it, every turn more than a screen above
+    the viewport is *folded*: hidden, with one :class:`FoldedHistory` spacer of the same
+    height in its place.  The growing answer changes its height many times a second, and
+    each change lays out the whole conversation; with 50 earlier answers that layout
+    cost 10.5 ms instead of 4.6 ms, and layouts were in every worst event-loop stall
+    (``docs/performance.md``).  Folded, a layout costs what a short conversation's does.
+    The view's virtual height and the scroll position are unchanged, so nothing moves on
+    screen; any scroll away from the end, a resize, or the end of the stream unfolds.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end,ctrl+end", "follow", "Latest", id="follow", show=False),
     ]
 
+    FOLD_MARGIN_SCREENS: ClassVar[float] = 1.0
+    """Turns within this many viewport heights above the viewport stay unfolded."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._folded: list[Widget] = []
+        self._spacer: FoldedHistory | None = None
+        self._fold_width = 0
+
     @property
     def following(self) -> bool:
         return self.is_anchored and not self._anchor_released
+
+    @property
+    def folded(self) -> int:
+        """How many widgets are folded away now."""
+        return len(self._folded)
 
     def follow(self) -> None:
         self.anchor()
@@ -108,6 +138,56 @@ class ConversationView(VerticalScroll):
 
     def action_follow(self) -> None:
         self.follow()
+
+    def fold(self) -> None:
+        """Fold the turns far above the viewport (only while following)."""
+        if self._folded or not self.following or not self.is_attached:
+            return
+        limit = self.scroll_y - self.FOLD_MARGIN_SCREENS * self.scrollable_content_region.height
+        flow = [
+            child
+            for child in self.children
+            if child.display and child.styles.dock == "none" and child.styles.overlay == "none"
+        ]
+        count = 0
+        for child in flow[:-1]:  # the last (streaming) widget always stays
+            if child.virtual_region_with_margin.bottom > limit:
+                break
+            count += 1
+        if count < 2:
+            return  # not worth a spacer
+        kept = flow[count]
+        height = kept.virtual_region.y - kept.styles.margin.top
+        if height <= 0:
+            return
+        spacer = FoldedHistory()
+        spacer.styles.height = height
+        self._spacer = spacer
+        self._folded = flow[:count]
+        self._fold_width = self.size.width
+        self.mount(spacer, before=0)
+        for child in self._folded:
+            child.display = False
+
+    def unfold(self) -> None:
+        """Show the folded turns again, in the same frame as the spacer goes."""
+        spacer, self._spacer = self._spacer, None
+        folded, self._folded = self._folded, []
+        if spacer is not None:
+            spacer.display = False
+            spacer.remove()
+        for child in folded:
+            child.display = True
+
+    def release_anchor(self) -> None:
+        self.unfold()  # the user scrolls away from the end: show everything
+        super().release_anchor()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Sent for every change of the virtual height too; only a new width re-wraps the
+        # folded turns (their heights were measured at the old one).
+        if self._folded and event.size.width != self._fold_width:
+            self.unfold()
 
 
 class NewTextBadge(Label):
@@ -162,6 +242,7 @@ class ChatScreen(Screen[None]):
         self._idle.set()
         self._search = ""
         self._recorder: AnswerRecorder | None = None
+        self._parts: dict[str, Widget] = {}
         self.history_painted = asyncio.Event()
         """Set once an opened conversation's newest messages have been painted."""
 
@@ -178,21 +259,32 @@ class ChatScreen(Screen[None]):
                 yield Composer(id="composer")
         yield Footer()
 
+    # The parts are found once and kept: they are never replaced, the lookups ran per
+    # batch of tokens, and a generation ending while the app quits (its widgets already
+    # gone from the DOM) must still be able to reach them.
+
     @property
     def view(self) -> ConversationView:
-        return self.query_one("#conversation", ConversationView)
+        return self._part("#conversation", ConversationView)
 
     @property
     def composer(self) -> Composer:
-        return self.query_one("#composer", Composer)
+        return self._part("#composer", Composer)
 
     @property
     def status(self) -> StatusLine:
-        return self.query_one("#status", StatusLine)
+        return self._part("#status", StatusLine)
 
     @property
     def sidebar(self) -> Sidebar:
-        return self.query_one("#sidebar", Sidebar)
+        return self._part("#sidebar", Sidebar)
+
+    def _part(self, selector: str, kind: type[_PartT]) -> _PartT:
+        part = self._parts.get(selector)
+        if part is None:
+            part = self._parts[selector] = self.query_one(selector, kind)
+        assert isinstance(part, kind)
+        return part
 
     def on_mount(self) -> None:
         self.title = "tokentide"
@@ -367,6 +459,7 @@ class ChatScreen(Screen[None]):
         self._idle.clear()
         self.view.mount(message)
         self.view.follow()
+        self.call_after_refresh(self.view.fold)
         self.status.track(generation, self.clock)
         generation.on_state = lambda _state: self.status.refresh_now()
         generation.start()
@@ -423,6 +516,7 @@ class ChatScreen(Screen[None]):
             State.STOPPED: "stopped",
             State.ERROR: "error",
         }[state]
+        self.view.unfold()
         message.finish(status, note=f"{note} · {describe_stats(generation.stats)}")
         self.call_after_refresh(_settle_gc)  # at rest: never while a stream runs
         if recorder is not None:
@@ -600,6 +694,8 @@ class ChatScreen(Screen[None]):
     def action_follow(self) -> None:
         self.view.follow()
         self._check_following()
+        if self.generating:
+            self.call_after_refresh(self.view.fold)
 
     @on(FollowRequested)
     def _follow_requested(self) -> None:
@@ -634,6 +730,7 @@ class ChatScreen(Screen[None]):
         self._refresh_sidebar()
 
     def _clear(self) -> None:
+        self.view.unfold()
         self.turns.clear()
         self.view.remove_children()
         self.status.clear()
