@@ -25,8 +25,13 @@ Definitions:
 * **worst stall**: largest overshoot of ``await asyncio.sleep(0.005)`` in a side task.
 * **CPU/token per fifth**: ``time.process_time`` used while the source emitted each fifth
   of the tokens, divided by the tokens of that fifth; ratio last fifth / first fifth.
-* **history**: the same stream with K earlier long answers (1,000 tokens, each after a
-  short user prompt) already in the conversation and rendered.
+* **app** / **history**: the chat screen's own widgets and styles (``app.tcss``): a
+  ``ConversationView`` holding ``UserMessage``/``AssistantMessage`` widgets, the stream
+  fed through ``AssistantMessage.add``, and after mounting it what
+  ``ChatScreen.answer()`` does (``follow()``, then ``fold()`` after the next refresh);
+  empty, and with K earlier long answers (1,000 tokens, each after a short prompt)
+  already in the conversation and rendered.  "ours" is the bare ``MarkdownMessage``, the
+  like-for-like comparison with stock ``MarkdownStream``.
 * **open conversation**: mount N saved messages (alternating a short user prompt as a
   ``Static`` and a 1,000-token answer) into a running app and wait for the frame that
   shows the end of the last answer.
@@ -58,6 +63,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.markdown import Markdown as RichMarkdown
@@ -66,7 +72,11 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
+from tokentide import tui
+from tokentide.backends.events import TextDelta
+from tokentide.tui.chat_screen import ConversationView
 from tokentide.tui.widgets.markdown_view import MarkdownMessage, settle_gc
+from tokentide.tui.widgets.messages import AssistantMessage, UserMessage
 
 SIZE = (120, 40)
 SENTINEL = "QZXENDTOKEN"
@@ -173,6 +183,8 @@ def make_answer(n_tokens: int, seed: int, end: str = "") -> str:
 class BenchApp(App[None]):
     """Records frames; after :meth:`watch` finds the first frame showing a word."""
 
+    CONV_ID = "conv"
+
     def __init__(self, children: Callable[[], list[Widget]]) -> None:
         super().__init__()
         self._children = children
@@ -181,11 +193,11 @@ class BenchApp(App[None]):
         self.frames = 0
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="conv"):
+        with VerticalScroll(id=self.CONV_ID):
             yield from self._children()
 
     def on_mount(self) -> None:
-        self.query_one("#conv", VerticalScroll).anchor()
+        self.query_one(f"#{self.CONV_ID}", VerticalScroll).anchor()
 
     def on_ready(self) -> None:
         # Where tokentide's app calls it: once the first screen (and any conversation
@@ -209,6 +221,19 @@ class BenchApp(App[None]):
         if any(self._watch_for in strip.text for strip in strips):
             self.found_at = now
             self._watch_for = None
+
+
+class AppStructureApp(BenchApp):
+    """The chat screen's widget structure and styles: each prompt a ``UserMessage``,
+    each answer an ``AssistantMessage`` (a bordered ``Vertical`` holding the
+    ``MarkdownMessage``), in a scroll view styled by the app's own ``app.tcss``."""
+
+    CSS_PATH = str(Path(tui.__file__).parent / "app.tcss")
+    CONV_ID = "conversation"
+
+    def compose(self) -> ComposeResult:
+        with ConversationView(id=self.CONV_ID):
+            yield from self._children()
 
 
 async def _stall_monitor(state: dict[str, float], stop: asyncio.Event) -> None:
@@ -249,19 +274,26 @@ class StreamResult:
 async def run_stream(
     kind: str, n_tokens: int, rate: float, history: int, timeout: float
 ) -> StreamResult:
-    """Stream ``n_tokens`` at ``rate`` into ours ("ours") or stock ("stock")."""
+    """Stream ``n_tokens`` at ``rate`` into ours ("ours": the bare widget, "app": the
+    chat screen's message widgets and styles) or stock ("stock")."""
     tokens = make_tokens(n_tokens)
 
     def children() -> list[Widget]:
         out: list[Widget] = []
         for k in range(history):
-            out.append(Static(f"Question {k}: explain section {k}, please."))
-            out.append(MarkdownMessage(make_answer(1000, seed=k * 13)))
+            question = f"Question {k}: explain section {k}, please."
+            answer = make_answer(1000, seed=k * 13)
+            if kind == "app":
+                out.append(UserMessage(question))
+                out.append(AssistantMessage(answer, label="model"))
+            else:
+                out.append(Static(question))
+                out.append(MarkdownMessage(answer))
         return out
 
-    app = BenchApp(children)
+    app = (AppStructureApp if kind == "app" else BenchApp)(children)
     async with app.run_test(size=SIZE) as pilot:
-        conv = app.query_one("#conv", VerticalScroll)
+        conv = app.query_one(f"#{app.CONV_ID}", VerticalScroll)
         if history:
             # Wait until the earlier answers are fully rendered (background renderer).
             messages = list(app.query(MarkdownMessage))
@@ -278,6 +310,19 @@ async def run_stream(
 
             def feed(tok: str) -> None:
                 msg.append(tok)
+
+        elif kind == "app":
+            if history:
+                await conv.mount(UserMessage("And now the long one, please."))
+            answer = AssistantMessage(streaming=True, label="model")
+            await conv.mount(answer)
+            # What ChatScreen.answer() does once the new answer is mounted.
+            assert isinstance(conv, ConversationView)
+            conv.follow()
+            app.call_after_refresh(conv.fold)
+
+            def feed(tok: str) -> None:
+                answer.add([TextDelta(tok)])
 
         else:
             md = Markdown()
@@ -410,12 +455,18 @@ async def main_async(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-    results: dict[str, list[StreamResult]] = {"ours": [], "stock": [], "ours+history": []}
+    results: dict[str, list[StreamResult]] = {
+        "ours": [],
+        "stock": [],
+        "app": [],
+        "app+history": [],
+    }
     for r in range(runs):
         for label, kind, hist in (
             ("ours", "ours", 0),
             ("stock", "stock", 0),
-            ("ours+history", "ours", history),
+            ("app", "app", 0),
+            ("app+history", "app", history),
         ):
             if kind == "stock" and r >= stock_runs:
                 continue
@@ -462,20 +513,23 @@ async def main_async(args: argparse.Namespace) -> None:
     co, cs = med("ours", "cpu_us_per_token"), med("stock", "cpu_us_per_token")
     print(f"| CPU per token, µs | {co:.0f} | {cs:.0f} | {co / cs:.2f} | |")
     print()
-    eh = med("ours+history", "effective")
-    ch = med("ours+history", "cpu_us_per_token")
-    print(f"## With {history} earlier 1,000-token answers (ours)")
+    ea, eh = med("app", "effective"), med("app+history", "effective")
+    ca, ch = med("app", "cpu_us_per_token"), med("app+history", "cpu_us_per_token")
+    print(
+        f"## The chat screen's widgets, empty vs {history} earlier 1,000-token answers "
+        f"(median of {runs})"
+    )
     print()
     print("| metric | empty | with history | ratio | goal |")
     print("|---|---|---|---|---|")
-    print(f"| effective rate, tok/s | {_fmt(eo)} | {_fmt(eh)} | {eh / eo:.0%} | ≥ 90% |")
-    print(f"| CPU per token, µs | {co:.0f} | {ch:.0f} | {ch / co:.2f} | |")
-    lh = med("ours+history", "lag_ms")
-    sh = med("ours+history", "stall_ms")
-    print(f"| last token → painted, ms | {_fmt(lo)} | {_fmt(lh)} | | ≤ 50 |")
-    print(f"| worst stall, ms | {_fmt(so)} | {_fmt(sh)} | | ≤ 50 |")
-    gh = med("ours+history", "growth")
-    print(f"| CPU/token last fifth ÷ first fifth | {go:.2f} | {gh:.2f} | | ≤ 1.2 |")
+    print(f"| effective rate, tok/s | {_fmt(ea)} | {_fmt(eh)} | {eh / ea:.0%} | ≥ 90% |")
+    print(f"| CPU per token, µs | {ca:.0f} | {ch:.0f} | {ch / ca:.2f} | |")
+    la, lh = med("app", "lag_ms"), med("app+history", "lag_ms")
+    sa, sh = med("app", "stall_ms"), med("app+history", "stall_ms")
+    print(f"| last token → painted, ms | {_fmt(la)} | {_fmt(lh)} | | ≤ 50 |")
+    print(f"| worst stall, ms | {_fmt(sa)} | {_fmt(sh)} | | ≤ 50 |")
+    ga, gh = med("app", "growth"), med("app+history", "growth")
+    print(f"| CPU/token last fifth ÷ first fifth | {ga:.2f} | {gh:.2f} | | ≤ 1.2 |")
     print()
     print(f"## Opening a saved conversation (median of {runs})")
     print()
