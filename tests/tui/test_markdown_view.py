@@ -276,3 +276,22 @@ def test_settle_gc_freezes_and_later_collects_frozen_garbage() -> None:
         assert ref() is None
     finally:
         gc.unfreeze()
+
+
+async def test_full_collections_wait_while_a_message_streams() -> None:
+    before = gc.get_threshold()
+    one, two = MarkdownMessage(streaming=True), MarkdownMessage(streaming=True)
+    app = MessagesApp(one, two, MarkdownMessage("saved"))
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        assert gc.get_threshold()[:2] == before[:2]
+        assert gc.get_threshold()[2] > 100_000  # deferred while anything streams
+        one.append("a")
+        one.finish()
+        assert gc.get_threshold()[2] > 100_000  # the other one still streams
+        await two.remove()  # removed while streaming: its hold goes with it
+        assert gc.get_threshold() == before
+        third = MarkdownMessage(streaming=True)
+        await app.query_one(VerticalScroll).mount(third)
+        assert gc.get_threshold()[2] > 100_000
+    assert gc.get_threshold() == before  # the app's exit unmounts it
