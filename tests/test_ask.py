@@ -53,6 +53,15 @@ def test_streams_the_answer_to_a_pipe(server: LLMServer, env: dict[str, str]) ->
     assert server.last().body["messages"] == [{"role": "user", "content": "hello"}]
 
 
+def test_a_long_answer_reaches_the_pipe_whole(server: LLMServer, env: dict[str, str]) -> None:
+    # tide ask leaves through os._exit (no interpreter teardown): nothing may be lost.
+    result = tide("ask", "hello", *openai(server, tokens=20_000), "--stats", env=env)
+    assert result.returncode == 0, result.stderr
+    words = result.stdout.split()
+    assert len(words) == 20_000 and words[-1] == b"w19999"
+    assert b"tokens" in result.stderr
+
+
 def test_stdin_is_joined_after_the_arguments(server: LLMServer, env: dict[str, str]) -> None:
     result = tide(
         "ask", "summarise", *openai(server, echo=1), env=env, stdin="line one\nline two\n"
