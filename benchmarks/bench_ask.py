@@ -5,14 +5,22 @@
 Prints, for 100,000 tokens streamed from a loopback server into a pipe: tokens/s, CPU
 time and peak RSS of each client, and the ratios; the rate of the generation/queue path
 alone, in-process (no process start-up); and the wall time of a trivial one-shot answer
-(process start to exit), tide vs llm.  Medians of ``--runs``, all in one run so the
-machine's load affects every client alike.
+(process start to exit), tide vs llm and vs the floor: a bare script that only imports
+asyncio and httpx and streams the same answer.  Medians of ``--runs``, all in one run so
+the machine's load affects every client alike.
+
+Bytecode: a regular install (``pip install .``, a wheel) compiles every module at install
+time; an editable install compiles on first import and caches the result, unless
+``PYTHONDONTWRITEBYTECODE`` is set (as on some CI machines), when every start compiles
+tokentide's sources again (~15 ms measured).  The benchmark compiles them first
+(``compileall``), so it measures what an installed ``tide`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import os
 import shutil
 import statistics
@@ -27,6 +35,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.sse_source import serve_source
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+
+FLOOR = """
+import sys
+sys.modules["httpx._main"] = None  # as tide does: httpx's CLI is never needed
+import asyncio, httpx
+async def main(url):
+    async with httpx.AsyncClient(verify=False) as client:  # no TLS on http://, as tide
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        async with client.stream("POST", url + "/chat/completions", json=body) as response:
+            async for chunk in response.aiter_bytes():
+                sys.stdout.buffer.write(chunk)
+asyncio.run(main(sys.argv[1]))
+"""
 
 
 def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
@@ -80,6 +102,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     n = args.tokens
+    compileall.compile_dir(ROOT / "src" / "tokentide", quiet=1)
     llm = BIN / "llm"
     curl = shutil.which("curl")
     with serve_source() as base, tempfile.TemporaryDirectory() as tmp:
@@ -128,16 +151,23 @@ def main() -> None:
             print(f"tide ask vs curl -N throughput: {rate['tide ask'] / rate['curl -N']:.2f}x")
         rates = [asyncio.run(in_process(base, n)) for _ in range(args.runs)]
         print(f"generation/queue path, in-process: {statistics.median(rates):,.0f} tokens/s")
-        trivial: dict[str, list[float]] = {"tide ask": [], "llm": []}
+        trivial: dict[str, list[float]] = {"tide ask": [], "floor": [], "llm": []}
+        floor = [sys.executable, "-c", FLOOR, f"{base}/n/5/v1"]
         for _ in range(max(args.runs, 7)):
             trivial["tide ask"].append(run_child(tide(5), env)[0])
+            trivial["floor"].append(run_child(floor, env)[0])
             if llm.exists():
                 trivial["llm"].append(run_child([str(llm), "-m", "tiny", "hi"], llm_env)[0])
         t_tide = statistics.median(trivial["tide ask"])
+        t_floor = statistics.median(trivial["floor"])
         print(
             f"\ntrivial one-shot answer (5 tokens), process start to exit, median of {len(trivial['tide ask'])}:"
         )
         print(f"tide ask: {t_tide * 1000:.0f} ms")
+        print(
+            f"floor:    {t_floor * 1000:.0f} ms  (python + asyncio + httpx only, interpreter "
+            f"teardown included; tide ask - floor = {(t_tide - t_floor) * 1000:+.0f} ms)"
+        )
         if trivial["llm"]:
             t_llm = statistics.median(trivial["llm"])
             print(f"llm:      {t_llm * 1000:.0f} ms  (tide ask is {t_llm / t_tide:.1f}x quicker)")
