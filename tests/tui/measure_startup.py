@@ -5,7 +5,8 @@
 * first frame: a fresh ``python`` process is spawned; it imports ``tokentide.tui.app``,
   builds the app (config-less profile, empty history database) and runs it headless;
   the first ``call_after_refresh`` after mount records the wall time and exits.  The
-  figure is spawn → first frame (interpreter start and every import included).
+  figure is spawn → first frame (interpreter start and every import included); our
+  modules are compiled to bytecode first, as an install does.
 * history load: a database holding one conversation of 200 messages (100 prompts, 100
   Markdown answers of ~1,500 characters with a list and a code block) is opened with
   ``conversation_id=``; the figures are from starting the app (``run_test``, so app
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import os
 import statistics
 import subprocess
@@ -142,6 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    # As a regular install does (and as benchmarks/bench_ask.py explains): without it,
+    # PYTHONDONTWRITEBYTECODE would make every spawned app recompile our sources.
+    compileall.compile_dir(ROOT / "src" / "tokentide", quiet=1)
     frames, cpu = first_frame(args.runs)
     print(
         f"first frame (spawn -> painted, headless): median {statistics.median(frames) * 1000:.0f} ms, "
