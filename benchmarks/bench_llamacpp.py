@@ -29,6 +29,9 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.real.llamacpp_server import server_command
 from tokentide.backends.base import Backend, GenerationRequest
 from tokentide.backends.events import TextDelta
 from tokentide.backends.llamacpp import default_model_path
@@ -52,12 +55,12 @@ def free_port() -> int:
 
 
 def start_server(model: Path, port: int) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-        "--n_threads", "1", "--n_threads_batch", "1",
-    ]  # fmt: skip
-    print("server:", " ".join(command))
+    # The launcher the integration tests use: llama.cpp's AMX path off on AMX CPUs, as
+    # the in-process backend has it, so both sides run the same kernels.
+    command = server_command(
+        model, port, "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1"
+    )
+    print("server: python -m llama_cpp.server", " ".join(command[3:]))
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -28,9 +28,11 @@ from tokentide.backends.llamacpp import (
     DEFAULT_MODEL_FILE,
     INSTALL_COMMAND,
     LlamaCppBackend,
+    cpu_has_amx,
     default_model_path,
     default_threads,
     from_profile,
+    llama_model_params,
 )
 from tokentide.backends.registry import create_backend
 from tokentide.config.model import Profile
@@ -224,12 +226,68 @@ def test_default_threads_never_oversubscribe() -> None:
         ({"n_threads": "2"}, r"n_threads must be a whole number"),
         ({"n_ctx": True}, r"n_ctx must be a whole number"),
         ({"chat_format": 5}, r"chat_format must be a string"),
+        ({"extra_buffers": "no"}, r"extra_buffers must be true or false"),
         ({"model_path": "no/such/model.gguf"}, r"model_path 'no/such/model.gguf' is not a file"),
     ],
 )
 def test_bad_options_are_config_errors(options: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         from_profile(Profile("bad", "llamacpp", options=options), {})
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu sse avx2 avx512f amx_bf16 amx_tile amx_int8\n")
+    assert cpu_has_amx(str(info))
+    info.write_text("processor : 0\nflags : fpu sse avx2 avx512f\n")
+    assert not cpu_has_amx(str(info))
+    assert not cpu_has_amx(str(tmp_path / "missing"))
+
+
+def test_extra_buffers_default_follows_amx_and_the_profile_wins() -> None:
+    assert from_profile(Profile("smol", "llamacpp"), {}).extra_buffers is not cpu_has_amx()
+    on = from_profile(Profile("smol", "llamacpp", options={"extra_buffers": True}), {})
+    assert on.extra_buffers is True
+
+
+def test_model_params_are_changed_for_one_load_only() -> None:
+    import llama_cpp.llama_cpp as native
+
+    assert native.llama_model_default_params().use_extra_bufts is True
+    with llama_model_params(use_extra_bufts=False, no_such_field=1):
+        assert native.llama_model_default_params().use_extra_bufts is False
+    assert native.llama_model_default_params().use_extra_bufts is True
+
+
+def test_a_prompt_of_many_tokens_does_not_crash_the_process() -> None:
+    """On an Intel AMX CPU, llama.cpp's AMX matrix multiply kills the process (SIGSEGV)
+    on the first prompt longer than one token; the backend must keep off that path.  In a
+    child process, so that a crash fails this test instead of the whole run."""
+    script = textwrap.dedent(
+        """
+        import asyncio
+        from tokentide.backends.base import GenerationRequest, collect
+        from tokentide.backends.llamacpp import from_profile
+        from tokentide.config.model import Profile
+
+        async def main():
+            backend = from_profile(Profile("smol", "llamacpp"), {})
+            request = GenerationRequest.from_prompt(
+                "Tell me about the sea in two short sentences, please.",
+                temperature=0.0, max_tokens=8,
+            )
+            reply = await collect(backend.stream(request))
+            await backend.aclose()
+            print("ok", len(reply.text) > 0)
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.strip() == "ok True"
 
 
 async def test_model_path_points_at_any_gguf(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-__all__ = ["serve_llamacpp", "smollm2_path"]
+__all__ = ["SERVER_MAIN", "serve_llamacpp", "server_command", "smollm2_path"]
 
 
 def smollm2_path() -> Path:
@@ -43,15 +43,30 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SERVER_MAIN = """\
+import runpy
+from tokentide.backends.llamacpp import cpu_has_amx, llama_model_params
+with llama_model_params(use_extra_bufts=not cpu_has_amx()):
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+"""``python -m llama_cpp.server``, with llama.cpp's AMX path off on AMX CPUs as the
+``llamacpp`` backend has it (it crashes there: see ``tokentide/backends/llamacpp.py``)."""
+
+
+def server_command(model: Path, port: int, *options: str) -> list[str]:
+    """The command line of a llama.cpp server for ``model`` on 127.0.0.1:``port``."""
+    return [sys.executable, "-c", SERVER_MAIN, "--model", str(model), "--host", "127.0.0.1",
+            "--port", str(port), *options]  # fmt: skip
+
+
 @contextlib.contextmanager
-def serve_llamacpp(n_ctx: int = 2048) -> Iterator[str]:
+def serve_llamacpp(n_ctx: int = 2048, options: tuple[str, ...] = ()) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
     model = smollm2_path()
     port = _free_port()
     log = open(os.devnull, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1"],
+        server_command(model, port, "--n_ctx", str(n_ctx), "--n_threads", "1", *options),
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}/v1"

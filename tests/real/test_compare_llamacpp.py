@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.real.llamacpp_server import serve_llamacpp, smollm2_path
+from tests.real.llamacpp_server import serve_llamacpp
 
 pytestmark = pytest.mark.real_server
 
@@ -36,37 +33,9 @@ def base_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def queueing_url() -> Iterator[str]:
     """The server started with ``--interrupt_requests False``: a second request waits."""
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
-    model = smollm2_path()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-         "--interrupt_requests", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # no readiness event to await: poll /models like tests/real/llamacpp_server
-            assert process.poll() is None, f"llama.cpp server exited with {process.returncode}"
-            try:
-                if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama.cpp server did not start within 120 s"
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    with serve_llamacpp(options=("--interrupt_requests", "False")) as url:
+        yield url
 
 
 def tide_compare(base_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

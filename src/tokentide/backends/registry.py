@@ -101,7 +101,7 @@ _SPECS = (
         "llamacpp",
         f"{_HTTP}.llamacpp",
         "A GGUF model run in-process by llama.cpp",
-        options=frozenset({"model_path", "n_threads", "n_ctx", "chat_format"}),
+        options=frozenset({"model_path", "n_threads", "n_ctx", "chat_format", "extra_buffers"}),
         needs_url=False,
         install_hint='pip install "tokentide[local]"',
     ),

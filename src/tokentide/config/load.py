@@ -60,6 +60,7 @@ api = "llamacpp"
 # model_path = "/path/to/any.gguf"
 # n_threads = 1
 # n_ctx = 2048
+# extra_buffers = false   # llama.cpp's AMX/repacked weights; default: off on AMX CPUs
 
 # An OpenAI-compatible server (vLLM, llama.cpp server, LM Studio, Ollama /v1, ...).
 # [profiles.vllm]
