@@ -1,8 +1,8 @@
 """Shared helpers for the history store tests.
 
-``SCHEMA_V1`` is a frozen copy of the schema tokentide 0.1 shipped as version 1 (never
-import it from the product: the point is to upgrade what was really released).  Add a
-frozen copy here whenever a schema version is released.
+``SCHEMA_V1`` and ``SCHEMA_V2`` are frozen copies of the schemas tokentide shipped as
+versions 1 and 2 (never import them from the product: the point is to upgrade what was
+really released).  Add a frozen copy here whenever a schema version is released.
 """
 
 from __future__ import annotations
@@ -46,7 +46,36 @@ CREATE TABLE messages (
 PRAGMA user_version = 1;
 """
 
-SCHEMAS: dict[int, str] = {1: SCHEMA_V1}
+SCHEMA_V2 = """
+CREATE TABLE conversations (
+    id          TEXT PRIMARY KEY,
+    title       TEXT NOT NULL,
+    profile     TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE messages (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role             TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    content          TEXT NOT NULL,
+    status           TEXT NOT NULL
+                     CHECK (status IN ('complete', 'streaming', 'stopped', 'error')),
+    finish_reason    TEXT,
+    error            TEXT,
+    profile          TEXT,
+    model            TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+, stats TEXT);
+CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+CREATE INDEX conversations_by_update ON conversations (updated_at, id);
+PRAGMA user_version = 2;
+"""
+"""Version 2 as its files hold it: version 1 with ``stats`` added by ``ALTER TABLE``
+(hence the column after the closing line) and two indexes."""
+
+SCHEMAS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2}
 """Every released schema version older than the latest, as SQL."""
 
 V1_SAMPLE = """

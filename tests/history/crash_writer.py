@@ -2,18 +2,21 @@
 
 It writes conversations the way the TUI does (user message committed before the request,
 answer row begun, :class:`AnswerRecorder` fed every few milliseconds, finished) until it
-is killed.  After each step has returned it appends a line to CHANNEL with ``os.write``
+is killed.  Half of the answers first "think": reasoning is appended for a while before
+the text.  After each step has returned it appends a line to CHANNEL with ``os.write``
 (one ``write(2)`` per line: a SIGKILL leaves whole lines, no fsync needed):
 
     U <message id> <prompt number>     the user message is committed
     B <message id>                     the answer row exists
+    R <message id> <t> <length>        an append_reasoning that started at monotonic time t
+                                       returned; the reasoning is now <length> characters
     A <message id> <t> <length>        an append that started at monotonic time t returned;
                                        the answer's text is now <length> characters long
-    F <message id> <length>            the answer was finished (complete)
+    F <message id> <length> <rlength>  the answer was finished (complete)
 
-The answer text of message ``m`` is :func:`answer_text` (deterministic), so the test can
-tell exactly which prefix the database holds.  ``ready`` is printed on stdout once the
-store is open.
+The answer text of message ``m`` is :func:`answer_text` and its reasoning
+:func:`reasoning_text` (both deterministic), so the test can tell exactly which prefix
+the database holds.  ``ready`` is printed on stdout once the store is open.
 """
 
 from __future__ import annotations
@@ -27,22 +30,27 @@ from collections.abc import Iterator
 VOCAB = ("word ", "tide ", "日本語", "é", "\n", "`x`", "😀", "\x00", " ", "ok.", "\t", "∑")
 
 
-def tokens(message_id: int) -> Iterator[str]:
-    rng = random.Random(message_id)
+def tokens(message_id: int, kind: str = "answer") -> Iterator[str]:
+    rng = random.Random(message_id if kind == "answer" else f"{kind} {message_id}")
     while True:
         yield rng.choice(VOCAB)
 
 
-def answer_text(message_id: int, length: int) -> str:
+def answer_text(message_id: int, length: int, kind: str = "answer") -> str:
     """The first ``length`` characters (at least) of message ``message_id``'s answer."""
     parts: list[str] = []
     n = 0
-    for token in tokens(message_id):
+    for token in tokens(message_id, kind):
         if n >= length:
             break
         parts.append(token)
         n += len(token)
     return "".join(parts)
+
+
+def reasoning_text(message_id: int, length: int) -> str:
+    """The first ``length`` characters (at least) of message ``message_id``'s reasoning."""
+    return answer_text(message_id, length, "reasoning")
 
 
 def prompt_text(number: int) -> str:
@@ -70,6 +78,17 @@ def main() -> None:
             number += 1
             recorder = store.record_answer(cid, profile="crash", model="m", interval=interval)
             log(f"B {recorder.message_id}")
+            thinking = rng.random() < 0.5
+            end = time.monotonic() + (rng.uniform(0.2, 1.5) if thinking else 0)
+            thought = 0
+            for token in tokens(recorder.message_id, "reasoning"):
+                t = time.monotonic()
+                if t >= end:
+                    break
+                recorder.append_reasoning(token)
+                thought += len(token)
+                log(f"R {recorder.message_id} {t!r} {thought}")
+                time.sleep(rng.uniform(0.001, 0.006))
             end = time.monotonic() + rng.uniform(0.2, 2.5)
             length = 0
             for token in tokens(recorder.message_id):
@@ -81,7 +100,7 @@ def main() -> None:
                 log(f"A {recorder.message_id} {t!r} {length}")
                 time.sleep(rng.uniform(0.001, 0.006))
             recorder.finish("complete", stats={"characters": length})
-            log(f"F {recorder.message_id} {length}")
+            log(f"F {recorder.message_id} {length} {thought}")
 
 
 def burst() -> None:
@@ -98,6 +117,7 @@ def burst() -> None:
             cid = store.create_conversation(title=f"burst {worker} {i}", profile=f"w{worker}")
             store.add_message(cid, "user", f"q {worker} {i}")
             recorder = store.record_answer(cid, interval=0)
+            recorder.append_reasoning(f"r{worker}-{i}.")
             for _ in range(3):
                 recorder.append(f"a{worker}-{i}.")
             recorder.finish("complete")

@@ -8,7 +8,9 @@ with the monotonic time at which it *started*.  An append that finds ``interval`
 since the last checkpoint writes one before returning, so every logged append whose text
 is missing from the database started less than ``interval`` after the previous checkpoint:
 the lost appends span less than ``interval`` of streaming.  The test checks that span
-and, as a second view, the time from the first lost append to the kill.
+and, as a second view, the time from the first lost append to the kill.  Reasoning
+(``append_reasoning``) shares the checkpoints with the text, so the same holds for the
+reasoning and the text together.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.history.conftest import HERE, LONG, integrity, python, query
-from tests.history.crash_writer import answer_text, prompt_text
+from tests.history.crash_writer import answer_text, prompt_text, reasoning_text
 from tokentide.history.store import HistoryStore, StoredMessage
 
 WRITER = str(HERE / "crash_writer.py")
@@ -117,11 +119,12 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
 
     messages = _all_messages(db)
     logged: set[int] = set()
-    users = interrupted = saved_mid_stream = 0
+    users = interrupted = saved_mid_stream = saved_reasoning = 0
     worst_span = worst_since = 0.0
     for run in found.runs:
         appends: dict[int, list[tuple[float, int]]] = {}
-        finished: dict[int, int] = {}
+        thoughts: dict[int, list[tuple[float, int]]] = {}
+        finished: dict[int, tuple[int, int]] = {}
         for line in _lines(run.channel):
             kind, mid = line[0], int(line[1])
             logged.add(mid)
@@ -135,24 +138,35 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
             elif kind == "B":
                 assert mid in messages and messages[mid].role == "assistant"
                 appends.setdefault(mid, [])
+            elif kind == "R":
+                thoughts.setdefault(mid, []).append((float(line[2]), int(line[3])))
             elif kind == "A":
                 appends[mid].append((float(line[2]), int(line[3])))
             elif kind == "F":
-                finished[mid] = int(line[2])
+                finished[mid] = (int(line[2]), int(line[3]))
         for mid, steps in appends.items():
             message = messages[mid]
             content = message.content
+            reasoning = message.reasoning or ""
             # Always a whole-token prefix of what was streamed: no torn or doubled text.
             assert content == answer_text(mid, len(content)), f"answer {mid} is not a prefix"
+            assert reasoning == reasoning_text(mid, len(reasoning)), f"reasoning {mid}"
             if mid in finished:
-                assert (message.status, len(content)) == ("complete", finished[mid])
+                assert (message.status, len(content), len(reasoning)) == (
+                    "complete",
+                    *finished[mid],
+                )
                 continue
             if message.status == "complete":
                 continue  # killed between finish() and its log line
             assert message.status == "incomplete", message.status
             interrupted += 1
             saved_mid_stream += bool(content)
-            lost = [t for t, length in steps if length > len(content)]
+            saved_reasoning += bool(reasoning)
+            lost = sorted(
+                [t for t, length in steps if length > len(content)]
+                + [t for t, length in thoughts.get(mid, []) if length > len(reasoning)]
+            )
             if lost:
                 span, since = lost[-1] - lost[0], run.killed_at - lost[0]
                 worst_span, worst_since = max(worst_span, span), max(worst_since, since)
@@ -162,16 +176,22 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
     for mid, message in messages.items():
         if mid not in logged:
             if message.role == "assistant":
-                assert (message.content, message.status) == ("", "incomplete")
+                assert (message.content, message.reasoning, message.status) == (
+                    "",
+                    None,
+                    "incomplete",
+                )
             else:
                 assert message.content.startswith("prompt ")
     print(
         f"{KILLS} kills: {users} user messages, {interrupted} answers interrupted "
-        f"({saved_mid_stream} with checkpointed text); worst lost span {worst_span:.3f} s, "
+        f"({saved_mid_stream} with checkpointed text, {saved_reasoning} with checkpointed "
+        f"reasoning); worst lost span {worst_span:.3f} s, "
         f"worst first-lost-to-kill {worst_since:.3f} s"
     )
     assert users >= KILLS and interrupted >= KILLS // 2
     assert saved_mid_stream > 0  # the checkpoints really happened before the kills
+    assert saved_reasoning > 0
 
 
 def test_concurrent_writers_never_see_a_lock_error_or_lose_rows(tmp_path: Path) -> None:
@@ -204,13 +224,15 @@ def test_concurrent_writers_never_see_a_lock_error_or_lose_rows(tmp_path: Path) 
     assert integrity(db) == "ok"
     rows = query(
         db,
-        "SELECT c.profile, c.title, m.role, m.content, m.status FROM messages m"
+        "SELECT c.profile, c.title, m.role, m.content, m.status, m.reasoning FROM messages m"
         " JOIN conversations c ON c.id = m.conversation_id",
     )
-    expected = set()
+    expected: set[tuple[object, ...]] = set()
     for w in range(workers):
         for i in range(count):
-            expected.add((f"w{w}", f"burst {w} {i}", "user", f"q {w} {i}", "complete"))
-            expected.add((f"w{w}", f"burst {w} {i}", "assistant", f"a{w}-{i}." * 3, "complete"))
+            expected.add((f"w{w}", f"burst {w} {i}", "user", f"q {w} {i}", "complete", None))
+            expected.add(
+                (f"w{w}", f"burst {w} {i}", "assistant", f"a{w}-{i}." * 3, "complete", f"r{w}-{i}.")
+            )
     assert len(rows) == len(expected)  # nothing duplicated
     assert set(rows) == expected  # nothing lost

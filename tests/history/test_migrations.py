@@ -48,8 +48,17 @@ def test_an_earlier_schema_upgrades_to_the_latest(tmp_path: Path, version: int) 
         old = store.load("01aaaaaaaaaaaaaa")
         # New features work on upgraded data.
         answer = store.begin_answer("01aaaaaaaaaaaaaa", profile="work", model="m2")
-        store.finish_answer(answer, "new", status="complete", stats={"tokens": 1})
-        assert store.load("01aaaaaaaaaaaaaa").messages[-1].stats == {"tokens": 1}
+        store.finish_answer(
+            answer,
+            "new",
+            status="complete",
+            stats={"tokens": 1},
+            reasoning="thought",
+            details={"tokens": [("new", -0.5)]},
+        )
+        latest = store.load("01aaaaaaaaaaaaaa").messages[-1]
+        assert latest.stats == {"tokens": 1}
+        assert (latest.reasoning, latest.details) == ("thought", {"tokens": [["new", -0.5]]})
 
     assert user_version(path) == LATEST
     assert integrity(path) == "ok"
@@ -58,6 +67,7 @@ def test_an_earlier_schema_upgrades_to_the_latest(tmp_path: Path, version: int) 
     assert [(m.id, m.role, m.content) for m in old.messages] == [r[:3] for r in before[:5]]
     assert old.messages[-1].status == "incomplete"  # v1 left it streaming
     assert all(m.stats == {} for m in old.messages)
+    assert all(m.reasoning is None and m.details is None for m in old.messages)
     assert query(path, "SELECT id, role, content, status FROM messages ORDER BY id")[:-1] == before
 
     backup = tmp_path / f"old.sqlite3.v{version}.bak"
@@ -112,9 +122,11 @@ def _check_old_or_new(path: Path, rows: int) -> int:
     indexes = {row[0] for row in query(path, "SELECT name FROM sqlite_master WHERE type='index'")}
     if version == 1:
         assert "stats" not in columns and "messages_by_conversation" not in indexes
+        assert "reasoning" not in columns and "details" not in columns
     else:
         assert version == LATEST
         assert "stats" in columns and "messages_by_conversation" in indexes
+        assert "reasoning" in columns and "details" in columns
     assert query(path, "SELECT count(*) FROM messages") == [(rows,)]
     return version
 
@@ -205,4 +217,18 @@ def test_a_half_applied_migration_cannot_exist(tmp_path: Path) -> None:
     assert "messages_by_conversation" in str(info.value)
     assert user_version(path) == 1
     assert "stats" not in [row[1] for row in query(path, "PRAGMA table_info(messages)")]
+    assert integrity(path) == "ok"
+
+
+def test_a_half_applied_version_3_migration_cannot_exist(tmp_path: Path) -> None:
+    """The same for 2 -> 3: its second column fails, the first is not left behind."""
+    path = make_db(
+        tmp_path / "old.sqlite3", 2, extra="ALTER TABLE messages ADD COLUMN details BLOB;"
+    )
+    with pytest.raises(HistoryError) as info:
+        HistoryStore.open(path)
+    assert "details" in str(info.value)
+    assert user_version(path) == 2
+    columns = [row[1] for row in query(path, "PRAGMA table_info(messages)")]
+    assert "stats" in columns and "reasoning" not in columns
     assert integrity(path) == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -9,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,6 +22,7 @@ from tokentide.history.schema import LATEST
 from tokentide.history.store import (
     AnswerRecorder,
     HistoryStore,
+    answer_details,
     make_title,
     new_id,
 )
@@ -444,3 +447,202 @@ def test_the_temporary_directory_is_not_polluted() -> None:
         with HistoryStore.open(Path(d) / "h.sqlite3") as store:
             store.create_conversation(title="x")
         assert sorted(os.listdir(d)) == ["h.sqlite3"]
+
+
+# -- reasoning and answer details (schema version 3) -----------------------------------------
+
+
+def test_reasoning_and_details_round_trip(store: HistoryStore, db_path: Path) -> None:
+    cid = store.create_conversation(title="t")
+    store.add_message(cid, "user", "q")
+    answer = store.begin_answer(cid, profile="p", model="m")
+    reasoning = "Let me think.\n\x1b[31mred\x1b[0m \x00 日本語 😀\n"
+    details = answer_details(
+        tokens=[("Sure", -0.01), (" thing", None), ("\x1b]52;c;eA==\x07", -2.5)],
+        nodes=[("draft", "alpha more"), ("review", "beta ✓")],
+    )
+    assert details == {
+        "tokens": [["Sure", -0.01], [" thing", None], ["\x1b]52;c;eA==\x07", -2.5]],
+        "nodes": [["draft", "alpha more"], ["review", "beta ✓"]],
+    }
+    store.finish_answer(
+        answer, "**draft**\n\nalpha more", status="complete", reasoning=reasoning, details=details
+    )
+    plain = store.begin_answer(cid)
+    store.finish_answer(plain, "no extras", status="complete", reasoning="", details={})
+
+    with HistoryStore.open(db_path) as other:  # what another process reads from the file
+        messages = {m.id: m for m in other.load(cid).messages}
+    saved = messages[answer]
+    assert saved.content == "**draft**\n\nalpha more"  # content keeps the answer as sent
+    assert saved.reasoning == reasoning  # exact: escapes, NUL and all
+    assert saved.details == details
+    assert saved.tokens == [("Sure", -0.01), (" thing", None), ("\x1b]52;c;eA==\x07", -2.5)]
+    assert saved.nodes == [("draft", "alpha more"), ("review", "beta ✓")]
+    assert (messages[plain].reasoning, messages[plain].details) == (None, None)
+    assert (messages[plain].tokens, messages[plain].nodes) == ([], [])
+    assert query(db_path, "SELECT reasoning, details FROM messages WHERE id = ?", [plain]) == [
+        (None, None)
+    ]
+    stored = query(db_path, "SELECT details FROM messages WHERE id = ?", [answer])[0][0]
+    assert isinstance(stored, str) and json.loads(stored) == details  # plain JSON in the file
+
+
+def test_answer_details_are_normalised_and_checked(store: HistoryStore) -> None:
+    assert answer_details(tokens=[("a", None), ("b", None)]) is None  # no logprobs: nothing
+    assert answer_details() is None
+    cid = store.create_conversation(title="t")
+    answer = store.begin_answer(cid)
+    store.finish_answer(
+        answer,
+        "ab",
+        status="complete",
+        details={"tokens": [("a\ud800", float("-inf")), ("b", float("nan")), ("c", -1)]},
+    )
+    assert store.load(cid).messages[-1].details == {
+        "tokens": [["a\ufffd", None], ["b", None], ["c", -1.0]]  # JSON has no infinities
+    }
+    wrongs: list[dict[str, Any]] = [
+        {"logits": []},
+        {"tokens": [("a",)]},
+        {"tokens": [(1, -0.1)]},
+        {"tokens": [("a", "-0.1")]},
+        {"tokens": "ab"},
+        {"nodes": [("n", None)]},
+        {"nodes": [5]},
+    ]
+    for wrong in wrongs:
+        with pytest.raises(ValueError, match="details"):
+            store.finish_answer(answer, "x", status="complete", details=wrong)
+    assert store.load(cid).messages[-1].content == "ab"  # a refused finish changed nothing
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "{not json",
+        "[1, 2]",
+        '"text"',
+        '{"tokens": 5, "nodes": {"a": 1}}',
+        '{"tokens": [["a", "x"]], "nodes": [["n"]]}',
+        '{"tokens": [["a", true]]}',
+    ],
+)
+def test_malformed_details_in_the_file_do_not_break_loading(
+    store: HistoryStore, db_path: Path, raw: str
+) -> None:
+    cid = store.create_conversation(title="t")
+    answer = store.begin_answer(cid)
+    store.finish_answer(answer, "kept", status="complete", reasoning="r")
+    db = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        db.execute("UPDATE messages SET details = ? WHERE id = ?", (raw, answer))
+    finally:
+        db.close()
+    message = store.load(cid).messages[-1]
+    assert (message.content, message.reasoning, message.details) == ("kept", "r", None)
+    assert (message.tokens, message.nodes) == ([], [])
+
+
+def test_well_formed_parts_of_partly_malformed_details_are_kept(
+    store: HistoryStore, db_path: Path
+) -> None:
+    cid = store.create_conversation(title="t")
+    answer = store.begin_answer(cid)
+    store.finish_answer(answer, "x", status="complete")
+    db = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        db.execute(
+            "UPDATE messages SET details = ? WHERE id = ?",
+            ('{"tokens": "garbage", "nodes": [["n", "t"]], "future": 1}', answer),
+        )
+    finally:
+        db.close()
+    assert store.load(cid).messages[-1].details == {"nodes": [["n", "t"]]}
+
+
+def test_reasoning_is_checkpointed_on_the_same_schedule_as_the_text(store: HistoryStore) -> None:
+    now = [0.0]
+    cid = store.create_conversation(title="t")
+    recorder = AnswerRecorder(store, store.begin_answer(cid), interval=1.0, clock=lambda: now[0])
+
+    def saved() -> tuple[str, str | None]:
+        message = store.load(cid).messages[-1]
+        return message.content, message.reasoning
+
+    recorder.append_reasoning("think ")
+    now[0] = 0.5
+    recorder.append_reasoning("more")
+    assert saved() == ("", None)  # within the interval: nothing written yet
+    now[0] = 1.0
+    recorder.append_reasoning(". ")
+    assert saved() == ("", "think more. ")  # reasoning alone is checkpointed
+    now[0] = 1.5
+    recorder.append_reasoning("done")
+    recorder.append("Ans")
+    assert saved() == ("", "think more. ")
+    now[0] = 2.0
+    assert recorder.poll()  # one checkpoint carries both
+    assert saved() == ("Ans", "think more. done")
+    now[0] = 3.0
+    recorder.append("wer")  # text alone leaves the reasoning as it is
+    assert saved() == ("Answer", "think more. done")
+    assert not recorder.poll()
+    assert recorder.reasoning == "think more. done"
+    recorder.finish("complete", details={"nodes": [("n", "Answer")]})
+    final = store.load(cid).messages[-1]
+    assert (final.content, final.reasoning, final.nodes) == (
+        "Answer",
+        "think more. done",
+        [("n", "Answer")],
+    )
+    with pytest.raises(HistoryError):
+        recorder.append_reasoning("late")
+
+
+def test_checkpointed_reasoning_survives_a_crash(db_path: Path) -> None:
+    writer = HistoryStore.open(db_path)
+    cid = writer.create_conversation(title="t")
+    writer.add_message(cid, "user", "q")
+    recorder = writer.record_answer(cid, profile="p", model="m", interval=3600)
+    recorder.append_reasoning("first thought ")
+    recorder.append("partial")
+    recorder.flush()
+    recorder.append_reasoning("never saved")
+    recorder.append(" never saved")
+    writer._conn().close()  # a crash: no finish, no clean close
+    writer._db = None
+
+    with HistoryStore.open(db_path) as reader:
+        last = reader.load(cid).messages[-1]
+    assert (last.status, last.content, last.reasoning, last.details) == (
+        "incomplete",
+        "partial",
+        "first thought ",
+        None,
+    )
+    assert integrity(db_path) == "ok"
+
+
+def test_checkpoint_answer_can_save_the_reasoning_too(store: HistoryStore) -> None:
+    cid = store.create_conversation(title="t")
+    answer = store.begin_answer(cid)
+    store.checkpoint_answer(answer, "so far", reasoning="why")
+    store.checkpoint_answer(answer, "so far, more")  # reasoning left as it was
+    last = store.load(cid).messages[-1]
+    assert (last.content, last.reasoning) == ("so far, more", "why")
+
+
+@given(pieces=st.lists(_texts, max_size=5), final=st.one_of(st.none(), _texts))
+def test_any_unicode_reasoning_round_trips_exactly(
+    shared: HistoryStore, pieces: list[str], final: str | None
+) -> None:
+    store = shared
+    cid = store.create_conversation(title="r")
+    recorder = AnswerRecorder(store, store.begin_answer(cid), interval=0.0)
+    for piece in pieces:
+        recorder.append_reasoning(piece)  # interval 0: every piece is a checkpoint
+    assert store.load(cid).messages[-1].reasoning == ("".join(pieces) or None)
+    recorder.finish("complete", reasoning=final)
+    expected = "".join(pieces) if final is None else final
+    assert store.load(cid).messages[-1].reasoning == (expected or None)

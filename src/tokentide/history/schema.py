@@ -51,6 +51,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
         "CREATE INDEX conversations_by_update ON conversations (updated_at, id)",
     ),
+    # 2 -> 3: what an answer holds beyond its text, so that reopening a conversation
+    # shows what was received: the model's reasoning (exact text) and the details of
+    # the answer (JSON: per-token logprobs, per-node texts of a multi-node answer).
+    (
+        "ALTER TABLE messages ADD COLUMN reasoning TEXT",
+        "ALTER TABLE messages ADD COLUMN details TEXT",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

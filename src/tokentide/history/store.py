@@ -6,9 +6,10 @@ Guarantees (docs/history.md has the long form):
   sends the request, so a crash never loses what the user wrote;
 * an answer is a row created at the start with status ``streaming``
   (:meth:`~HistoryStore.begin_answer`), checkpointed while it streams
-  (:class:`AnswerRecorder`, at most once per ``interval``, default 1 s) and finalised as
-  ``complete``, ``stopped`` or ``error``.  A row a crash left ``streaming`` is reported
-  as ``incomplete``;
+  (:class:`AnswerRecorder`, at most once per ``interval``, default 1 s: its text and the
+  model's reasoning) and finalised as ``complete``, ``stopped`` or ``error`` with its
+  details (per-token logprobs, per-node texts).  A row a crash left ``streaming`` is
+  reported as ``incomplete``;
 * WAL, ``synchronous=NORMAL``, ``busy_timeout`` 10 s and ``BEGIN IMMEDIATE`` for every
   write, so several tide processes can share the file;
 * each schema migration is one transaction including the ``user_version`` bump; a file
@@ -30,7 +31,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ __all__ = [
     "ConversationSummary",
     "HistoryStore",
     "StoredMessage",
+    "answer_details",
     "make_title",
 ]
 
@@ -71,6 +73,13 @@ class StoredMessage:
     ``complete``, ``stopped``, ``error``, ``streaming`` (being written by this store
     right now) or ``incomplete`` (left ``streaming`` by a process that died, or being
     written by another tide process).
+
+    ``content`` is the answer as the next request carries it (for a multi-node answer,
+    each node's text under its name in bold).  ``reasoning`` is the model's reasoning,
+    exactly as received (None when there was none).  ``details`` is None or a dict with
+    ``"tokens"``: ``[[text, logprob or None], ...]`` (the answer had per-token logprobs)
+    and/or ``"nodes"``: ``[[node id, text], ...]`` (a multi-node answer, in the order the
+    nodes first spoke); see :func:`answer_details`.
     """
 
     id: int
@@ -85,6 +94,18 @@ class StoredMessage:
     model: str | None
     created_at: datetime
     updated_at: datetime
+    reasoning: str | None = None
+    details: dict[str, Any] | None = None
+
+    @property
+    def tokens(self) -> list[tuple[str, float | None]]:
+        """The answer's tokens with their logprobs (empty when not saved)."""
+        return [(text, logprob) for text, logprob in (self.details or {}).get("tokens", ())]
+
+    @property
+    def nodes(self) -> list[tuple[str, str]]:
+        """A multi-node answer's ``(node id, text)`` pairs (empty for other answers)."""
+        return [(node, text) for node, text in (self.details or {}).get("nodes", ())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +200,102 @@ def _stats_dict(text: str | None) -> dict[str, float | int | None]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def answer_details(
+    *,
+    tokens: Iterable[tuple[str, float | None]] = (),
+    nodes: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any] | None:
+    """The ``details`` of an answer as :meth:`HistoryStore.finish_answer` takes them and
+    :meth:`HistoryStore.load` gives them back: ``{"tokens": [[text, logprob], ...]}``
+    when any token has a logprob, ``{"nodes": [[node id, text], ...]}`` for a multi-node
+    answer (both keys when both apply); None when neither does."""
+    details: dict[str, Any] = {}
+    token_list = [[text, logprob] for text, logprob in tokens]
+    if any(logprob is not None for _, logprob in token_list):
+        details["tokens"] = token_list
+    node_list = [[node, text] for node, text in nodes]
+    if node_list:
+        details["nodes"] = node_list
+    return details or None
+
+
+def _is_logprob(value: object) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _finite(value: float | None) -> float | None:
+    """A logprob as stored: a finite number, else None (JSON has no infinities)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _pairs(value: Any, wrong: str) -> list[tuple[Any, ...]]:
+    if isinstance(value, str | bytes):
+        raise ValueError(wrong)
+    try:
+        return [tuple(item) for item in value or ()]
+    except TypeError:
+        raise ValueError(wrong) from None
+
+
+def _details_value(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Check and normalise ``details`` for storing (texts UTF-8 clean, logprobs finite
+    or None); raise ValueError for anything but the documented shape."""
+    if not details:
+        return None
+    unknown = set(details) - {"tokens", "nodes"}
+    if unknown:
+        raise ValueError(f"answer details hold 'tokens' and 'nodes', not {sorted(unknown)!r}")
+    clean: dict[str, Any] = {}
+    wrong_tokens = "answer details: 'tokens' is a list of [text, logprob or None]"
+    tokens = _pairs(details.get("tokens"), wrong_tokens)
+    if not all(len(t) == 2 and isinstance(t[0], str) and _is_logprob(t[1]) for t in tokens):
+        raise ValueError(wrong_tokens)
+    if tokens:
+        clean["tokens"] = [[_clean_text(text), _finite(logprob)] for text, logprob in tokens]
+    wrong_nodes = "answer details: 'nodes' is a list of [node id, text]"
+    nodes = _pairs(details.get("nodes"), wrong_nodes)
+    if not all(len(n) == 2 and isinstance(n[0], str) and isinstance(n[1], str) for n in nodes):
+        raise ValueError(wrong_nodes)
+    if nodes:
+        clean["nodes"] = [[_clean_text(node), _clean_text(text)] for node, text in nodes]
+    return clean or None
+
+
+def _details_json(details: Mapping[str, Any] | None) -> str | None:
+    clean = _details_value(details)
+    if clean is None:
+        return None
+    return json.dumps(clean, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _details_dict(text: str | None) -> dict[str, Any] | None:
+    """Stored details read back.  Whatever does not have the documented shape (a file
+    edited by hand, written by something else) is left out rather than failing the
+    load; None when nothing usable remains."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    details: dict[str, Any] = {}
+    tokens = value.get("tokens")
+    if isinstance(tokens, list) and all(
+        isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and _is_logprob(t[1])
+        for t in tokens
+    ):
+        details["tokens"] = [[text, _finite(logprob)] for text, logprob in tokens]
+    nodes = value.get("nodes")
+    if isinstance(nodes, list) and all(
+        isinstance(n, list) and len(n) == 2 and isinstance(n[0], str) and isinstance(n[1], str)
+        for n in nodes
+    ):
+        details["nodes"] = [[node, text] for node, text in nodes]
+    return details or None
 
 
 def _like_pattern(query: str) -> str:
@@ -469,7 +586,8 @@ class HistoryStore:
                 raise _missing(conversation_id)
             rows = db.execute(
                 "SELECT id, conversation_id, role, content, status, finish_reason, error,"
-                " stats, profile, model, created_at, updated_at FROM messages"
+                " stats, profile, model, created_at, updated_at, reasoning, details"
+                " FROM messages"
                 " WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,),
             ).fetchall()
@@ -525,23 +643,42 @@ class HistoryStore:
         message_id = self.begin_answer(conversation_id, profile=profile, model=model)
         return AnswerRecorder(self, message_id, interval=interval)
 
-    def checkpoint_answer(self, message_id: int, text: str) -> None:
-        """Save the text streamed so far (the whole of it) of a ``streaming`` answer."""
+    def checkpoint_answer(
+        self, message_id: int, text: str, *, reasoning: str | None = None
+    ) -> None:
+        """Save the text streamed so far (the whole of it) of a ``streaming`` answer,
+        and its reasoning so far when given."""
         with self._write("save an answer") as db:
-            db.execute(
-                "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?"
-                " AND status = 'streaming'",
-                (_clean_text(text), _now(), message_id),
-            )
+            if reasoning is None:
+                db.execute(
+                    "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?"
+                    " AND status = 'streaming'",
+                    (_clean_text(text), _now(), message_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE messages SET content = ?, reasoning = ?, updated_at = ?"
+                    " WHERE id = ? AND status = 'streaming'",
+                    (_clean_text(text), _clean_text(reasoning) or None, _now(), message_id),
+                )
 
-    def _append_answer(self, message_id: int, text: str) -> None:
-        """Append ``text`` to a ``streaming`` answer (the recorder's cheap checkpoint)."""
+    def _append_answer(self, message_id: int, text: str, reasoning: str = "") -> None:
+        """Append ``text`` (and ``reasoning``) to a ``streaming`` answer: the recorder's
+        cheap checkpoint, one UPDATE for both."""
         with self._write("save an answer") as db:
-            db.execute(
-                "UPDATE messages SET content = content || ?, updated_at = ? WHERE id = ?"
-                " AND status = 'streaming'",
-                (_clean_text(text), _now(), message_id),
-            )
+            if not reasoning:
+                db.execute(
+                    "UPDATE messages SET content = content || ?, updated_at = ? WHERE id = ?"
+                    " AND status = 'streaming'",
+                    (_clean_text(text), _now(), message_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE messages SET content = content || ?,"
+                    " reasoning = coalesce(reasoning, '') || ?, updated_at = ?"
+                    " WHERE id = ? AND status = 'streaming'",
+                    (_clean_text(text), _clean_text(reasoning), _now(), message_id),
+                )
 
     def finish_answer(
         self,
@@ -552,21 +689,30 @@ class HistoryStore:
         finish_reason: str | None = None,
         error: str | None = None,
         stats: Mapping[str, float | int | None] | None = None,
+        reasoning: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store the final text and outcome (``complete``, ``stopped`` or ``error``)."""
+        """Store the final text and outcome (``complete``, ``stopped`` or ``error``),
+        the model's reasoning (None or ``""``: none) and the answer's ``details`` (see
+        :func:`answer_details`; ValueError for another shape).  Every field is replaced,
+        reasoning included."""
         if status not in _FINAL_STATUSES:
             raise ValueError(f"an answer finishes as complete, stopped or error, not {status!r}")
+        details_json = _details_json(details)
         now = _now()
         with self._write("save an answer") as db:
             cursor = db.execute(
                 "UPDATE messages SET content = ?, status = ?, finish_reason = ?, error = ?,"
-                " stats = ?, updated_at = ? WHERE id = ? AND role = 'assistant'",
+                " stats = ?, reasoning = ?, details = ?, updated_at = ?"
+                " WHERE id = ? AND role = 'assistant'",
                 (
                     _clean_text(text),
                     status,
                     finish_reason,
                     None if error is None else _clean_text(error),
                     _stats_json(stats),
+                    _clean_text(reasoning) if reasoning else None,
+                    details_json,
                     now,
                     message_id,
                 ),
@@ -660,6 +806,8 @@ def _message(row: tuple[Any, ...], live: set[int]) -> StoredMessage:
         model=row[9],
         created_at=_time(row[10]),
         updated_at=_time(row[11]),
+        reasoning=row[12] if isinstance(row[12], str) and row[12] else None,
+        details=_details_dict(row[13] if isinstance(row[13], str) else None),
     )
 
 
@@ -717,14 +865,15 @@ def _translate(error: sqlite3.Error, path: Path, what: str) -> HistoryError:
 
 
 class AnswerRecorder:
-    """Saves one streaming answer: :meth:`append` per batch of tokens, :meth:`finish`
-    once.
+    """Saves one streaming answer: :meth:`append` per batch of tokens (and
+    :meth:`append_reasoning` per batch of reasoning), :meth:`finish` once.
 
-    ``append`` writes a checkpoint when ``interval`` seconds (``time.monotonic``) have
-    passed since the last one, so a crash loses at most the text appended during the
+    ``append`` and ``append_reasoning`` write a checkpoint (one UPDATE carrying the new
+    text and the new reasoning) when ``interval`` seconds (``time.monotonic``) have
+    passed since the last one, so a crash loses at most what was appended during the
     last ``interval``.  When tokens stop arriving, pending text waits for the next
-    ``append``; a caller with a timer can call :meth:`poll` (or :meth:`flush`) to bound
-    the loss in time as well.
+    append; a caller with a timer can call :meth:`poll` (or :meth:`flush`) to bound the
+    loss in time as well.
 
     A failed checkpoint (disk full, database locked for 10 s) does not raise: the text
     stays in memory, :attr:`last_error` holds the error and the next checkpoint retries.
@@ -748,6 +897,10 @@ class AnswerRecorder:
         self._saved = 0
         """How many characters of :attr:`text` the database holds."""
         self._length = 0
+        self._thoughts: list[str] = []
+        self._thoughts_saved = 0
+        """How many characters of :attr:`reasoning` the database holds."""
+        self._thoughts_length = 0
         self._last = clock()
         self.finished = False
         self.last_error: HistoryError | None = None
@@ -759,6 +912,13 @@ class AnswerRecorder:
             self._parts[:] = ["".join(self._parts)]
         return self._parts[0] if self._parts else ""
 
+    @property
+    def reasoning(self) -> str:
+        """All the reasoning appended so far."""
+        if len(self._thoughts) > 1:
+            self._thoughts[:] = ["".join(self._thoughts)]
+        return self._thoughts[0] if self._thoughts else ""
+
     def append(self, text: str) -> None:
         if self.finished:
             raise HistoryError("This answer was already finished.")
@@ -767,27 +927,44 @@ class AnswerRecorder:
             self._length += len(text)
         self.poll()
 
+    def append_reasoning(self, text: str) -> None:
+        """Add a piece of the model's reasoning; checkpointed like :meth:`append`."""
+        if self.finished:
+            raise HistoryError("This answer was already finished.")
+        if text:
+            self._thoughts.append(text)
+            self._thoughts_length += len(text)
+        self.poll()
+
+    @property
+    def _pending(self) -> bool:
+        return self._saved != self._length or self._thoughts_saved != self._thoughts_length
+
     def poll(self) -> bool:
-        """Checkpoint if text is pending and ``interval`` has passed; return whether a
-        checkpoint was written."""
-        if self.finished or self._saved == self._length:
+        """Checkpoint if text or reasoning is pending and ``interval`` has passed;
+        return whether a checkpoint was written."""
+        if self.finished or not self._pending:
             return False
         if self._clock() - self._last < self.interval:
             return False
         return self.flush()
 
     def flush(self) -> bool:
-        """Checkpoint the pending text now; return whether it was written."""
-        if self.finished or self._saved == self._length:
+        """Checkpoint the pending text and reasoning now; return whether it was written."""
+        if self.finished or not self._pending:
             return False
         text = self.text
+        reasoning = self.reasoning
         self._last = self._clock()
         try:
-            self.store._append_answer(self.message_id, text[self._saved :])
+            self.store._append_answer(
+                self.message_id, text[self._saved :], reasoning[self._thoughts_saved :]
+            )
         except HistoryError as error:
             self.last_error = error
             return False
         self._saved = len(text)
+        self._thoughts_saved = len(reasoning)
         self.last_error = None
         return True
 
@@ -799,8 +976,11 @@ class AnswerRecorder:
         finish_reason: str | None = None,
         error: str | None = None,
         stats: Mapping[str, float | int | None] | None = None,
+        reasoning: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store the final state.  ``text`` replaces what was appended, when given."""
+        """Store the final state.  ``text`` and ``reasoning`` replace what was appended,
+        when given; ``details`` as :meth:`HistoryStore.finish_answer` takes them."""
         if self.finished:
             return
         final = self.text if text is None else text
@@ -811,5 +991,7 @@ class AnswerRecorder:
             finish_reason=finish_reason,
             error=error,
             stats=stats,
+            reasoning=self.reasoning if reasoning is None else reasoning,
+            details=details,
         )
         self.finished = True
