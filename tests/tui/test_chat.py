@@ -783,3 +783,70 @@ async def test_a_stream_folds_far_turns_without_moving_anything(db: Path) -> Non
         assert app.query(AssistantMessage).last().source.endswith("line 39\n\n")
         assert {child: child.virtual_region.y for child in before} == before
         assert view.scroll_y == view.max_scroll_y
+
+
+# -- what an answer holds beyond its text survives a restart ------------------------------
+
+
+async def test_reasoning_token_details_and_nodes_survive_a_restart(db: Path) -> None:
+    from tokentide.backends.events import ReasoningDelta
+    from tokentide.tui.widgets.messages import NodeBlock
+
+    reasoning = "Let me think.\n\x1b]52;c;ZXZpbA==\x07The user wants x.\n"
+    script: list[Event | BackendError] = [
+        ReasoningDelta(reasoning[:20]),
+        ReasoningDelta(reasoning[20:]),
+        TextDelta("Sure", logprob=-0.01),
+        TextDelta(" thing", logprob=-2.5),
+        TextDelta("alpha", node_id="draft"),
+        TextDelta("beta", node_id="review"),
+        TextDelta(" more", node_id="draft"),
+        Finish("stop"),
+    ]
+    app = make_app(db, ScriptedBackend(script))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "x")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        live = app.query_one(AssistantMessage)
+        live_summary = str(live.query_one(".reasoning").render())
+        live_source, live_tokens = live.source, list(live.tokens)
+        conversation = chat(app).conversation_id
+    assert live_summary == f"reasoned for {len(reasoning):,} characters"
+
+    backend = ScriptedBackend(answer("Next."))
+    again = make_app(db, backend, continue_last=True)
+    async with again.run_test(size=SIZE) as pilot:
+        await again.workers.wait_for_complete()
+        await pilot.pause()
+        assert chat(again).conversation_id == conversation
+        message = again.query_one(AssistantMessage)
+        assert str(message.query_one(".reasoning").render()) == live_summary
+        assert message.reasoning == reasoning  # exact in memory, never shown raw
+        assert message.source == live_source  # the answer as the next request carries it
+        assert message.node_order == ["draft", "review"]
+        assert message.nodes["draft"].markdown.source == "alpha more"
+        labels = [
+            str(block.query_one(".node-label").render()) for block in message.query(NodeBlock)
+        ]
+        assert labels == ["draft", "review"]
+        assert message.tokens == live_tokens
+
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert message.has_class("-details")
+        rendered = message.query_one(".tokens").render()
+        assert "Sure thing" in str(rendered)
+        assert len({str(span.style) for span in getattr(rendered, "spans", [])}) >= 2
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert not message.has_class("-details")
+
+        await send(pilot, "and then?")
+        await again.workers.wait_for_complete()
+    assert [(m.role, m.content) for m in backend.requests[0].messages] == [
+        ("user", "x"),
+        ("assistant", live_source),  # reasoning is never sent back
+        ("user", "and then?"),
+    ]

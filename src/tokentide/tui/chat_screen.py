@@ -486,7 +486,10 @@ class ChatScreen(Screen[None]):
                         case _:
                             assert_never(event)
                 if thoughts:
-                    message.add_reasoning("".join(thoughts))
+                    thought = "".join(thoughts)
+                    message.add_reasoning(thought)
+                    if recorder is not None:
+                        recorder.append_reasoning(thought)
                 if deltas:
                     message.add(deltas)
                     if recorder is not None:
@@ -524,6 +527,8 @@ class ChatScreen(Screen[None]):
                 recorder.finish(
                     status=status,
                     text=text,
+                    reasoning=message.reasoning,
+                    details=message.details,
                     stats=generation.stats.as_dict(),
                     finish_reason=generation.finish.reason if generation.finish else None,
                     error=generation.error.message if generation.error else None,
@@ -797,8 +802,10 @@ class ChatScreen(Screen[None]):
                 saved.error or "The answer failed.", retry_key=self._key_for("retry")
             )
         else:
-            widget = AssistantMessage(
+            widget = AssistantMessage.saved(
                 saved.content,
+                reasoning=saved.reasoning,
+                details=saved.details,
                 label=saved.model or saved.profile,
                 note=None if turn.status == "complete" else turn.status,
                 status=turn.status,

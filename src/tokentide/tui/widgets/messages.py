@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
@@ -136,7 +137,15 @@ REASONING_LINES = 4
 
 
 class AssistantMessage(Vertical, can_focus=True):
-    """One answer: Markdown (streamed or finished), per-node blocks, token details."""
+    """One answer: Markdown (streamed or finished), per-node blocks, token details.
+
+    A live answer starts empty with ``streaming=True`` and grows with :meth:`add` and
+    :meth:`add_reasoning`.  A finished one (a saved answer) is built whole: ``text`` is
+    the answer outside any node, ``reasoning`` the model's reasoning (shown as the
+    one-line summary a finished live answer shows), ``tokens`` the per-token logprobs
+    (for the token-detail toggle) and ``nodes`` the ``(node id, text)`` blocks of a
+    multi-node answer; :meth:`saved` builds one from what the history store holds.
+    """
 
     def __init__(
         self,
@@ -147,27 +156,82 @@ class AssistantMessage(Vertical, can_focus=True):
         note: str | None = None,
         status: str = "complete",
         id: str | None = None,
+        reasoning: str = "",
+        tokens: Iterable[tuple[str, float | None]] = (),
+        nodes: Iterable[tuple[str, str]] = (),
     ) -> None:
         super().__init__(id=id, classes="message assistant")
         self.main = MarkdownMessage(text, streaming=streaming)
         self._raw: list[str] = [text] if text else []
         self.nodes: dict[str, NodeBlock] = {}
         self.node_order: list[str] = []
-        self.tokens: list[tuple[str, float | None]] = []
-        self._detailed = False
+        self.tokens: list[tuple[str, float | None]] = list(tokens)
+        self._detailed = bool(self.tokens)
         self._token_view: TokenView | None = None
         self._streaming = streaming
         self._reasoning_view: Static | None = None
-        self._reasoning_tail = ""
-        self._reasoning_chars = 0
+        self._reasoning: list[str] = [reasoning] if reasoning else []
+        self._reasoning_tail = reasoning[-REASONING_TAIL:]
+        self._reasoning_chars = len(reasoning)
+        texts: dict[str, list[str]] = {}
+        for node, node_text in nodes:
+            texts.setdefault(node, []).append(node_text)
+        for node, parts in texts.items():
+            self.nodes[node] = NodeBlock(node, "".join(parts), streaming=streaming)
+            self.node_order.append(node)
         if label:
             self.border_title = sanitize(label)
         if note:
             self.border_subtitle = sanitize(note)
         self.set_status(status)
 
+    @classmethod
+    def saved(
+        cls,
+        content: str,
+        *,
+        reasoning: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        label: str | None = None,
+        note: str | None = None,
+        status: str = "complete",
+    ) -> AssistantMessage:
+        """A finished answer as the history store keeps it: ``content`` is its
+        :attr:`source` (for a multi-node answer, each node's text under its name),
+        ``details`` the ``{"tokens": [[text, logprob], ...], "nodes": [[node, text],
+        ...]}`` of :attr:`details`.  If the nodes do not match ``content`` (a file
+        edited by hand), the answer is shown whole, without node blocks."""
+        details = details or {}
+        tokens = [(str(text), logprob) for text, logprob in details.get("tokens") or ()]
+        nodes = [(str(node), str(text)) for node, text in details.get("nodes") or ()]
+        text = content
+        if len({node for node, _ in nodes}) < len(nodes):
+            nodes = []  # not as this widget writes them: show the answer whole
+        if nodes:
+            blocks = "\n\n".join(_node_section(node, node_text) for node, node_text in nodes)
+            if content == blocks:
+                text = ""
+            elif content.endswith("\n\n" + blocks):
+                text = content[: -len(blocks) - 2]
+            else:
+                nodes = []
+        return cls(
+            text,
+            label=label,
+            note=note,
+            status=status,
+            reasoning=reasoning or "",
+            tokens=tokens,
+            nodes=nodes,
+        )
+
     def compose(self) -> ComposeResult:
+        if self._reasoning_chars and self._reasoning_view is None:
+            self._reasoning_view = Static(self._reasoning_text(), classes="reasoning", markup=False)
+            yield self._reasoning_view
         yield self.main
+        for node in self.node_order:
+            yield self.nodes[node]
 
     # -- streaming ----------------------------------------------------------------------
 
@@ -193,6 +257,8 @@ class AssistantMessage(Vertical, can_focus=True):
     def add_reasoning(self, text: str) -> None:
         """Show the model's reasoning ("thinking") above the answer while it streams:
         the last few lines, dim; a one-line summary once the answer is finished."""
+        if text:
+            self._reasoning.append(text)
         self._reasoning_chars += len(text)
         self._reasoning_tail = (self._reasoning_tail + text)[-REASONING_TAIL:]
         if self._reasoning_view is None:
@@ -209,13 +275,14 @@ class AssistantMessage(Vertical, can_focus=True):
         if self._reasoning_view is None:
             self.add_reasoning("")
             return
-        lines = sanitize(self._reasoning_tail).splitlines()[-REASONING_LINES:]
+        self._reasoning_view.update(self._reasoning_text())
+
+    def _reasoning_text(self) -> Text:
+        """The last lines of the reasoning while streaming; then a one-line summary."""
         if self._streaming:
-            self._reasoning_view.update(Text("\n".join(lines), style="italic"))
-        else:
-            self._reasoning_view.update(
-                Text(f"reasoned for {self._reasoning_chars:,} characters", style="italic")
-            )
+            lines = sanitize(self._reasoning_tail).splitlines()[-REASONING_LINES:]
+            return Text("\n".join(lines), style="italic")
+        return Text(f"reasoned for {self._reasoning_chars:,} characters", style="italic")
 
     def _node_block(self, node: str) -> NodeBlock:
         block = self.nodes.get(node)
@@ -229,9 +296,7 @@ class AssistantMessage(Vertical, can_focus=True):
     def finish(self, status: str, note: str | None = None) -> None:
         self._streaming = False
         if self._reasoning_view is not None:
-            self._reasoning_view.update(
-                Text(f"reasoned for {self._reasoning_chars:,} characters", style="italic")
-            )
+            self._reasoning_view.update(self._reasoning_text())
         self.main.finish()
         for block in self.nodes.values():
             block.markdown.finish()
@@ -253,8 +318,28 @@ class AssistantMessage(Vertical, can_focus=True):
         if not self.nodes:
             return main
         parts = [main] if main else []
-        parts.extend(f"**{node}**\n\n{self.nodes[node].source}" for node in self.node_order)
+        parts.extend(_node_section(node, self.nodes[node].source) for node in self.node_order)
         return "\n\n".join(parts)
+
+    @property
+    def reasoning(self) -> str:
+        """The model's reasoning, exactly as received ("" when there was none)."""
+        if len(self._reasoning) > 1:
+            self._reasoning[:] = ["".join(self._reasoning)]
+        return self._reasoning[0] if self._reasoning else ""
+
+    @property
+    def details(self) -> dict[str, Any] | None:
+        """What the answer holds beyond its text, as the history store keeps it:
+        ``{"tokens": [[text, logprob], ...]}`` when there are token details,
+        ``{"nodes": [[node id, exact text], ...]}`` for a multi-node answer (both when
+        both apply), None otherwise."""
+        details: dict[str, Any] = {}
+        if self.has_token_details:
+            details["tokens"] = [[text, logprob] for text, logprob in self.tokens]
+        if self.node_order:
+            details["nodes"] = [[node, self.nodes[node].source] for node in self.node_order]
+        return details or None
 
     @property
     def has_token_details(self) -> bool:
@@ -282,6 +367,11 @@ class AssistantMessage(Vertical, can_focus=True):
         for block in self.nodes.values():
             block.display = not showing
         self.set_class(showing, "-details")
+
+
+def _node_section(node: str, text: str) -> str:
+    """One node's part of a multi-node answer's :attr:`AssistantMessage.source`."""
+    return f"**{node}**\n\n{text}"
 
 
 class ErrorMessage(Static, can_focus=True):
