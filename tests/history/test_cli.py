@@ -230,3 +230,55 @@ def python_args() -> list[str]:
     import sys
 
     return [sys.executable, "-c", "from tokentide.history.cli import history_app; history_app()"]
+
+
+def _fill_with_reasoning(data: Path) -> str:
+    with HistoryStore.open(data / "history.sqlite3") as store:
+        cid = store.create_conversation(title="Thinking chat", profile="work")
+        store.add_message(cid, "user", "Pick a colour")
+        answer = store.begin_answer(cid, profile="work", model="m1")
+        store.finish_answer(
+            answer,
+            "Blue.\n\n**draft**\n\nalpha",
+            status="complete",
+            reasoning="Let me think.\n\nThe user wants " + HOSTILE + "\n",
+            details={"tokens": [("Blue", -0.01), (".", None)], "nodes": [("draft", "alpha")]},
+        )
+    return cid
+
+
+def test_json_export_has_the_reasoning_and_details(data: Path) -> None:
+    cid = _fill_with_reasoning(data)
+    code, out, _ = run("export", cid, "-f", "json")
+    assert code == 0
+    exported = json.loads(out)
+    assert exported["version"] == 2
+    user, answer = exported["messages"]
+    assert (user["reasoning"], user["details"]) == (None, None)
+    assert answer["reasoning"] == "Let me think.\n\nThe user wants " + HOSTILE + "\n"  # exact
+    assert answer["details"] == {
+        "tokens": [["Blue", -0.01], [".", None]],
+        "nodes": [["draft", "alpha"]],
+    }
+    assert answer["content"] == "Blue.\n\n**draft**\n\nalpha"
+
+
+def test_markdown_export_quotes_the_reasoning_before_the_answer(data: Path) -> None:
+    cid = _fill_with_reasoning(data)
+    code, out, _ = run("export", cid)
+    assert code == 0
+    assert (
+        "## Assistant (m1)\n\n"
+        "> **Reasoning**\n>\n> Let me think.\n>\n> The user wants " + HOSTILE + "\n\n"
+        "Blue.\n\n**draft**\n\nalpha\n"
+    ) in out  # piped: the original text
+    assert "## You\n\nPick a colour\n" in out  # no reasoning section without reasoning
+
+
+def test_show_includes_the_reasoning_sanitised(data: Path) -> None:
+    cid = _fill_with_reasoning(data)
+    code, out, _ = run("show", cid)
+    assert code == 0
+    assert "Reasoning:\n  │ Let me think.\n  │ \n  │ The user wants evil" in out
+    assert out.index("Reasoning:") < out.index("Blue.")
+    assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out

@@ -167,12 +167,14 @@ def export_cmd(
             atomic_write(output, text)
             return
     tty = sys.stdout.isatty()
+    # color=True: click would otherwise strip CSI sequences from piped output, which
+    # must stay exact (on a terminal the text is already safe).
     if fmt is Format.json:
         # On a terminal every non-ASCII character is escaped: still exact, never an escape.
-        typer.echo(to_json(conversation, ascii_only=tty), nl=False)
+        typer.echo(to_json(conversation, ascii_only=tty), nl=False, color=True)
     else:
         text = to_markdown(conversation)
-        typer.echo(sanitize(text) if tty else text, nl=False)
+        typer.echo(sanitize(text) if tty else text, nl=False, color=True)
 
 
 @history_app.command("delete")

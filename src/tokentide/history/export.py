@@ -14,8 +14,10 @@ from tokentide.history.store import Conversation, StoredMessage
 
 __all__ = ["EXPORT_VERSION", "atomic_write", "to_json", "to_markdown", "to_text"]
 
-EXPORT_VERSION = 1
-"""Bumped when the JSON export's shape changes."""
+EXPORT_VERSION = 2
+"""Bumped when the JSON export's shape changes.  2: every message has ``reasoning``
+(text or null) and ``details`` (null or ``{"tokens": [[text, logprob or null], ...],
+"nodes": [[node id, text], ...]}``, either key optional)."""
 
 
 def _iso(conversation_or_message: Conversation | StoredMessage, attr: str) -> str:
@@ -41,6 +43,8 @@ def to_dict(conversation: Conversation) -> dict[str, Any]:
                 "finish_reason": m.finish_reason,
                 "error": m.error,
                 "stats": m.stats,
+                "reasoning": m.reasoning,
+                "details": m.details,
                 "profile": m.profile,
                 "model": m.model,
                 "created_at": _iso(m, "created_at"),
@@ -77,9 +81,15 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def _quote(text: str) -> list[str]:
+    """``text`` as the lines of a Markdown block quote."""
+    return [f"> {line}" if line else ">" for line in text.split("\n")]
+
+
 def to_markdown(conversation: Conversation) -> str:
     """The conversation as a readable Markdown document (original text, unsanitised:
-    for files, not for terminals)."""
+    for files, not for terminals).  An answer's reasoning comes first, quoted under
+    "Reasoning"; per-token details are only in the JSON export."""
     lines = [f"# {conversation.title or 'Untitled conversation'}", ""]
     lines.append(f"- id: `{conversation.id}`")
     if conversation.profile:
@@ -88,6 +98,8 @@ def to_markdown(conversation: Conversation) -> str:
     lines.append(f"- updated: {_iso(conversation, 'updated_at')}")
     for message in conversation.messages:
         lines += ["", f"## {_heading(message)}", ""]
+        if message.reasoning:
+            lines += ["> **Reasoning**", ">", *_quote(message.reasoning.rstrip("\n")), ""]
         if message.role == "system":
             fence = _fence(message.content)
             lines += [fence, message.content, fence]
@@ -108,6 +120,9 @@ def to_text(conversation: Conversation) -> str:
         out[-1] += f" · profile {sanitize_title(conversation.profile, limit=40)}"
     for message in conversation.messages:
         out += ["", f"── {sanitize_title(_heading(message), limit=100)}"]
+        if message.reasoning:
+            reasoning = sanitize(message.reasoning).rstrip("\n")
+            out += ["Reasoning:", *(f"  │ {line}" for line in reasoning.split("\n")), ""]
         out.append(sanitize(message.content).rstrip("\n"))
         if message.error:
             out.append(f"(error: {sanitize_title(message.error, limit=300)})")
