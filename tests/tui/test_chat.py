@@ -803,10 +803,27 @@ async def test_reasoning_token_details_and_nodes_survive_a_restart(db: Path) -> 
         TextDelta(" more", node_id="draft"),
         Finish("stop"),
     ]
-    app = make_app(db, ScriptedBackend(script))
+
+    def checkpointed() -> object:
+        import sqlite3
+
+        file = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return file.execute(
+                "SELECT reasoning FROM messages WHERE status = 'streaming'"
+            ).fetchone()
+        finally:
+            file.close()
+
+    first = ScriptedBackend(script, pause_before=2)
+    app = make_app(db, first)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await send(pilot, "x")
+        await first.paused.wait()
+        # Mid-stream, the reasoning is checkpointed like the text (a crash keeps it).
+        await until(pilot, lambda: checkpointed() == (reasoning,), timeout=5)
+        first.resume.set()
         await app.workers.wait_for_complete()
         await pilot.pause()
         live = app.query_one(AssistantMessage)
