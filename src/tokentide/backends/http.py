@@ -32,7 +32,7 @@ import httpx
 from orjson import loads as _fast_loads
 
 from tokentide import __version__
-from tokentide.backends._pool import reclaim_orphans
+from tokentide.backends._pool import reclaim
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish
 from tokentide.backends.sse import NDJSONSplitter, SSEDecoder, SSEEvent
@@ -356,19 +356,24 @@ class HTTPBackend:
         except httpx.HTTPError as error:
             raise self._transport_error(error, url, started=False) from error
         except BaseException:  # a stop while connecting: see _pool.py
-            await reclaim_orphans(client)
+            await reclaim(client)
             raise
+        aborted = True
         try:
             if response.status_code >= 400:
                 text = await self._read_limited(response, url)
                 raise self.status_error(response, text)
             yield response
+            aborted = False
         finally:
             try:
                 await response.aclose()
-            except BaseException:  # a second stop while closing: see _pool.py
-                await reclaim_orphans(client)
+            except BaseException:
+                aborted = True
                 raise
+            finally:
+                if aborted:  # a stop may have interrupted httpcore's clean-up: _pool.py
+                    await reclaim(client, response)
 
     async def _read_limited(self, response: httpx.Response, url: str) -> str:
         chunks: list[bytes] = []
