@@ -45,9 +45,7 @@ def orphans(client: httpx.AsyncClient) -> list[Any]:
         return []
     owned = {id(r.connection) for r in pool._requests if getattr(r, "connection", None)}
     return [
-        c
-        for c in pool._connections
-        if id(c) not in owned and not c.is_idle() and not c.is_closed()
+        c for c in pool._connections if id(c) not in owned and not c.is_idle() and not c.is_closed()
     ]
 
 
