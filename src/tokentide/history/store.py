@@ -864,6 +864,13 @@ def _translate(error: sqlite3.Error, path: Path, what: str) -> HistoryError:
 # -- recording a streaming answer ---------------------------------------------------------
 
 
+def _joined(parts: list[str]) -> str:
+    """The pieces as one string, kept joined in place (one join, however often read)."""
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]
+    return parts[0] if parts else ""
+
+
 class AnswerRecorder:
     """Saves one streaming answer: :meth:`append` per batch of tokens (and
     :meth:`append_reasoning` per batch of reasoning), :meth:`finish` once.
@@ -908,16 +915,12 @@ class AnswerRecorder:
     @property
     def text(self) -> str:
         """Everything appended so far."""
-        if len(self._parts) > 1:
-            self._parts[:] = ["".join(self._parts)]
-        return self._parts[0] if self._parts else ""
+        return _joined(self._parts)
 
     @property
     def reasoning(self) -> str:
         """All the reasoning appended so far."""
-        if len(self._thoughts) > 1:
-            self._thoughts[:] = ["".join(self._thoughts)]
-        return self._thoughts[0] if self._thoughts else ""
+        return _joined(self._thoughts)
 
     def append(self, text: str) -> None:
         if self.finished:
