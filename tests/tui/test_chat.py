@@ -596,16 +596,19 @@ async def test_copy_sends_sanitised_text(db: Path) -> None:
         assert app.clipboard == "code please"
 
 
+DETAILED: list[Event | BackendError] = [
+    TextDelta("Sure", logprob=-0.01),
+    TextDelta(" thing", logprob=-2.5),
+    TextDelta("alpha", node_id="draft"),
+    TextDelta("beta", node_id="review"),
+    TextDelta(" more", node_id="draft"),
+    Finish("stop"),
+]
+"""An answer with per-token logprobs and two nodes."""
+
+
 async def test_token_details_shade_tokens_and_nodes_get_blocks(db: Path) -> None:
-    script: list[Event | BackendError] = [
-        TextDelta("Sure", logprob=-0.01),
-        TextDelta(" thing", logprob=-2.5),
-        TextDelta("alpha", node_id="draft"),
-        TextDelta("beta", node_id="review"),
-        TextDelta(" more", node_id="draft"),
-        Finish("stop"),
-    ]
-    app = make_app(db, ScriptedBackend(script))
+    app = make_app(db, ScriptedBackend(DETAILED))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await send(pilot, "x")
@@ -796,12 +799,7 @@ async def test_reasoning_token_details_and_nodes_survive_a_restart(db: Path) -> 
     script: list[Event | BackendError] = [
         ReasoningDelta(reasoning[:20]),
         ReasoningDelta(reasoning[20:]),
-        TextDelta("Sure", logprob=-0.01),
-        TextDelta(" thing", logprob=-2.5),
-        TextDelta("alpha", node_id="draft"),
-        TextDelta("beta", node_id="review"),
-        TextDelta(" more", node_id="draft"),
-        Finish("stop"),
+        *DETAILED,
     ]
 
     def checkpointed() -> object:
