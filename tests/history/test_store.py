@@ -624,15 +624,6 @@ def test_checkpointed_reasoning_survives_a_crash(db_path: Path) -> None:
     assert integrity(db_path) == "ok"
 
 
-def test_checkpoint_answer_can_save_the_reasoning_too(store: HistoryStore) -> None:
-    cid = store.create_conversation(title="t")
-    answer = store.begin_answer(cid)
-    store.checkpoint_answer(answer, "so far", reasoning="why")
-    store.checkpoint_answer(answer, "so far, more")  # reasoning left as it was
-    last = store.load(cid).messages[-1]
-    assert (last.content, last.reasoning) == ("so far, more", "why")
-
-
 @given(pieces=st.lists(_texts, max_size=5), final=st.one_of(st.none(), _texts))
 def test_any_unicode_reasoning_round_trips_exactly(
     shared: HistoryStore, pieces: list[str], final: str | None

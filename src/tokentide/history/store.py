@@ -31,7 +31,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -225,6 +225,16 @@ def _is_logprob(value: object) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
+def _is_token(item: Sequence[Any]) -> bool:
+    """``[text, logprob or None]``."""
+    return len(item) == 2 and isinstance(item[0], str) and _is_logprob(item[1])
+
+
+def _is_node(item: Sequence[Any]) -> bool:
+    """``[node id, text]``."""
+    return len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], str)
+
+
 def _finite(value: float | None) -> float | None:
     """A logprob as stored: a finite number, else None (JSON has no infinities)."""
     return float(value) if value is not None and math.isfinite(value) else None
@@ -250,13 +260,13 @@ def _details_value(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
     clean: dict[str, Any] = {}
     wrong_tokens = "answer details: 'tokens' is a list of [text, logprob or None]"
     tokens = _pairs(details.get("tokens"), wrong_tokens)
-    if not all(len(t) == 2 and isinstance(t[0], str) and _is_logprob(t[1]) for t in tokens):
+    if not all(_is_token(t) for t in tokens):
         raise ValueError(wrong_tokens)
     if tokens:
         clean["tokens"] = [[_clean_text(text), _finite(logprob)] for text, logprob in tokens]
     wrong_nodes = "answer details: 'nodes' is a list of [node id, text]"
     nodes = _pairs(details.get("nodes"), wrong_nodes)
-    if not all(len(n) == 2 and isinstance(n[0], str) and isinstance(n[1], str) for n in nodes):
+    if not all(_is_node(n) for n in nodes):
         raise ValueError(wrong_nodes)
     if nodes:
         clean["nodes"] = [[_clean_text(node), _clean_text(text)] for node, text in nodes]
@@ -284,16 +294,10 @@ def _details_dict(text: str | None) -> dict[str, Any] | None:
         return None
     details: dict[str, Any] = {}
     tokens = value.get("tokens")
-    if isinstance(tokens, list) and all(
-        isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and _is_logprob(t[1])
-        for t in tokens
-    ):
+    if isinstance(tokens, list) and all(isinstance(t, list) and _is_token(t) for t in tokens):
         details["tokens"] = [[text, _finite(logprob)] for text, logprob in tokens]
     nodes = value.get("nodes")
-    if isinstance(nodes, list) and all(
-        isinstance(n, list) and len(n) == 2 and isinstance(n[0], str) and isinstance(n[1], str)
-        for n in nodes
-    ):
+    if isinstance(nodes, list) and all(isinstance(n, list) and _is_node(n) for n in nodes):
         details["nodes"] = [[node, text] for node, text in nodes]
     return details or None
 
@@ -643,42 +647,26 @@ class HistoryStore:
         message_id = self.begin_answer(conversation_id, profile=profile, model=model)
         return AnswerRecorder(self, message_id, interval=interval)
 
-    def checkpoint_answer(
-        self, message_id: int, text: str, *, reasoning: str | None = None
-    ) -> None:
-        """Save the text streamed so far (the whole of it) of a ``streaming`` answer,
-        and its reasoning so far when given."""
+    def checkpoint_answer(self, message_id: int, text: str) -> None:
+        """Save the text streamed so far (the whole of it) of a ``streaming`` answer."""
         with self._write("save an answer") as db:
-            if reasoning is None:
-                db.execute(
-                    "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?"
-                    " AND status = 'streaming'",
-                    (_clean_text(text), _now(), message_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE messages SET content = ?, reasoning = ?, updated_at = ?"
-                    " WHERE id = ? AND status = 'streaming'",
-                    (_clean_text(text), _clean_text(reasoning) or None, _now(), message_id),
-                )
+            db.execute(
+                "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?"
+                " AND status = 'streaming'",
+                (_clean_text(text), _now(), message_id),
+            )
 
     def _append_answer(self, message_id: int, text: str, reasoning: str = "") -> None:
         """Append ``text`` (and ``reasoning``) to a ``streaming`` answer: the recorder's
-        cheap checkpoint, one UPDATE for both."""
+        cheap checkpoint, one UPDATE for both.  ``reasoning`` stays NULL until some
+        arrives."""
         with self._write("save an answer") as db:
-            if not reasoning:
-                db.execute(
-                    "UPDATE messages SET content = content || ?, updated_at = ? WHERE id = ?"
-                    " AND status = 'streaming'",
-                    (_clean_text(text), _now(), message_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE messages SET content = content || ?,"
-                    " reasoning = coalesce(reasoning, '') || ?, updated_at = ?"
-                    " WHERE id = ? AND status = 'streaming'",
-                    (_clean_text(text), _clean_text(reasoning), _now(), message_id),
-                )
+            db.execute(
+                "UPDATE messages SET content = content || ?1,"
+                " reasoning = coalesce(reasoning || ?2, nullif(?2, '')), updated_at = ?3"
+                " WHERE id = ?4 AND status = 'streaming'",
+                (_clean_text(text), _clean_text(reasoning), _now(), message_id),
+            )
 
     def finish_answer(
         self,
