@@ -805,7 +805,8 @@ class ChatScreen(Screen[None]):
             widget = AssistantMessage.saved(
                 saved.content,
                 reasoning=saved.reasoning,
-                details=saved.details,
+                tokens=saved.tokens,
+                nodes=saved.nodes,
                 label=saved.model or saved.profile,
                 note=None if turn.status == "complete" else turn.status,
                 status=turn.status,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.style import Style
@@ -20,6 +20,7 @@ from textual.widgets import Label, Static
 
 from tokentide.backends.events import TextDelta
 from tokentide.errors import BackendError
+from tokentide.history.store import answer_details
 from tokentide.sanitize import sanitize
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
 
@@ -191,19 +192,18 @@ class AssistantMessage(Vertical, can_focus=True):
         content: str,
         *,
         reasoning: str | None = None,
-        details: Mapping[str, Any] | None = None,
+        tokens: Iterable[tuple[str, float | None]] = (),
+        nodes: Iterable[tuple[str, str]] = (),
         label: str | None = None,
         note: str | None = None,
         status: str = "complete",
     ) -> AssistantMessage:
-        """A finished answer as the history store keeps it: ``content`` is its
-        :attr:`source` (for a multi-node answer, each node's text under its name),
-        ``details`` the ``{"tokens": [[text, logprob], ...], "nodes": [[node, text],
-        ...]}`` of :attr:`details`.  If the nodes do not match ``content`` (a file
-        edited by hand), the answer is shown whole, without node blocks."""
-        details = details or {}
-        tokens = [(str(text), logprob) for text, logprob in details.get("tokens") or ()]
-        nodes = [(str(node), str(text)) for node, text in details.get("nodes") or ()]
+        """A finished answer as the history store keeps it (``StoredMessage.content``,
+        ``.reasoning``, ``.tokens``, ``.nodes``): ``content`` is its :attr:`source` (for
+        a multi-node answer, each node's text under its name).  If the nodes do not
+        match ``content`` (a file edited by hand), the answer is shown whole, without
+        node blocks."""
+        nodes = list(nodes)
         text = content
         if len({node for node, _ in nodes}) < len(nodes):
             nodes = []  # not as this widget writes them: show the answer whole
@@ -330,16 +330,12 @@ class AssistantMessage(Vertical, can_focus=True):
 
     @property
     def details(self) -> dict[str, Any] | None:
-        """What the answer holds beyond its text, as the history store keeps it:
-        ``{"tokens": [[text, logprob], ...]}`` when there are token details,
-        ``{"nodes": [[node id, exact text], ...]}`` for a multi-node answer (both when
-        both apply), None otherwise."""
-        details: dict[str, Any] = {}
-        if self.has_token_details:
-            details["tokens"] = [[text, logprob] for text, logprob in self.tokens]
-        if self.node_order:
-            details["nodes"] = [[node, self.nodes[node].source] for node in self.node_order]
-        return details or None
+        """What the answer holds beyond its text, as the history store keeps it (see
+        :func:`~tokentide.history.store.answer_details`)."""
+        return answer_details(
+            tokens=self.tokens,
+            nodes=[(node, self.nodes[node].source) for node in self.node_order],
+        )
 
     @property
     def has_token_details(self) -> bool:
