@@ -208,7 +208,6 @@ class Generation:
         self._reasoning: list[str] = []
         self._activity: float | None = None
         self._timeout: BackendError | None = None
-        self._stop_requested = False
         self._cancelled = False
         self._producer: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -242,7 +241,6 @@ class Generation:
         Idempotent: a second stop (or a stop and a deadline at once) must not throw a
         second ``CancelledError`` into the first one's cleanup, which would leave a
         response half closed."""
-        self._stop_requested = True
         self._cancel_producer()
 
     def _cancel_producer(self) -> None:

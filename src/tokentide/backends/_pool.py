@@ -38,7 +38,7 @@ def _pool(client: httpx.AsyncClient) -> Any:
     return pool
 
 
-def orphans(client: httpx.AsyncClient) -> list[Any]:
+def _orphans(client: httpx.AsyncClient) -> list[Any]:
     """Connections of ``client``'s pool that are busy but owned by no request."""
     pool = _pool(client)
     if pool is None:
@@ -58,15 +58,14 @@ def _forget_closed_request(pool: Any, response: httpx.Response) -> None:
         pool._requests.remove(request)
 
 
-async def reclaim(client: httpx.AsyncClient, response: httpx.Response | None = None) -> int:
-    """Finish the clean-up a cancellation interrupted; returns how many connections
-    were closed."""
+async def reclaim(client: httpx.AsyncClient, response: httpx.Response | None = None) -> None:
+    """Finish the clean-up a cancellation interrupted (see the module docstring)."""
     pool = _pool(client)
     if pool is None:
-        return 0
+        return
     if response is not None:
         _forget_closed_request(pool, response)
-    found = orphans(client)
+    found = _orphans(client)
     for connection in found:
         pool._connections.remove(connection)  # synchronously: nothing else can take it
     assign = getattr(pool, "_assign_requests_to_connections", None)
@@ -74,4 +73,3 @@ async def reclaim(client: httpx.AsyncClient, response: httpx.Response | None = N
     for connection in [*found, *expired]:
         with contextlib.suppress(Exception):
             await connection.aclose()
-    return len(found)

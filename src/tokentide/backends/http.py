@@ -347,10 +347,8 @@ class HTTPBackend:
     @asynccontextmanager
     async def _open(self, call: HTTPCall) -> AsyncIterator[httpx.Response]:
         url = self.url_for(call.path)
-        request = self.client.build_request(
-            call.method, url, json=call.body, headers=dict(call.headers)
-        )
         client = self.client
+        request = client.build_request(call.method, url, json=call.body, headers=dict(call.headers))
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as error:
