@@ -259,9 +259,9 @@ class ChatScreen(Screen[None]):
                 yield Composer(id="composer")
         yield Footer()
 
-    # The parts are found once and kept: they are never replaced, the lookups ran per
-    # batch of tokens, and a generation ending while the app quits (its widgets already
-    # gone from the DOM) must still be able to reach them.
+    # The parts are found once and kept: they are never replaced, and a generation
+    # ending while the app quits (its widgets already gone from the DOM) must still be
+    # able to reach them.
 
     @property
     def view(self) -> ConversationView:
