@@ -747,8 +747,12 @@ async def test_a_stream_folds_far_turns_without_moving_anything(db: Path) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         markdown = list(app.query(MarkdownMessage))
-        await until(pilot, lambda: all(m._is_exact() for m in markdown))
-        await pilot.pause(0.3)  # the background renderer's height corrections
+        # Every answer rendered, and its true height laid out (the background renderer
+        # corrects estimated heights in batches).
+        await until(
+            pilot,
+            lambda: all(m._is_exact() and not m._height_changed() for m in markdown),
+        )
         view = chat(app).view
         before = {child: child.virtual_region.y for child in view.children}
         assert len(before) == 24
