@@ -28,7 +28,7 @@ Definitions:
 * **app** / **history**: the chat screen's own widgets and styles (``app.tcss``): a
   ``ConversationView`` holding ``UserMessage``/``AssistantMessage`` widgets, the stream
   fed through ``AssistantMessage.add``, and after mounting it what
-  ``ChatScreen.answer()`` does (``follow()``, then ``fold()`` after the next refresh);
+  ``ChatScreen.answer()`` does (``ConversationView.follow_stream()``: follow, then fold);
   empty, and with K earlier long answers (1,000 tokens, each after a short prompt)
   already in the conversation and rendered.  "ours" is the bare ``MarkdownMessage``, the
   like-for-like comparison with stock ``MarkdownStream``.
@@ -318,8 +318,7 @@ async def run_stream(
             await conv.mount(answer)
             # What ChatScreen.answer() does once the new answer is mounted.
             assert isinstance(conv, ConversationView)
-            conv.follow()
-            app.call_after_refresh(conv.fold)
+            conv.follow_stream()
 
             def feed(tok: str) -> None:
                 answer.add([TextDelta(tok)])

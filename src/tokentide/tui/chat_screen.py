@@ -139,6 +139,12 @@ class ConversationView(VerticalScroll):
     def action_follow(self) -> None:
         self.follow()
 
+    def follow_stream(self) -> None:
+        """:meth:`follow`, and :meth:`fold` once the layout has caught up (an answer is
+        streaming into the view)."""
+        self.follow()
+        self.call_after_refresh(self.fold)
+
     def fold(self) -> None:
         """Fold the turns far above the viewport (only while following)."""
         if self._folded or not self.following or not self.is_attached:
@@ -458,8 +464,7 @@ class ChatScreen(Screen[None]):
         self.generating = True
         self._idle.clear()
         self.view.mount(message)
-        self.view.follow()
-        self.call_after_refresh(self.view.fold)
+        self.view.follow_stream()
         self.status.track(generation, self.clock)
         generation.on_state = lambda _state: self.status.refresh_now()
         generation.start()
@@ -697,10 +702,11 @@ class ChatScreen(Screen[None]):
             )
 
     def action_follow(self) -> None:
-        self.view.follow()
-        self._check_following()
         if self.generating:
-            self.call_after_refresh(self.view.fold)
+            self.view.follow_stream()
+        else:
+            self.view.follow()
+        self._check_following()
 
     @on(FollowRequested)
     def _follow_requested(self) -> None:
