@@ -25,7 +25,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 VOCAB = ("word ", "tide ", "日本語", "é", "\n", "`x`", "😀", "\x00", " ", "ok.", "\t", "∑")
 
@@ -67,6 +67,23 @@ def main() -> None:
     def log(line: str) -> None:
         os.write(fd, (line + "\n").encode())
 
+    def stream(
+        message_id: int, seconds: float, kind: str, append: Callable[[str], None], tag: str
+    ) -> int:
+        """Append tokens of ``kind`` for ``seconds``, logging each; return the characters
+        appended."""
+        end = time.monotonic() + seconds
+        length = 0
+        for token in tokens(message_id, kind):
+            t = time.monotonic()
+            if t >= end:
+                break
+            append(token)
+            length += len(token)
+            log(f"{tag} {message_id} {t!r} {length}")
+            time.sleep(rng.uniform(0.001, 0.006))
+        return length
+
     store = HistoryStore.open(db)
     print("ready", flush=True)
     number = seed * 1000
@@ -79,26 +96,10 @@ def main() -> None:
             recorder = store.record_answer(cid, profile="crash", model="m", interval=interval)
             log(f"B {recorder.message_id}")
             thinking = rng.random() < 0.5
-            end = time.monotonic() + (rng.uniform(0.2, 1.5) if thinking else 0)
-            thought = 0
-            for token in tokens(recorder.message_id, "reasoning"):
-                t = time.monotonic()
-                if t >= end:
-                    break
-                recorder.append_reasoning(token)
-                thought += len(token)
-                log(f"R {recorder.message_id} {t!r} {thought}")
-                time.sleep(rng.uniform(0.001, 0.006))
-            end = time.monotonic() + rng.uniform(0.2, 2.5)
-            length = 0
-            for token in tokens(recorder.message_id):
-                t = time.monotonic()
-                if t >= end:
-                    break
-                recorder.append(token)
-                length += len(token)
-                log(f"A {recorder.message_id} {t!r} {length}")
-                time.sleep(rng.uniform(0.001, 0.006))
+            seconds = rng.uniform(0.2, 1.5) if thinking else 0
+            answer = recorder.message_id
+            thought = stream(answer, seconds, "reasoning", recorder.append_reasoning, "R")
+            length = stream(answer, rng.uniform(0.2, 2.5), "answer", recorder.append, "A")
             recorder.finish("complete", stats={"characters": length})
             log(f"F {recorder.message_id} {length} {thought}")
 
