@@ -102,10 +102,11 @@ class ChatApp(App[int]):
         self._apply_keymap()
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         for warning in self.settings.warnings:
-            self.notify(sanitize(warning), severity="warning", timeout=8)
+            self.notify(markup=False, message=sanitize(warning), severity="warning", timeout=8)
         if self._history_error is not None:
             self.notify(
-                sanitize(self._history_error) + "\nConversations will not be saved.",
+                markup=False,
+                message=sanitize(self._history_error) + "\nConversations will not be saved.",
                 title="History",
                 severity="error",
                 timeout=10,
@@ -133,7 +134,10 @@ class ChatApp(App[int]):
             self.chat.ensure_backend()
         except TideError as error:
             self.notify(
-                sanitize(str(error)), title=f"Profile {self.profile.name}", severity="error"
+                markup=False,
+                message=sanitize(str(error)),
+                title=f"Profile {self.profile.name}",
+                severity="error",
             )
 
     def _apply_keymap(self) -> None:
@@ -144,7 +148,8 @@ class ChatApp(App[int]):
         unknown = sorted(set(keys) - known)
         if unknown:
             self.notify(
-                f"Unknown key action(s) in the config: {', '.join(unknown)}.\n"
+                markup=False,
+                message=f"Unknown key action(s) in the config: {', '.join(unknown)}.\n"
                 f"Known: {', '.join(sorted(known))}.",
                 title="Keys",
                 severity="warning",

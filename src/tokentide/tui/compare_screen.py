@@ -58,6 +58,7 @@ from tokentide.config.model import Profile
 from tokentide.errors import BackendError, TideError
 from tokentide.generation import Generation, State
 from tokentide.sanitize import sanitize
+from tokentide.tui.plain import plain
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
 
 __all__ = ["CompareApp", "ComparePane", "CompareScreen", "run_compare_app"]
@@ -87,7 +88,7 @@ class ComparePane(Vertical):
         self.error: BackendError | None = None
         self.empty = False
         """The answer ended cleanly but without content (counted as a failure)."""
-        self.border_title = sanitize(f"{label} · {MODE_NAMES[mode]}")
+        self.border_title = plain(f"{label} · {MODE_NAMES[mode]}")
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="pane-stats", markup=False)
@@ -193,7 +194,7 @@ class ComparePane(Vertical):
         parts.append(f"{rate:,.1f} tok/s" if rate is not None else "– tok/s")
         self.stats_line.update(" · ".join(parts))
         shown = "empty" if self.empty else state.value
-        self.border_subtitle = shown
+        self.border_subtitle = plain(shown)
         if state.finished:
             self.set_classes(f"compare-pane -{self.mode} -{'error' if self.empty else shown}")
         if self.mode == "create" and not state.finished:

@@ -22,6 +22,7 @@ from tokentide.backends.events import TextDelta
 from tokentide.errors import BackendError
 from tokentide.history.store import answer_details
 from tokentide.sanitize import sanitize
+from tokentide.tui.plain import plain
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
 
 __all__ = [
@@ -181,9 +182,9 @@ class AssistantMessage(Vertical, can_focus=True):
             self.nodes[node] = NodeBlock(node, "".join(parts), streaming=streaming)
             self.node_order.append(node)
         if label:
-            self.border_title = sanitize(label)
+            self.border_title = plain(label)
         if note:
-            self.border_subtitle = sanitize(note)
+            self.border_subtitle = plain(note)
         self.set_status(status)
 
     @classmethod
@@ -302,7 +303,7 @@ class AssistantMessage(Vertical, can_focus=True):
             block.markdown.finish()
         self.set_status(status)
         if note is not None:
-            self.border_subtitle = sanitize(note)
+            self.border_subtitle = plain(note)
 
     def set_status(self, status: str) -> None:
         for name in ("stopped", "error", "streaming"):
