@@ -33,7 +33,14 @@ from tokentide.sanitize import (
 )
 
 # Characters sanitize() changes although they are not Cc.
-MARKED = {*range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0xE0000, 0xE0080)}
+MARKED = {
+    *range(0x202A, 0x202F),
+    *range(0x2060, 0x2065),
+    *range(0x2066, 0x2070),
+    *range(0xFE00, 0xFE0E),
+    *range(0xE0000, 0xE0080),
+    *range(0xE0100, 0xE01F0),
+}
 STRIPPED = {0x200B, 0x200C, 0xFEFF}
 
 
@@ -196,6 +203,19 @@ def test_invisible_unicode() -> None:
     assert sanitize(rtl) is rtl
 
 
+def test_more_invisibles_are_marked() -> None:
+    # Word joiner, invisible operators, deprecated format controls, variation selectors
+    # (both blocks) and tag characters can hide text or bytes: all are made visible.
+    for cp in (0x2060, 0x2064, 0x206A, 0x206F, 0xFE00, 0xFE0D, 0xE0000, 0xE007F, 0xE0100, 0xE01EF):
+        assert sanitize(f"a{chr(cp)}b") == f"a⟨U+{cp:04X}⟩b", hex(cp)
+        s = StreamSanitizer()
+        assert s.feed(f"a{chr(cp)}") + s.feed("b") + s.flush() == f"a⟨U+{cp:04X}⟩b"
+    smuggled = "hi" + "".join(chr(0xE0100 + b) for b in b"rm -rf")
+    assert "⟨U+E0172⟩" in sanitize(smuggled)  # "r"
+    heart = "\u2764\ufe0f"  # VS16 picks the emoji style: kept
+    assert sanitize(heart) is heart
+
+
 def test_title() -> None:
     assert sanitize_title("  Fix\n\tthe \x1b]0;PWN\x07bug  ") == "Fix the bug"
     long = sanitize_title("word " * 40)
@@ -329,7 +349,7 @@ plain = st.text(
     st.characters(
         exclude_categories=("Cc", "Cs"),
         exclude_characters=[chr(c) for c in (MARKED | STRIPPED) if c < 0xE0000],
-    ).filter(lambda c: not 0xE0000 <= ord(c) <= 0xE007F),
+    ).filter(lambda c: ord(c) not in MARKED),
 )
 
 
@@ -338,7 +358,11 @@ def test_text_without_specials_is_unchanged(text: str) -> None:
     assert sanitize(text) == text
 
 
-@given(st.text(st.characters(exclude_categories=("Cc", "Cf", "Cs"))))
+@given(
+    st.text(
+        st.characters(exclude_categories=("Cc", "Cf", "Cs")).filter(lambda c: ord(c) not in MARKED)
+    )
+)
 def test_text_without_cc_or_cf_is_unchanged(text: str) -> None:
     assert sanitize(text) == text
 

@@ -25,8 +25,11 @@ is removed *with its payload*):
 * Every other C0 control except LF and TAB (NUL, BEL, BS, VT, FF, lone ESC …), DEL and
   every C1 control U+0080–U+009F: dropped.  CR is dropped (CRLF becomes LF and a lone CR
   can no longer overwrite a line).
-* Bidi embeddings/overrides/isolates U+202A–U+202E, U+2066–U+2069 and tag characters
-  U+E0000–U+E007F ("ASCII smuggling") become a visible marker such as ``⟨U+202E⟩``.
+* Bidi embeddings/overrides/isolates U+202A–U+202E, U+2066–U+2069, the word joiner and
+  invisible operators U+2060–U+2064, the deprecated format controls U+206A–U+206F, tag
+  characters U+E0000–U+E007F ("ASCII smuggling") and the variation selectors U+FE00–U+FE0D
+  and U+E0100–U+E01EF (which can carry hidden bytes) become a visible marker such as
+  ``⟨U+202E⟩``.  VS15/VS16 (U+FE0E/U+FE0F) are kept: emoji need them (❤️).
 * Zero-width space U+200B, ZWNJ U+200C and BOM/ZWNBSP U+FEFF: dropped.  ZWJ U+200D is
   kept (emoji sequences need it).
 * A UTF-16 surrogate pair (as ``json.loads`` can produce from ``"\\ud83d\\ude00"`` split
@@ -67,13 +70,13 @@ STRING_CAP: Final = 4096
 # Every character that needs more than "copy it through".  CR, LF and TAB are in C0 here
 # except LF/TAB; CR is special (dropped).
 _SPECIAL: Final = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u202a-\u202e\u2066-\u2069\ufeff"
-    "\ud800-\udfff\U000e0000-\U000e007f]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0d"
+    "\ufeff\ud800-\udfff\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
 )
 # The same without CR: a chunk whose only special characters are CRs needs just a replace.
 _SPECIAL_NOT_CR: Final = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200c\u202a-\u202e\u2066-\u2069\ufeff"
-    "\ud800-\udfff\U000e0000-\U000e007f]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200c\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0d"
+    "\ufeff\ud800-\udfff\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
 )
 # What ends (or aborts) a string sequence: BEL (OSC only), ESC, ST (U+009C), CAN, SUB.
 _STRING_STOP: Final = re.compile("[\x07\x1b\x9c\x18\x1a]")
@@ -90,7 +93,14 @@ _STRING_ESC: Final = 5  # ESC seen inside a string
 _HIGH_SURROGATE: Final = 6  # ground, a high surrogate is held back
 
 _MARKED: Final = frozenset(
-    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), *range(0xE0000, 0xE0080)]
+    [
+        *range(0x202A, 0x202F),  # bidi embeddings, overrides
+        *range(0x2060, 0x2065),  # word joiner, invisible operators
+        *range(0x2066, 0x2070),  # bidi isolates, deprecated format controls
+        *range(0xFE00, 0xFE0E),  # variation selectors 1-14 (15/16 pick text/emoji style)
+        *range(0xE0000, 0xE0080),  # tag characters ("ASCII smuggling")
+        *range(0xE0100, 0xE01F0),  # variation selectors 17-256
+    ]
 )
 _STRIPPED: Final = frozenset([0x200B, 0x200C, 0xFEFF])
 # C1 introducers of string sequences, and whether BEL ends them (only OSC).
