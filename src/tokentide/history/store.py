@@ -40,6 +40,7 @@ from typing import Any, Final, Literal
 
 from tokentide.errors import HistoryError
 from tokentide.history.schema import LATEST, MIGRATIONS
+from tokentide.logsetup import redact
 
 __all__ = [
     "DB_NAME",
@@ -174,11 +175,13 @@ def new_id() -> str:
 
 
 def _clean_text(text: str) -> str:
+    """``text`` as stored: secrets masked (a key echoed in an error body must never
+    reach the file or an export) and lone surrogates replaced."""
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
-        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return redact(text)
 
 
 def _stats_json(stats: Mapping[str, float | int | None] | None) -> str | None:
