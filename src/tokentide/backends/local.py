@@ -71,7 +71,14 @@ from tokentide.backends._thread_bridge import iterate_in_thread
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.config.model import Profile
-from tokentide.errors import BackendError, ConfigError, LocalFunctionError, ProtocolError, excerpt
+from tokentide.errors import (
+    BackendError,
+    ConfigError,
+    LimitExceeded,
+    LocalFunctionError,
+    ProtocolError,
+    excerpt,
+)
 
 __all__ = ["ARGUMENTS", "LocalBackend", "from_profile", "load_target"]
 
@@ -208,6 +215,13 @@ class _Async:
     """A coroutine or async generator returned by a function that did not look async."""
 
     value: object
+
+
+def _clip(text: str, room: int) -> str:
+    """The longest prefix of ``text`` that fits in ``room`` UTF-8 bytes."""
+    if room <= 0:
+        return ""
+    return text[:room].encode()[:room].decode(errors="ignore")
 
 
 def _is_stream(value: object) -> bool:
@@ -367,11 +381,17 @@ class LocalBackend:
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         reason: str | None = None
         answer = Accumulator(self.yields, server=self.target)
+        limit = self._profile.limits.max_answer_bytes if self._profile else 64 << 20
+        sent = 0
         async with aclosing(self._pieces(request)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, _Eager):
                     text = cast(str, piece.value)
                     if text:
+                        if len(text) > limit - sent or len(text.encode()) > limit - sent:
+                            yield TextDelta(_clip(text, limit - sent))
+                            raise self._too_long(limit)
+                        sent += len(text.encode())
                         yield TextDelta(text)
                     continue
                 reason = piece.finish_reason or reason
@@ -384,8 +404,20 @@ class LocalBackend:
                         error.message, server=self.target, hint=error.hint
                     ) from None
                 if delta:
+                    size = len(delta) if delta.isascii() else len(delta.encode())
+                    if size > limit - sent:
+                        yield TextDelta(_clip(delta, limit - sent))
+                        raise self._too_long(limit)
+                    sent += size
                     yield TextDelta(delta)
         yield Finish(reason or "stop")
+
+    def _too_long(self, limit: int) -> LimitExceeded:
+        return LimitExceeded(
+            f"The answer from {self.target} passed {limit:,} bytes; stopped reading.",
+            server=self.target,
+            hint="Raise max_answer_bytes in the profile if this is expected.",
+        )
 
     async def create(self, request: GenerationRequest) -> Reply:
         parts: list[str] = []
