@@ -4,13 +4,27 @@ tested against the real loopback server (tests/servers/llm_server.py) instead.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from tokentide.backends.base import GenerationRequest, Reply, collect
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.errors import BackendError
 
-__all__ = ["ScriptedBackend", "answer"]
+__all__ = ["ScriptedBackend", "answer", "until"]
+
+
+async def until(pilot: Any, condition: Callable[[], object], timeout: float = 30.0) -> None:
+    """Let the app run until ``condition()`` holds (checked after each refresh).
+
+    Tests wait for what they need to see, never for a fixed time: a loaded CI machine
+    paints later, not differently.  The timeout only turns a hang into a failure."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await pilot.pause(0.01)
 
 
 def answer(text: str, *, reason: str = "stop") -> list[Event | BackendError]:

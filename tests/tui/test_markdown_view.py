@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tests.tui.fakes import until
 from tokentide.tui.widgets.markdown_view import MarkdownMessage, settle_gc
 
 RICH_TEXT = """# Release notes
@@ -214,11 +215,14 @@ async def test_follows_bottom_after_fast_stream() -> None:
             live.append(word)
             if k % 500 == 0:
                 await asyncio.sleep(0)  # a fast source: many tokens per loop iteration
-        await pilot.pause(0.1)
+
+        def painted() -> str:
+            return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+        # A loaded machine paints later, not differently: wait for the last word.
+        await until(pilot, lambda: "w19999" in painted())
         assert conv.max_scroll_y > 0
         assert conv.scroll_y == conv.max_scroll_y
-        screen_text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-        assert "w19999" in screen_text
         live.finish()
         await pilot.pause()
         assert conv.scroll_y == conv.max_scroll_y
