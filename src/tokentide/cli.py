@@ -148,8 +148,9 @@ def chat(
 def config_path_cmd() -> None:
     """Print where the config file is (or would be)."""
     from tokentide.config.paths import config_path
+    from tokentide.config.show import visible
 
-    typer.echo(str(config_path(_State.config)))
+    typer.echo(visible(str(config_path(_State.config))))
 
 
 @config_app.command("init")
@@ -168,42 +169,16 @@ def config_init() -> None:
 
 @config_app.command("show")
 def config_show() -> None:
-    """Show the profiles as tokentide understands them (keys redacted)."""
+    """Show the profiles as tokentide understands them (secrets masked)."""
     from tokentide.config.load import BUILTIN_LOCAL
-    from tokentide.sanitize import sanitize
+    from tokentide.config.show import show_lines
 
     try:
         settings = _settings()
     except TideError as error:
         raise _fail(error) from None
-    typer.echo(f"# {settings.path or 'no config file: built-in defaults'}")
-    typer.echo(f"default = {settings.default or BUILTIN_LOCAL.name!r}")
-    profiles = dict(settings.profiles)
-    profiles.setdefault(BUILTIN_LOCAL.name, BUILTIN_LOCAL)
-    for name, prof in profiles.items():
-        typer.echo(f"\n[profiles.{name}]")
-        for key in (
-            "api",
-            "url",
-            "model",
-            "api_key_env",
-            "system",
-            "temperature",
-            "max_tokens",
-            "seed",
-        ):
-            value = getattr(prof, key)
-            if value is not None:
-                typer.echo(f"{key} = {sanitize(repr(value))}")
-        if prof.api_key:
-            typer.echo("api_key = '***'")
-        for key, value in prof.options.items():
-            typer.echo(f"{key} = {sanitize(repr(value))}")
-        if prof.headers:
-            shown = {k: "***" for k in prof.headers}
-            typer.echo(f"headers = {shown}")
-        if prof.params:
-            typer.echo(f"params = {sanitize(repr(dict(prof.params)))}")
+    for line in show_lines(settings, BUILTIN_LOCAL):
+        typer.echo(line)
 
 
 @config_app.command("check")
@@ -214,6 +189,8 @@ def config_check(profile: ProfileOpt = None) -> None:
     from tokentide.backends.base import GenerationRequest
     from tokentide.backends.registry import create_backend
     from tokentide.config.load import resolve_profile
+    from tokentide.config.secrets import mask_url
+    from tokentide.config.show import visible
     from tokentide.generation import Generation
 
     try:
@@ -237,10 +214,12 @@ def config_check(profile: ProfileOpt = None) -> None:
     if chosen.api == "triton-grpc":
         _grpc_health(backend)
     if gen.error is not None:
-        raise _fail(gen.error)
+        typer.echo(f"tide: {visible(mask_url(str(gen.error)))}", err=True)
+        raise typer.Exit(code=gen.error.exit_code)
     ttft = gen.stats.ttft
     typer.echo(
-        f"ok: {backend.name} answered" + (f" (first token {ttft * 1000:.0f} ms)" if ttft else "")
+        f"ok: {visible(mask_url(backend.name))} answered"
+        + (f" (first token {ttft * 1000:.0f} ms)" if ttft else "")
     )
 
 

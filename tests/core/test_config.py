@@ -122,6 +122,36 @@ def test_key_in_a_file_readable_by_others_warns(tmp_path: Path) -> None:
     assert "chmod 600" in warning and "sk-secret" not in warning
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        'headers = { Authorization = "Bearer hunter2-token" }',
+        'headers = { "x-api-key" = "hunter2-token" }',
+        'headers = { "X-Custom" = "Bearer hunter2-token" }',
+        'params = { api_key = "hunter2-token" }',
+        'url = "http://user:hunter2-token@x/v1"',
+    ],
+)
+def test_secrets_outside_api_key_in_a_file_readable_by_others_warn(
+    tmp_path: Path, secret: str
+) -> None:
+    path = write(tmp_path, f'[profiles.a]\napi = "openai"\n{secret}\n')
+    assert load_settings(path).warnings == ()
+    path.chmod(0o644)
+    (warning,) = load_settings(path).warnings
+    assert "chmod 600" in warning and "profile 'a'" in warning and "hunter2" not in warning
+
+
+def test_no_warning_without_secrets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[profiles.a]\napi = "openai"\nurl = "http://x/v1"\n'
+        'headers = { "X-Team" = "blue" }\nparams = { max_tokens = 5, top_k = 3 }\n',
+    )
+    path.chmod(0o644)
+    assert load_settings(path).warnings == ()
+
+
 def test_flags_override_or_build_a_profile() -> None:
     ad_hoc = profile_from_flags(None, api="openai", url="http://h/v1", model="m", temperature=0.0)
     assert (ad_hoc.api, ad_hoc.url, ad_hoc.model, ad_hoc.temperature) == (

@@ -9,15 +9,18 @@ Unknown keys are reported, never ignored.  Nothing here creates files except
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from tokentide.config import validate as v
+from tokentide.config.lines import LineIndex, Table
 from tokentide.config.model import Deadlines, Limits, Profile, Settings
 from tokentide.config.paths import config_path
+from tokentide.config.secrets import secret_fields
+from tokentide.config.show import visible, visible_key
 from tokentide.errors import ConfigError
 
 __all__ = [
@@ -42,6 +45,9 @@ COMMON_KEYS = frozenset(
     }
 )  # fmt: skip
 _TOP_KEYS = frozenset({"default", "theme", "ui", "keys", "profiles"})
+GRPC_APIS: Final = frozenset({"triton-grpc"})
+"""Apis whose url is a gRPC target (``host:port``), not an http(s) URL."""
+MAX_RETRIES: Final = 100
 
 EXAMPLE_CONFIG = """\
 # tokentide configuration.  Docs: docs/configuration.md
@@ -89,78 +95,42 @@ api = "llamacpp"
 """
 
 
-def _line_of(text: str, table: str, key: str | None = None) -> int | None:
-    """Best-effort line number of ``[table]`` (or of ``key`` inside it) in the file."""
-    lines = text.splitlines()
-    header = re.compile(
-        r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table.split("."))) + r"\s*\]"
-    )
-    for index, line in enumerate(lines):
-        if header.match(line):
-            if key is None:
-                return index + 1
-            key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
-            for offset, inner in enumerate(lines[index + 1 :], start=index + 2):
-                if inner.lstrip().startswith("["):
-                    break
-                if key_re.match(inner):
-                    return offset
-    return None
-
-
-def _where(path: Path | None, text: str, table: str, key: str | None = None) -> str:
+def _where(path: Path | None, lines: LineIndex | None, table: Table, key: str | None = None) -> str:
+    """``"path:line: "`` for the message of an error about ``[table]`` or ``key`` in it."""
     if path is None:
         return ""
-    line = _line_of(text, table, key)
+    line = lines.line(table, key) if lines is not None else None
     return f"{path}:{line}: " if line else f"{path}: "
 
 
-def _number(value: Any, what: str, where: str, *, allow_off: bool = False) -> float | None:
-    if allow_off and value is False:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        hint = " (or false to turn it off)" if allow_off else ""
-        raise ConfigError(f"{where}{what} must be a number{hint}, not {value!r}.")
-    return float(value)
-
-
-def _int(value: Any, what: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}{what} must be a whole number, not {value!r}.")
-    return value
-
-
-def _str(value: Any, what: str, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(
-            f'{where}{what} must be a string in quotes, like {what} = "...", not {value!r}.'
-        )
-    return value
-
-
-def _table(value: Any, what: str, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f'{where}{what} must be a table, like {what} = {{ key = "value" }}.')
-    return value
-
-
 def parse_profile(
-    name: str, table: Mapping[str, Any], *, path: Path | None = None, text: str = ""
+    name: str,
+    table: Mapping[str, Any],
+    *,
+    path: Path | None = None,
+    text: str = "",
+    lines: LineIndex | None = None,
 ) -> Profile:
-    """Check one ``[profiles.NAME]`` table and build the :class:`Profile`."""
+    """Check one ``[profiles.NAME]`` table and build the :class:`Profile`.
+
+    ``lines`` (built once per file) finds the line of each key; without it, one is built
+    from ``text``.
+    """
     from tokentide.backends.registry import API_NAMES, api_spec
 
-    section = f"profiles.{name}"
+    if lines is None and text:
+        lines = LineIndex(text)
+    section = ("profiles", name)
 
     def where(key: str | None = None) -> str:
-        return _where(path, text, section, key)
+        return _where(path, lines, section, key)
 
     if "api" not in table:
         raise ConfigError(
             f"{where()}profile {name!r} has no api.",
             hint=f'Add api = "..." with one of: {", ".join(API_NAMES)}.',
         )
-    api = _str(table["api"], "api", where("api"))
+    api = v.string(table["api"], "api", where("api"))
     spec = api_spec(api) if api in API_NAMES else None
     if spec is None:
         raise ConfigError(
@@ -178,90 +148,102 @@ def parse_profile(
                 + (f"; api {api!r} also takes: {', '.join(allowed)}." if allowed else ".")
             ),
         )  # fmt: skip
-    deadlines = Deadlines()
-    if "connect_timeout" in table:
-        deadlines = replace(
-            deadlines,
-            connect=_number(
-                table["connect_timeout"],
-                "connect_timeout",
-                where("connect_timeout"),
-                allow_off=True,
-            ),
-        )
-    if "first_token_timeout" in table:
-        deadlines = replace(
-            deadlines,
-            first_token=_number(
-                table["first_token_timeout"],
-                "first_token_timeout",
-                where("first_token_timeout"),
-                allow_off=True,
-            ),
-        )
-    if "idle_timeout" in table:
-        deadlines = replace(
-            deadlines,
-            idle=_number(
-                table["idle_timeout"], "idle_timeout", where("idle_timeout"), allow_off=True
-            ),
-        )
-    limits = Limits()
-    if "max_event_bytes" in table:
-        limits = replace(
-            limits,
-            max_event_bytes=_int(
-                table["max_event_bytes"], "max_event_bytes", where("max_event_bytes")
-            ),
-        )
-    if "max_answer_bytes" in table:
-        limits = replace(
-            limits,
-            max_answer_bytes=_int(
-                table["max_answer_bytes"], "max_answer_bytes", where("max_answer_bytes")
-            ),
-        )
+
+    def timeout(key: str, default: float | None) -> float | None:
+        return v.timeout(table[key], key, where(key)) if key in table else default
+
+    def count(key: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        if key not in table:
+            return default
+        return v.count(table[key], key, where(key), minimum=minimum, maximum=maximum)
 
     def opt_str(key: str) -> str | None:
-        return _str(table[key], key, where(key)) if key in table else None
+        return v.string(table[key], key, where(key)) if key in table else None
 
-    headers = _table(table.get("headers", {}), "headers", where("headers"))
+    def opt_number(key: str, maximum: float | None = None) -> float | None:
+        if key not in table:
+            return None
+        return v.number(table[key], key, where(key), minimum=0, maximum=maximum)
+
+    defaults = Deadlines()
+    deadlines = Deadlines(
+        connect=timeout("connect_timeout", defaults.connect),
+        first_token=timeout("first_token_timeout", defaults.first_token),
+        idle=timeout("idle_timeout", defaults.idle),
+    )
+    limits = Limits(
+        max_event_bytes=count("max_event_bytes", Limits().max_event_bytes, 1),
+        max_answer_bytes=count("max_answer_bytes", Limits().max_answer_bytes, 1),
+    )
+    headers = v.table(table.get("headers", {}), "headers", where("headers"))
     for key, value in headers.items():
-        _str(value, f"headers.{key}", where("headers"))
-    temperature = table.get("temperature")
-    top_p = table.get("top_p")
+        v.check_header(key, value, where("headers"))
+    params = v.table(table.get("params", {}), "params", where("params"))
+    v.check_data(params, "params", where("params"))
+    options = {key: table[key] for key in spec.options if key in table}
+    for key, value in options.items():
+        v.check_data(value, key, where(key))
+    url = opt_str("url")
+    if url is not None:
+        v.check_url(url, where("url"), grpc=api in GRPC_APIS)
+    api_key = opt_str("api_key")
+    if api_key is not None and not api_key.isprintable():
+        raise ConfigError(f"{where('api_key')}api_key contains a line break or control character.")
+    seed = count("seed", 0, minimum=-(1 << 63)) if "seed" in table else None
     return Profile(
         name=name,
         api=api,
-        url=opt_str("url"),
+        url=url,
         model=opt_str("model"),
         api_key_env=opt_str("api_key_env"),
-        api_key=opt_str("api_key"),
+        api_key=api_key,
         system=opt_str("system"),
-        temperature=None if temperature is None else _number(temperature, "temperature", where("temperature")),
-        max_tokens=_int(table["max_tokens"], "max_tokens", where("max_tokens")) if "max_tokens" in table else None,
-        seed=_int(table["seed"], "seed", where("seed")) if "seed" in table else None,
-        top_p=None if top_p is None else _number(top_p, "top_p", where("top_p")),
+        temperature=opt_number("temperature"),
+        max_tokens=count("max_tokens", 0, minimum=1) if "max_tokens" in table else None,
+        seed=seed,
+        top_p=opt_number("top_p", maximum=1),
         headers=dict(headers),
-        params=dict(_table(table.get("params", {}), "params", where("params"))),
+        params=dict(params),
         deadlines=deadlines,
         limits=limits,
-        max_retries=_int(table["max_retries"], "max_retries", where("max_retries")) if "max_retries" in table else 2,
-        options={key: table[key] for key in spec.options if key in table},
-    )  # fmt: skip
+        max_retries=count("max_retries", 2, minimum=0, maximum=MAX_RETRIES),
+        options=options,
+    )
 
 
-def _permission_warning(path: Path) -> str | None:
+def _permission_warning(path: Path, secrets: list[str]) -> str | None:
+    """A warning when a file that holds ``secrets`` (``"api_key of 'a'"``, ...) is
+    readable or writable by others."""
+    if not secrets:
+        return None
     try:
         mode = path.stat().st_mode
     except OSError:
         return None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return (
-            f"Warning: {path} holds an API key but is readable by others "
+        more = f" and {len(secrets) - 1} more" if len(secrets) > 1 else ""
+        return visible(
+            f"Warning: {path} holds secrets ({secrets[0]}{more}) but is readable by others "
             f"(mode {stat.S_IMODE(mode):o}). Run: chmod 600 {path}"
         )
     return None
+
+
+def _parse_toml(file: Path, text: str) -> dict[str, Any]:
+    import tomllib  # only when there is a file: 2.7 ms of every one-shot start otherwise
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(
+            f"{file}: not valid TOML: {error}.",
+            hint='Check the quoting on that line: strings need "quotes", tables [brackets].',
+        ) from error
+    except RecursionError:
+        raise ConfigError(
+            f"{file}: arrays or tables are nested too deeply to read.",
+            hint="A config file nests a few levels at most; look for a run of [ or {.",
+        ) from None
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -278,49 +260,51 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     except OSError as error:
         raise ConfigError(f"Cannot read config file {file}: {error.strerror}.") from error
     text = raw.decode("utf-8", "replace")
-    import tomllib  # only when there is a file: 2.7 ms of every one-shot start otherwise
+    document = _parse_toml(file, text)
+    lines = LineIndex(text)  # scans the text once, at the first line number needed
 
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(
-            f"{file}: not valid TOML: {error}.",
-            hint='Check the quoting on that line: strings need "quotes", tables [brackets].',
-        ) from error
+    def where(key: str) -> str:
+        return _where(file, lines, (), key)
+
     unknown = sorted(set(document) - _TOP_KEYS)
     if unknown:
         raise ConfigError(
-            f"{file}: unknown top-level key{'s' if len(unknown) > 1 else ''} "
+            f"{where(unknown[0])}unknown top-level key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)}.",
             hint="Top-level keys: default, theme, [ui], [keys], [profiles.NAME].",
         )
     profiles: dict[str, Profile] = {}
-    raw_profiles = _table(document.get("profiles", {}), "profiles", f"{file}: ")
-    holds_key = False
+    raw_profiles = v.table(document.get("profiles", {}), "profiles", where("profiles"))
+    secrets: list[str] = []
     for name, table in raw_profiles.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"{file}: profiles.{name} must be a table: [profiles.{name}].")
-        profiles[name] = parse_profile(name, table, path=file, text=text)
-        holds_key = holds_key or bool(profiles[name].api_key)
+            raise ConfigError(f"{file}: profiles.{name!r} must be a table: [profiles.NAME].")
+        profile = parse_profile(name, table, path=file, lines=lines)
+        profiles[name] = profile
+        secrets.extend(f"{field} of profile {name!r}" for field in secret_fields(profile))
     default = document.get("default")
     if default is not None:
-        default = _str(default, "default", f"{file}: ")
+        default = v.string(default, "default", where("default"))
         if default not in profiles and default != BUILTIN_LOCAL.name:
             raise ConfigError(
-                f"{file}: default = {default!r}, but there is no [profiles.{default}].",
-                hint=f"Profiles: {', '.join(profiles) or '(none)'}.",
+                f"{where('default')}default = {default!r}, but there is no "
+                f"[profiles.{visible_key(default)}].",
+                hint=f"Profiles: {', '.join(map(repr, profiles)) or '(none)'}.",
             )
-    ui = _table(document.get("ui", {}), "ui", f"{file}: ")
+    ui = v.table(document.get("ui", {}), "ui", where("ui"))
     theme = document.get("theme", ui.get("theme"))
-    keys = _table(document.get("keys", {}), "keys", f"{file}: ")
+    keys = v.table(document.get("keys", {}), "keys", where("keys"))
     warnings: list[str] = []
-    if holds_key and (warning := _permission_warning(file)):
+    if warning := _permission_warning(file, secrets):
         warnings.append(warning)
     return Settings(
         profiles=profiles,
         default=default,
-        theme=None if theme is None else _str(theme, "theme", f"{file}: "),
-        keys={k: _str(v, f"keys.{k}", f"{file}: ") for k, v in keys.items()},
+        theme=None if theme is None else v.string(theme, "theme", where("theme")),
+        keys={
+            k: v.string(value, f"keys.{k}", _where(file, lines, ("keys",), k))
+            for k, value in keys.items()
+        },
         path=str(file),
         warnings=tuple(warnings),
     )
@@ -362,6 +346,12 @@ def profile_from_flags(
             raise ConfigError("Give --api KIND (or --profile NAME).")
         api_spec(api)
         base = Profile(name="command line", api=api)
+    if url is not None:
+        v.check_url(url, "--url: ", grpc=base.api in GRPC_APIS)
+    if temperature is not None:
+        v.number(temperature, "--temperature", "", minimum=0)
+    if max_tokens is not None:
+        v.count(max_tokens, "--max-tokens", "", minimum=1)
     changes: dict[str, Any] = {}
     for key, value in (
         ("url", url), ("model", model), ("api_key_env", api_key_env), ("system", system),

@@ -1,0 +1,85 @@
+"""What ``tide config show`` prints: the settings as tokentide understands them.
+
+A config file is text the user may have pasted from anywhere, so it is treated like a
+server's text: every name and value passes :func:`tokentide.sanitize.sanitize` after
+being made visible (``repr``-style ``\\x1b`` escapes), so a profile named with an OSC 52
+sequence shows as ``'\\x1b]52;...'`` instead of writing the user's clipboard.  Secrets
+are masked (:mod:`tokentide.config.secrets`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+from tokentide.config.model import Profile, Settings
+from tokentide.config.secrets import MASK, is_secret_name, looks_secret, mask_data, mask_url
+from tokentide.sanitize import sanitize
+
+__all__ = ["show_lines", "visible", "visible_key"]
+
+_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+_FIELDS: Final = (
+    "api", "url", "model", "api_key_env", "system", "temperature", "top_p", "max_tokens",
+    "seed",
+)  # fmt: skip
+
+
+def visible(text: str) -> str:
+    """``text`` with every non-printable character as a visible ``\\x..`` escape, then
+    sanitised: safe for a terminal and still recognisable."""
+    if not text.isprintable():
+        text = "".join(char if char.isprintable() else _escape(char) for char in text)
+    return sanitize(text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def visible_key(name: str) -> str:
+    """A table or key name as TOML writes it: bare when it can be, else quoted (repr)."""
+    return name if _BARE_KEY.fullmatch(name) else sanitize(repr(name))
+
+
+def _value(value: Any) -> str:
+    return sanitize(repr(value))
+
+
+def show_lines(settings: Settings, builtin: Profile) -> Iterator[str]:
+    """The lines of ``tide config show`` (no secret, no escape sequence)."""
+    yield f"# {visible(settings.path) if settings.path else 'no config file: built-in defaults'}"
+    yield f"default = {_value(settings.default or builtin.name)}"
+    profiles = dict(settings.profiles)
+    profiles.setdefault(builtin.name, builtin)
+    for name, profile in profiles.items():
+        yield ""
+        yield f"[profiles.{visible_key(name)}]"
+        yield from _profile_lines(profile)
+
+
+def _profile_lines(profile: Profile) -> Iterator[str]:
+    for key in _FIELDS:
+        value = getattr(profile, key)
+        if value is None:
+            continue
+        if key == "url":
+            value = mask_url(value)
+        yield f"{key} = {_value(value)}"
+    if profile.api_key:
+        yield f"api_key = {MASK!r}"
+    for key, value in profile.options.items():
+        shown = MASK if is_secret_name(key) and not isinstance(value, bool) else mask_data(value)
+        yield f"{visible_key(key)} = {_value(shown)}"
+    if profile.headers:
+        headers = {
+            key: MASK if is_secret_name(key) or looks_secret(value) else mask_url(value)
+            for key, value in profile.headers.items()
+        }
+        yield f"headers = {_value(headers)}"
+    if profile.params:
+        yield f"params = {_value(mask_data(dict(profile.params)))}"
