@@ -21,8 +21,9 @@ from textual.theme import Theme
 from tokentide.backends.base import Backend
 from tokentide.config.model import Profile, Settings
 from tokentide.errors import TideError
-from tokentide.sanitize import sanitize
 from tokentide.tui.chat_screen import ChatScreen
+from tokentide.tui.palette import ProfileCommands
+from tokentide.tui.plain import PlainNotifications
 from tokentide.tui.state import UiState, load_ui_state, save_ui_state
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ __all__ = ["DEFAULT_THEME", "ChatApp", "run_chat"]
 DEFAULT_THEME = "textual-dark"
 
 
-class ChatApp(App[int]):
+class ChatApp(PlainNotifications, App[int]):
     """The chat application.  ``backend`` and ``store`` may be given (tests); otherwise
     the backend is built from ``profile`` and the store opened at ``history_path`` (or
     the data dir)."""
@@ -41,6 +42,7 @@ class ChatApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "tokentide"
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {ProfileCommands}
 
     def __init__(
         self,
@@ -102,11 +104,10 @@ class ChatApp(App[int]):
         self._apply_keymap()
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         for warning in self.settings.warnings:
-            self.notify(markup=False, message=sanitize(warning), severity="warning", timeout=8)
+            self.notify(warning, severity="warning", timeout=8)
         if self._history_error is not None:
             self.notify(
-                markup=False,
-                message=sanitize(self._history_error) + "\nConversations will not be saved.",
+                self._history_error + "\nConversations will not be saved.",
                 title="History",
                 severity="error",
                 timeout=10,
@@ -134,8 +135,7 @@ class ChatApp(App[int]):
             self.chat.ensure_backend()
         except TideError as error:
             self.notify(
-                markup=False,
-                message=sanitize(str(error)),
+                str(error),
                 title=f"Profile {self.profile.name}",
                 severity="error",
             )
@@ -148,8 +148,7 @@ class ChatApp(App[int]):
         unknown = sorted(set(keys) - known)
         if unknown:
             self.notify(
-                markup=False,
-                message=f"Unknown key action(s) in the config: {', '.join(unknown)}.\n"
+                f"Unknown key action(s) in the config: {', '.join(unknown)}.\n"
                 f"Known: {', '.join(sorted(known))}.",
                 title="Keys",
                 severity="warning",
@@ -175,14 +174,6 @@ class ChatApp(App[int]):
         if not isinstance(screen, ChatScreen):
             return
         chat = screen
-        for name in sorted(self.settings.profiles):
-            profile = self.settings.profiles[name]
-            if name == chat.profile.name:
-                continue
-            detail = sanitize(f"{profile.api} · {profile.url or ''} · {profile.model or ''}")
-            yield SystemCommand(
-                f"Switch profile: {name}", detail, lambda n=name: chat.switch_profile(n)
-            )
         yield SystemCommand(
             "Regenerate last answer", "Ask again for the last answer", chat.action_retry
         )

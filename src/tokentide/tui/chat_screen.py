@@ -40,7 +40,7 @@ from tokentide.backends.events import Finish, ReasoningDelta, Retrying, TextDelt
 from tokentide.config.model import Profile, Settings
 from tokentide.errors import BackendError, TideError
 from tokentide.generation import Generation, RetryPolicy, State
-from tokentide.sanitize import sanitize, sanitize_for_clipboard, sanitize_title
+from tokentide.sanitize import sanitize_for_clipboard, sanitize_title
 from tokentide.tui.dialogs import ConfirmDialog, TextDialog
 from tokentide.tui.widgets.composer import Composer
 from tokentide.tui.widgets.sidebar import ConversationItem, Sidebar
@@ -368,7 +368,7 @@ class ChatScreen(Screen[None]):
     def switch_profile(self, name: str) -> None:
         profile = self.settings.profiles.get(name)
         if profile is None:
-            self.notify(markup=False, message=f"No profile {name!r}.", severity="error")
+            self.notify(f"No profile {name!r}.", severity="error")
             return
         from tokentide.backends.registry import create_backend
 
@@ -376,8 +376,7 @@ class ChatScreen(Screen[None]):
             backend = create_backend(profile)
         except TideError as error:
             self.notify(
-                markup=False,
-                message=sanitize(str(error)),
+                str(error),
                 title=f"Profile {name}",
                 severity="error",
             )
@@ -387,7 +386,7 @@ class ChatScreen(Screen[None]):
         self._show_profile()
         if old is not None:
             self._close_later(old)
-        self.notify(markup=False, message=f"Now using profile {name}.", timeout=3)
+        self.notify(f"Now using profile {name}.", timeout=3)
 
     @work(group="close-backend")
     async def _close_later(self, backend: Backend) -> None:
@@ -404,8 +403,7 @@ class ChatScreen(Screen[None]):
                 await self._idle.wait()
             else:
                 self.notify(
-                    markup=False,
-                    message="Still answering. Esc stops it.",
+                    "Still answering. Esc stops it.",
                     severity="warning",
                     timeout=3,
                 )
@@ -431,9 +429,7 @@ class ChatScreen(Screen[None]):
         try:
             message_id = self._store_user(text)
         except TideError as error:
-            self.notify(
-                markup=False, message=sanitize(str(error)), title="History", severity="error"
-            )
+            self.notify(str(error), title="History", severity="error")
         widget = UserMessage(text)
         self.turns.append(Turn("user", text, widgets=[widget], message_id=message_id))
         self.view.mount(widget)
@@ -551,9 +547,7 @@ class ChatScreen(Screen[None]):
                     error=generation.error.message if generation.error else None,
                 )
             except TideError as error:
-                self.notify(
-                    markup=False, message=sanitize(str(error)), title="History", severity="error"
-                )
+                self.notify(str(error), title="History", severity="error")
         self._recorder = None
         widgets: list[Widget] = [message]
         if text or state is not State.ERROR:
@@ -620,8 +614,7 @@ class ChatScreen(Screen[None]):
         """Retry after an error, or regenerate the last answer."""
         if self.generating:
             self.notify(
-                markup=False,
-                message="Still answering. Esc stops it.",
+                "Still answering. Esc stops it.",
                 severity="warning",
                 timeout=3,
             )
@@ -646,7 +639,7 @@ class ChatScreen(Screen[None]):
             (i for i in range(len(self.turns) - 1, -1, -1) if self.turns[i].role == "user"), None
         )
         if index is None:
-            self.notify(markup=False, message="Nothing to edit yet.", timeout=3)
+            self.notify("Nothing to edit yet.", timeout=3)
             return
         prompt = self.turns[index].content
         composer = self.composer
@@ -669,9 +662,7 @@ class ChatScreen(Screen[None]):
             try:
                 self.store.truncate_after(self.conversation_id, first, inclusive=True)
             except TideError as error:
-                self.notify(
-                    markup=False, message=sanitize(str(error)), title="History", severity="error"
-                )
+                self.notify(str(error), title="History", severity="error")
 
     # -- copying, token details, following -------------------------------------------------
 
@@ -689,7 +680,7 @@ class ChatScreen(Screen[None]):
 
         target = self._target()
         if target is None:
-            self.notify(markup=False, message="Nothing to copy yet.", timeout=3)
+            self.notify("Nothing to copy yet.", timeout=3)
             return
         if isinstance(target, ErrorMessage):
             text = target.error_text
@@ -704,16 +695,14 @@ class ChatScreen(Screen[None]):
         target = self._target()
         code = last_code_block(target.source) if isinstance(target, AssistantMessage) else None
         if code is None:
-            self.notify(markup=False, message="No code block in that answer.", timeout=3)
+            self.notify("No code block in that answer.", timeout=3)
             return
         self._copy(code, "code block")
 
     def _copy(self, text: str, what: str) -> None:
         clean = sanitize_for_clipboard(text)
         self.app.copy_to_clipboard(clean)
-        self.notify(
-            markup=False, message=f"Copied the {what} ({len(clean):,} characters).", timeout=3
-        )
+        self.notify(f"Copied the {what} ({len(clean):,} characters).", timeout=3)
 
     def action_token_details(self) -> None:
         from tokentide.tui.widgets.messages import AssistantMessage
@@ -721,8 +710,7 @@ class ChatScreen(Screen[None]):
         target = self._target()
         if not isinstance(target, AssistantMessage) or not target.toggle_details():
             self.notify(
-                markup=False,
-                message="No token details for that answer (the server sent no logprobs).",
+                "No token details for that answer (the server sent no logprobs).",
                 timeout=4,
             )
 
@@ -755,9 +743,7 @@ class ChatScreen(Screen[None]):
                 self.conversation_id, profile=self.profile.name, model=self.profile.model
             )
         except TideError as error:
-            self.notify(
-                markup=False, message=sanitize(str(error)), title="History", severity="error"
-            )
+            self.notify(str(error), title="History", severity="error")
             return None
 
     async def action_new_conversation(self) -> None:
@@ -782,9 +768,7 @@ class ChatScreen(Screen[None]):
         try:
             conversation = self.store.load(conversation_id)
         except TideError as error:
-            self.notify(
-                markup=False, message=sanitize(str(error)), title="History", severity="error"
-            )
+            self.notify(str(error), title="History", severity="error")
             return
         self._clear()
         self.history_painted.clear()
@@ -868,9 +852,7 @@ class ChatScreen(Screen[None]):
         try:
             conversations = self.store.list_conversations(search=self._search or None, limit=200)
         except TideError as error:
-            self.notify(
-                markup=False, message=sanitize(str(error)), title="History", severity="error"
-            )
+            self.notify(str(error), title="History", severity="error")
             return
         self.sidebar.show(_items(conversations), current=self.conversation_id)
 
@@ -902,7 +884,7 @@ class ChatScreen(Screen[None]):
     async def rename_conversation(self, conversation_id: str | None = None) -> None:
         conversation_id = conversation_id or self.conversation_id
         if conversation_id is None or self.store is None:
-            self.notify(markup=False, message="No conversation to rename yet.", timeout=3)
+            self.notify("No conversation to rename yet.", timeout=3)
             return
         title = await self.app.push_screen_wait(
             TextDialog("New title", sanitize_title(self._title_of(conversation_id)))
@@ -915,7 +897,7 @@ class ChatScreen(Screen[None]):
     async def delete_conversation(self, conversation_id: str | None = None) -> None:
         conversation_id = conversation_id or self.conversation_id
         if conversation_id is None or self.store is None:
-            self.notify(markup=False, message="No conversation to delete yet.", timeout=3)
+            self.notify("No conversation to delete yet.", timeout=3)
             return
         title = sanitize_title(self._title_of(conversation_id) or "this conversation", limit=60)
         if not await self.app.push_screen_wait(ConfirmDialog(f"Delete “{title}”?")):

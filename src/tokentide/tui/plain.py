@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from textual.app import App
 from textual.content import Content
+from textual.notifications import SeverityLevel
 
 from tokentide.sanitize import sanitize
 
@@ -10,3 +12,32 @@ from tokentide.sanitize import sanitize
 def plain(text: str) -> Content:
     """``text`` sanitised and wrapped so that Textual shows it literally ("[/]" stays "[/]")."""
     return Content(sanitize(text))
+
+
+class PlainNotifications:
+    """Mixed into every tide ``App``: a notification is data, never markup.
+
+    Textual parses a toast's message as markup by default, and ``Widget.notify`` passes
+    ``markup=True`` on explicitly, so a server's error text with "[/]" in it crashed the
+    app and "[@click=...]" made a clickable action.  Overriding the one place every
+    notification goes through (``App.notify``) makes that impossible to forget at a call
+    site; the message and title are sanitised here too."""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        del markup  # never: see the class docstring
+        App.notify(
+            self,  # type: ignore[arg-type]
+            sanitize(message),
+            title=sanitize(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
