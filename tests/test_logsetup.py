@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tokentide import logsetup
+from tokentide import redact as redaction
 from tokentide.logsetup import (
     RedactingFilter,
     check_private,
@@ -73,7 +73,7 @@ def server() -> Iterator[str]:
 def clean_logging() -> Iterator[None]:
     yield
     close_debug_log()
-    logsetup._forget_secrets()
+    redaction._forget_secrets()
 
 
 class Capture(logging.Handler):

@@ -18,12 +18,15 @@
         ├── LimitExceeded         one event or the whole answer was too large
         └── LocalFunctionError    a local Python backend function raised
 
-Messages may quote text from a server; callers that print them to a terminal pass them
-through :mod:`tokentide.sanitize` first (server bodies are untrusted).
+Messages may quote text from a server (untrusted): every message, hint and quoted body is
+sanitised and redacted (:func:`tokentide.redact.redact`) when the error is made, so a key
+a server echoes back ("Invalid API key: Bearer sk-…") reaches no terminal, history or
+export through an error, whoever prints or stores it.
 """
 
 from __future__ import annotations
 
+from tokentide.redact import redact
 from tokentide.sanitize import sanitize
 
 __all__ = [
@@ -66,11 +69,11 @@ class TideError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         # Messages quote servers, files and exceptions (untrusted): no escape sequence
         # or control byte may reach a terminal through str(error), whoever prints it.
-        message = sanitize(message)
+        message = redact(sanitize(message))
         super().__init__(message)
         self.message = message
         if hint is not None:
-            self.hint = sanitize(hint)
+            self.hint = redact(sanitize(hint))
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
@@ -97,7 +100,7 @@ class BackendError(TideError):
 
     def __init__(self, message: str, *, server: str | None = None, hint: str | None = None):
         super().__init__(message, hint=hint)
-        self.server = server
+        self.server = None if server is None else redact(server)
 
 
 class CannotConnect(BackendError):
@@ -134,7 +137,7 @@ class HTTPStatusError(BackendError):
     ) -> None:
         super().__init__(message, server=server, hint=hint)
         self.status = status
-        self.body = body
+        self.body = redact(body)
         self.retry_after = retry_after
         self.retryable = status in (408, 409, 429, 500, 502, 503, 504, 529)
 

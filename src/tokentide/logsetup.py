@@ -30,7 +30,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 import shlex
 import stat
 import sys
@@ -39,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Final
 
+from tokentide.redact import MIN_SECRET_LENGTH, redact, register_secret
 from tokentide.sanitize import sanitize
 
 __all__ = [
@@ -54,78 +54,6 @@ __all__ = [
 
 DEBUG_LOGGERS: Final = ("tokentide", "httpx", "httpcore", "grpc")
 """Loggers :func:`setup_debug_log` sets to DEBUG."""
-
-MIN_SECRET_LENGTH: Final = 8
-"""Shorter registered values are ignored: redacting ``abc`` everywhere would ruin the log."""
-
-MASK: Final = "***"
-
-_HEADER_NAMES: Final = (
-    r"proxy-authorization|authorization|x-api-key|api[-_]?key|set-cookie|cookie"
-    r"|access[-_]token|refresh[-_]token|client[-_]secret|password"
-)
-# name, then a separator as it appears in a header line (``Authorization: x``), a bytes
-# or str tuple (``(b'authorization', b'x')``), a dict/JSON (``'cookie': 'x'``) or a
-# keyword (``api_key='x'``), then the value up to a quote or the end of the line.
-_HEADER_VALUE: Final = re.compile(
-    rf"(?i)(?P<key>\b(?:{_HEADER_NAMES})\b)(?P<sep>['\"]?\s*[:=,]\s*(?-i:b)?['\"]?)(?P<value>[^'\"\r\n]+)"
-)
-_CREDENTIAL: Final = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}")
-_KEY_SHAPES: Final = re.compile(
-    r"\b(?:"
-    r"sk-[A-Za-z0-9_-]{8,}"  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-), many proxies
-    r"|hf_[A-Za-z0-9]{16,}"  # Hugging Face
-    r"|gsk_[A-Za-z0-9]{16,}"  # Groq
-    r"|xai-[A-Za-z0-9]{16,}"  # xAI
-    r"|AIza[0-9A-Za-z_-]{30,}"  # Google
-    r"|gh[pousr]_[A-Za-z0-9]{20,}"  # GitHub
-    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"  # JWT
-    r")"
-)
-
-_secrets_lock = threading.Lock()
-_secrets: set[str] = set()
-_secrets_re: re.Pattern[str] | None = None
-
-
-def register_secret(value: str) -> None:
-    """Make :func:`redact` replace ``value`` wherever it appears.
-
-    The config layer calls this with every API key it resolves.  Values shorter than
-    :data:`MIN_SECRET_LENGTH` (after stripping whitespace) are ignored.
-    """
-    global _secrets_re
-    value = value.strip()
-    if len(value) < MIN_SECRET_LENGTH:
-        return
-    with _secrets_lock:
-        if value in _secrets:
-            return
-        _secrets.add(value)
-        ordered = sorted(_secrets, key=len, reverse=True)  # longest first
-        _secrets_re = re.compile("|".join(re.escape(s) for s in ordered))
-
-
-def _forget_secrets() -> None:
-    """Empty the registry (tests)."""
-    global _secrets_re
-    with _secrets_lock:
-        _secrets.clear()
-        _secrets_re = None
-
-
-def _mask_header(m: re.Match[str]) -> str:
-    return f"{m['key']}{m['sep']}{MASK}"
-
-
-def redact(text: str) -> str:
-    """``text`` with registered secrets, credential headers and key-shaped strings masked."""
-    pattern = _secrets_re
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
-    text = _HEADER_VALUE.sub(_mask_header, text)
-    text = _CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
-    return _KEY_SHAPES.sub(MASK, text)
 
 
 def _clean(text: str) -> str:

@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
+from urllib.parse import urlsplit
 
 from tokentide.backends.base import Backend
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError
+from tokentide.redact import register_secret, secret_name
 
-__all__ = ["API_NAMES", "ApiSpec", "BackendFactory", "api_spec", "create_backend"]
+__all__ = [
+    "API_NAMES",
+    "ApiSpec",
+    "BackendFactory",
+    "api_spec",
+    "create_backend",
+    "register_profile_secrets",
+]
 
 
 class BackendFactory(Protocol):
@@ -147,4 +157,41 @@ def create_backend(profile: Profile, env: Mapping[str, str] | None = None) -> Ba
             f"The {profile.api!r} backend cannot be loaded: {error}.", hint=hint
         ) from error
     factory = cast(BackendFactory, module.from_profile)
-    return factory(profile, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    register_profile_secrets(profile, env)
+    return factory(profile, env)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def register_profile_secrets(profile: Profile, env: Mapping[str, str]) -> None:
+    """Tell :mod:`tokentide.redact` every credential ``profile`` can send: its API key,
+    the values of secret-named headers, params and gRPC metadata (``${NAME}`` expanded
+    from ``env``) and a password in its URL.  From then on no error, log line, history
+    entry or export shows them, whoever quotes them back."""
+    key = profile.resolve_api_key(env)
+    if key:
+        register_secret(key)
+    tables: list[Mapping[str, object]] = [profile.headers, profile.params]
+    metadata = profile.options.get("metadata")
+    if isinstance(metadata, Mapping):
+        tables.append(metadata)
+    for table in tables:
+        for name, value in table.items():
+            if not isinstance(value, str) or not secret_name(str(name)):
+                continue
+            register_secret(value)
+            for ref in _ENV_REF.findall(value):
+                if env.get(ref):
+                    register_secret(env[ref])
+            scheme, _, credential = value.partition(" ")
+            if credential and scheme.lower() in ("bearer", "basic", "token"):
+                register_secret(credential)
+    if profile.url:
+        try:
+            password = urlsplit(profile.url).password
+        except ValueError:
+            password = None
+        if password:
+            register_secret(password)
