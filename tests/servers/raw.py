@@ -20,7 +20,9 @@ Steps: ``bytes`` are written as they are (use :func:`chunk` for chunked bodies a
 ``"hang"`` (send nothing more until the client goes away) end the response.
 ``server.requests`` holds each raw request (head and body bytes) and
 ``server.disconnected_at`` the ``loop.time()`` at which a hanging response saw the
-client leave.
+client leave.  ``raw_server(..., tls=context)`` serves HTTPS with that server-side
+``ssl.SSLContext`` (``tests/servers/hostile.py`` makes a self-signed one); a client that
+refuses the certificate never gets as far as sending a request.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -83,7 +86,7 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def raw_server(*steps: Step) -> AsyncIterator[RawServer]:
+async def raw_server(*steps: Step, tls: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
     state = RawServer()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -95,7 +98,7 @@ async def raw_server(*steps: Step) -> AsyncIterator[RawServer]:
         try:
             try:
                 state.requests.append(await _read_request(reader))
-            except (asyncio.IncompleteReadError, ConnectionError):
+            except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
                 return
             for step in steps:
                 if isinstance(step, bytes):
@@ -124,9 +127,9 @@ async def raw_server(*steps: Step) -> AsyncIterator[RawServer]:
                 await writer.wait_closed()
             tasks.discard(task)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    state.url = f"http://127.0.0.1:{port}"
+    state.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         yield state
     finally:

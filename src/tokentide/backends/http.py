@@ -10,10 +10,14 @@ only what differs between servers:
 * :meth:`~HTTPBackend.parse_reply`: the non-streaming JSON body as a :class:`Reply`.
 
 This module does the rest, identically for all: one ``httpx.AsyncClient`` per backend
-(TLS set up only for ``https://``, which saves ~17 ms of start-up on loopback), the
+for the profile's own origin (its certificate store loaded only when that origin is
+https, which saves ~17 ms of start-up on loopback) and a second one, never carrying
+credentials and always verifying TLS, for any other URL a server names
+(:mod:`~tokentide.backends.http_origin` has the rule); no redirect is followed; the
 status check *before* any parsing (so a 429's JSON body and ``Retry-After`` are never
 hidden behind a content-type error), error bodies of every known shape turned into a
-message for a person, the content-type check, byte-level decoding with size limits, and
+message for a person, the content-type check, bounded reading of every body before
+it is inflated (:mod:`~tokentide.backends.http_body`), byte-level decoding, and
 closing the response on every exit path: when the consumer closes the generator or
 cancels its task, ``async with`` closes the response and the server sees the disconnect.
 """
@@ -22,30 +26,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import httpx
-from orjson import loads as _fast_loads
 
 from tokentide import __version__
 from tokentide.backends._pool import reclaim
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish
+from tokentide.backends.http_body import ACCEPT_ENCODING, aiter_bounded, read_bounded
+from tokentide.backends.http_errors import (
+    describe_body,
+    error_from_body,
+    loads_event,
+    parse_error_text,
+    parse_json,
+    parse_retry_after,
+)
+from tokentide.backends.http_failures import check_stream_type, status_error, transport_error
+from tokentide.backends.http_origin import BaseURL
 from tokentide.backends.sse import NDJSONSplitter, SSEDecoder, SSEEvent
 from tokentide.config.model import Profile
 from tokentide.errors import (
     BackendError,
-    BackendTimeout,
-    CannotConnect,
-    ConnectTimeout,
     HTTPStatusError,
-    IncompleteStream,
     LimitExceeded,
-    Overloaded,
     ProtocolError,
     ServerError,
     excerpt,
@@ -55,7 +63,9 @@ __all__ = [
     "HTTPBackend",
     "HTTPCall",
     "StreamParser",
+    "describe_body",
     "error_from_body",
+    "loads_event",
     "parse_error_text",
     "parse_retry_after",
 ]
@@ -90,115 +100,6 @@ class StreamParser:
         raise NotImplementedError
 
 
-def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    import email.utils  # rare (an HTTP date): 1.8 ms of every start otherwise
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def error_from_body(body: Any) -> tuple[str, str | None] | None:
-    """(message, kind) from any known JSON error shape, or None if ``body`` is not one.
-
-    OpenAI/vLLM/llama.cpp ``{"error": {"message", "type"}}``; TGI ``{"error": "...",
-    "error_type": "..."}``; TGI's OpenAI route ``{"error": {"message",
-    "http_status_code"}}``; Anthropic ``{"type": "error", "error": {...}}``; Ollama and
-    Triton ``{"error": "..."}``; Muna ``{"errors": [{"message"}]}``; FastAPI ``{"detail"}``.
-    """
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error")
-    if isinstance(error, str) and error:
-        return error, _str_or_none(body.get("error_type"))
-    if isinstance(error, dict) and error:
-        message = error.get("message") or json.dumps(error)
-        kind = error.get("type") or error.get("code")
-        return str(message), None if kind is None else str(kind)
-    errors = body.get("errors")
-    if isinstance(errors, list) and errors:
-        first = errors[0]
-        message = first.get("message") if isinstance(first, dict) else first
-        return str(message), None
-    if body.get("type") == "error" and isinstance(body.get("message"), str):
-        return str(body["message"]), None
-    detail = body.get("detail")
-    if detail:
-        return (detail if isinstance(detail, str) else json.dumps(detail)), None
-    return None
-
-
-def parse_error_text(text: str, content_type: str = "") -> tuple[str, str | None] | None:
-    """(message, kind) from an error body: JSON of any shape :func:`error_from_body`
-    knows, or an event stream whose first error-shaped event carries it (real Triton
-    answers a model exception with HTTP 400 and ``data: {"error": ...}``)."""
-    try:
-        return error_from_body(json.loads(text))
-    except ValueError:
-        pass
-    if "event-stream" in content_type.lower() or text.lstrip().startswith(("data:", "event:")):
-        try:
-            events = SSEDecoder().feed((text + "\n\n").encode())
-        except LimitExceeded:
-            return None
-        for event in events:
-            try:
-                parsed = error_from_body(json.loads(event.data))
-            except ValueError:
-                continue
-            if parsed:
-                return _last_traceback_line(parsed[0]), parsed[1]
-    return None
-
-
-def _last_traceback_line(message: str) -> str:
-    """A Python traceback sent as an error message, shortened to its last line (the
-    exception), which an excerpt of the start would cut off."""
-    if not message.startswith("Traceback (most recent call last)"):
-        return message
-    lines = [line for line in message.splitlines() if line.strip()]
-    return f"{lines[-1].strip()} (the model raised an exception; its server log has the traceback)"
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _html_title(text: str) -> str | None:
-    lower = text.lower()
-    start = lower.find("<title>")
-    end = lower.find("</title>")
-    if 0 <= start < end:
-        return excerpt(text[start + 7 : end], 120)
-    return None
-
-
-def describe_body(text: str) -> str:
-    """A short description of a non-JSON error body for a message."""
-    if not text.strip():
-        return "an empty body"
-    if "<html" in text[:500].lower() or "<!doctype html" in text[:500].lower():
-        title = _html_title(text)
-        return f"an HTML page ({title})" if title else "an HTML page"
-    return repr(excerpt(text, 200))
-
-
 class HTTPBackend:
     """Base of every HTTP dialect.  See the module docstring."""
 
@@ -213,7 +114,8 @@ class HTTPBackend:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.profile = profile
-        self.base_url = (profile.url or "").rstrip("/")
+        self._base = BaseURL.parse(profile.url, profile.name)
+        self.base_url = self._base.text
         self._api_key = profile.resolve_api_key(env)
         if self._api_key:
             from tokentide.logsetup import register_secret
@@ -221,6 +123,7 @@ class HTTPBackend:
             register_secret(self._api_key)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._foreign: httpx.AsyncClient | None = None
 
     # -- what dialects provide ---------------------------------------------------------
 
@@ -250,105 +153,73 @@ class HTTPBackend:
     def model_or(self, request: GenerationRequest, default: str | None = None) -> str | None:
         return request.model or self.profile.model or default
 
+    def _new_client(self, headers: dict[str, str], *, verify: bool) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            headers={
+                "User-Agent": f"tokentide/{__version__}",
+                "Accept-Encoding": ACCEPT_ENCODING,  # what http_body.py can bound
+                **headers,
+            },
+            timeout=httpx.Timeout(None, connect=self.profile.deadlines.connect, write=60.0),
+            verify=verify,
+            transport=self._transport,
+            follow_redirects=False,  # a redirect would take the key elsewhere
+        )
+
     @property
     def client(self) -> httpx.AsyncClient:
+        """The client for the base URL's origin, with the key and the profile's headers.
+
+        It only ever sends to that origin (see :meth:`client_for`), so its scheme is the
+        base's: the certificate store is loaded (~17 ms) only when that is https, and an
+        https base is verified however its scheme is spelt (``HTTPS://`` too)."""
         if self._client is None:
-            deadlines = self.profile.deadlines
-            headers = {"User-Agent": f"tokentide/{__version__}", **self.auth_headers()}
-            headers.update(self.profile.headers)
-            self._client = httpx.AsyncClient(
-                headers=headers,
-                timeout=httpx.Timeout(None, connect=deadlines.connect, write=60.0),
-                # TLS context only where TLS is used: building one costs ~17 ms.
-                verify=self.base_url.startswith("https:"),
-                transport=self._transport,
-                follow_redirects=False,
-            )
+            headers = {**self.auth_headers(), **self.profile.headers}
+            self._client = self._new_client(headers, verify=self._base.is_https)
         return self._client
 
+    def client_for(self, url: str) -> httpx.AsyncClient:
+        """The client allowed to fetch ``url``: the credentialed one on the base URL's
+        origin; for any other URL a client without credentials that always verifies
+        TLS, after refusing non-http(s) URLs and plain http under an https base."""
+        if self._base.same_origin(url):
+            return self.client
+        self._base.check_foreign(url)
+        if self._foreign is None:
+            self._foreign = self._new_client({}, verify=True)
+        return self._foreign
+
     def url_for(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else self.base_url + path
+        return self._base.url_for(path)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        for name in ("_client", "_foreign"):
+            client = getattr(self, name)
+            if client is not None:
+                setattr(self, name, None)
+                await client.aclose()
 
     def _transport_error(self, error: httpx.HTTPError, url: str, *, started: bool) -> BackendError:
-        server = self.base_url
-        if isinstance(error, httpx.ConnectTimeout):
-            return ConnectTimeout(
-                f"Timed out connecting to {url} (connect deadline "
-                f"{self.profile.deadlines.connect:g} s).",
-                server=server,
-                hint="Check that the server is running and reachable.",
-            )
-        if isinstance(error, httpx.ConnectError):
-            return CannotConnect(
-                f"Cannot connect to {url}: {error or 'connection refused'}.",
-                server=server,
-                hint=f"Is the server running? Check the url of profile {self.profile.name!r}.",
-            )
-        if isinstance(error, httpx.TimeoutException):
-            return BackendTimeout(f"Timed out talking to {url}.", server=server)
-        if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError)):
-            if started:
-                return IncompleteStream(
-                    f"The connection to {server} broke in the middle of the answer "
-                    f"({error or type(error).__name__}).",
-                    server=server,
-                )
-            return CannotConnect(
-                f"{url} closed the connection before answering ({error or 'no response'}).",
-                server=server,
-                hint="The server may have crashed or may not speak HTTP on that port.",
-            )
-        if isinstance(error, httpx.DecodingError):
-            return ProtocolError(
-                f"Could not decode the response from {url}: {error}", server=server
-            )
-        return BackendError(f"HTTP error talking to {url}: {error}", server=server)
+        return transport_error(error, url, self.profile, self.base_url, started=started)
 
     def status_error(self, response: httpx.Response, text: str) -> HTTPStatusError:
-        status = response.status_code
-        url = str(response.request.url)
-        parsed = parse_error_text(text, response.headers.get("content-type", ""))
-        detail = excerpt(parsed[0]) if parsed else describe_body(text)
-        message = f"{url} answered HTTP {status} {response.reason_phrase}: {detail}"
-        retry_after = parse_retry_after(response.headers)
-        hint: str | None = None
-        if status in (401, 403):
-            where = (
-                f"the environment variable {self.profile.api_key_env}"
-                if self.profile.api_key_env
-                else "api_key_env in the profile"
-            )
-            hint = f"Check the API key ({where})."
-        elif status == 404:
-            hint = f"Check the url ({self.base_url}) and the model name of profile {self.profile.name!r}."
-        elif status in (429, 503, 529):
-            hint = "The server is busy; try again later" + (
-                f" (it asks to wait {retry_after:g} s)." if retry_after is not None else "."
-            )
-        cls = (
-            Overloaded
-            if status in (429, 503, 529) or (parsed and parsed[1] == "overloaded")
-            else HTTPStatusError
-        )
-        return cls(
-            message,
-            status=status,
-            body=text,
-            server=self.base_url,
-            hint=hint,
-            retry_after=retry_after,
-        )
+        return status_error(response, text, self.profile, self.base_url)
 
     @asynccontextmanager
     async def _open(self, call: HTTPCall) -> AsyncIterator[httpx.Response]:
         url = self.url_for(call.path)
-        client = self.client
+        client = self.client_for(url)
         request = client.build_request(call.method, url, json=call.body, headers=dict(call.headers))
+        async with self._send(client, request) as response:
+            yield response
+
+    @asynccontextmanager
+    async def _send(
+        self, client: httpx.AsyncClient, request: httpx.Request
+    ) -> AsyncIterator[httpx.Response]:
+        """Send ``request``; an error status (or a redirect, never followed) is raised
+        with its bounded body; the response is closed on every exit path."""
+        url = str(request.url)
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as error:
@@ -358,7 +229,7 @@ class HTTPBackend:
             raise
         aborted = True
         try:
-            if response.status_code >= 400:
+            if response.status_code >= 300:
                 text = await self._read_limited(response, url)
                 raise self.status_error(response, text)
             yield response
@@ -374,52 +245,21 @@ class HTTPBackend:
                     await reclaim(client, response)
 
     async def _read_limited(self, response: httpx.Response, url: str) -> str:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= _MAX_ERROR_BODY:
-                    break
-        except httpx.HTTPError:
-            pass  # a truncated error body still says something
-        return b"".join(chunks).decode("utf-8", "replace")
+        """An error body, cut at 64 KiB before it is inflated past that."""
+        raw = await read_bounded(response, _MAX_ERROR_BODY, self.base_url)
+        return raw.decode("utf-8", "replace")
+
+    def _too_long(self, what: str | None = None) -> LimitExceeded:
+        limit = self.profile.limits.max_answer_bytes
+        return LimitExceeded(
+            f"{what or f'The answer from {self.base_url}'} passed {limit:,} bytes; "
+            "stopped reading.",
+            server=self.base_url,
+            hint="Raise max_answer_bytes in the profile if this is expected.",
+        )
 
     def _check_stream_type(self, response: httpx.Response, first: bytes) -> None:
-        ctype = response.headers.get("content-type", "").lower()
-        if self.framing == "sse" and "event-stream" in ctype:
-            return
-        if self.framing == "ndjson" and ("ndjson" in ctype or "json" in ctype):
-            return
-        text = first.decode("utf-8", "replace")
-        if "json" in ctype or text.lstrip().startswith("{"):
-            try:
-                parsed = error_from_body(json.loads(text))
-            except ValueError:
-                parsed = None
-            if parsed:
-                raise ServerError(
-                    f"{self.base_url} reported an error: {excerpt(parsed[0])}",
-                    kind=parsed[1],
-                    server=self.base_url,
-                )
-        if not ctype and self.framing == "sse" and text.lstrip().startswith(("data", ":", "event")):
-            return  # no content type, but it looks like SSE: be lenient
-        if "html" in ctype or "<html" in text[:500].lower():
-            raise ProtocolError(
-                f"{self.base_url} answered with {describe_body(text)} instead of a "
-                f"{'token stream' if self.framing == 'sse' else 'JSON stream'}.",
-                server=self.base_url,
-                hint="Check the url: it may point at a web page or a proxy, not the API.",
-            )
-        if self.framing == "sse" and "event-stream" not in ctype:
-            raise ProtocolError(
-                f"{self.base_url} answered with content type {ctype or '(none)'!r}, "
-                f"not an event stream: {describe_body(text)}.",
-                server=self.base_url,
-                hint=f"Check that api = {self.api!r} is what this server speaks.",
-            )
+        check_stream_type(response, first, self.framing, self.api, self.base_url)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         """Events one by one (see :meth:`stream_batches`, which the generation uses)."""
@@ -441,22 +281,14 @@ class HTTPBackend:
             SSEDecoder(limit) if self.framing == "sse" else NDJSONSplitter(limit)
         )
         max_answer = self.profile.limits.max_answer_bytes
-        received = 0
         async with self._open(call) as response:
             started = False
-            chunks = aiter_chunks(response)
+            chunks = aiter_bounded(response, max_answer, self.base_url, self._too_long)
             try:
                 async for chunk in chunks:
                     if not started:
                         started = True
                         self._check_stream_type(response, chunk)
-                    received += len(chunk)
-                    if received > max_answer:
-                        raise LimitExceeded(
-                            f"The answer from {self.base_url} passed {max_answer:,} bytes; stopped reading.",
-                            server=self.base_url,
-                            hint="Raise max_answer_bytes in the profile if this is expected.",
-                        )
                     batch: list[Event] = []
                     try:
                         items = decoder.feed(chunk)
@@ -516,17 +348,19 @@ class HTTPBackend:
 
             return await collect(self.stream(request))
         url = self.url_for(call.path)
+        limit = self.profile.limits.max_answer_bytes
         async with self._open(call) as response:
             try:
-                raw = await response.aread()
+                raw = await read_bounded(response, limit, self.base_url, self._too_long)
             except httpx.HTTPError as error:
                 raise self._transport_error(error, url, started=True) from error
         text = raw.decode("utf-8", "replace")
         try:
-            body = json.loads(text)
-        except ValueError:
+            body = parse_json(text)
+        except ValueError as error:
+            what = "JSON nested too deeply to read" if "deep" in str(error) else "not JSON"
             raise ProtocolError(
-                f"{url} answered with {describe_body(text)}, not JSON.", server=self.base_url
+                f"{url} answered with {describe_body(text)}, {what}.", server=self.base_url
             ) from None
         parsed = error_from_body(body)
         if parsed:
@@ -562,30 +396,6 @@ async def _drain_rest(chunks: AsyncGenerator[bytes, None]) -> None:
                     return
     except (TimeoutError, httpx.HTTPError):
         return
-
-
-async def aiter_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
-    async for chunk in response.aiter_bytes():
-        yield chunk
-
-
-def loads_event(data: str, server: str) -> Any:
-    """Parse one event's JSON; a ProtocolError quotes the bad data (excerpted).
-
-    orjson parses a token chunk about 4x faster than the stdlib, which is most of the
-    per-token cost.  It refuses what the stdlib accepts in a few corners (lone surrogate
-    escapes, NaN), so a refusal is retried with the stdlib before it is called malformed.
-    """
-    try:
-        return _fast_loads(data)
-    except ValueError:
-        pass
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise ProtocolError(
-            f"{server} sent malformed JSON in the stream: {excerpt(data, 200)!r}", server=server
-        ) from None
 
 
 def sse_data(item: SSEEvent) -> str:

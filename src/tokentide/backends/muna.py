@@ -14,8 +14,10 @@ top-level request fields.
 
 Each ``event: prediction`` holds a RemotePrediction ``{id, tag, results, latency, error,
 logs, created}`` (``protocols.md`` §7).  ``results[0]`` is a RemoteValue whose ``data``
-is a ``data:`` URL (base64 or percent-encoded) or an ``http(s)`` URL, which is fetched
-with the same client.  A truthy ``error`` field is an error (ServerError); there is no
+is a ``data:`` URL (base64 or percent-encoded) or an ``http(s)`` URL, which is fetched:
+with the key only when it is on the profile url's own origin (scheme, host and port),
+otherwise without any credentials, and never over plain http when the url is https
+(``docs/transport-security.md``).  A truthy ``error`` field is an error (ServerError); there is no
 sentinel, a clean end of the body ends the answer.  A non-2xx answer carries
 ``{"errors": [{"message"}]}``.  ``create`` is the same POST without ``stream`` and
 returns one RemotePrediction.
@@ -37,6 +39,7 @@ from tokentide.backends._cumulative import Accumulator, Yields, yields_option
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http_body import read_bounded
 from tokentide.backends.sse import SSEEvent
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, LimitExceeded, ProtocolError, ServerError, excerpt
@@ -104,7 +107,7 @@ class MunaParser(StreamParser):
             return []
         if value.startswith("data:"):
             return self.value(decode_data_url(value, self.server))
-        if value.startswith(("http://", "https://")):
+        if _is_http_url(value):
             return [cast(Event, _Fetch(value, self))]
         return self.value(value)
 
@@ -185,26 +188,21 @@ class MunaBackend(HTTPBackend):
         return MunaParser(self.base_url, self.yields)
 
     async def fetch(self, url: str) -> str:
-        """A result stored at ``url``, fetched with this backend's client."""
+        """A result stored at ``url``: with the key on the profile url's origin, without
+        any credentials elsewhere (see :meth:`HTTPBackend.client_for`), bounded by
+        ``max_answer_bytes`` before it is inflated."""
+        client = self.client_for(url)
         limit = self.profile.limits.max_answer_bytes
+
+        def too_long() -> LimitExceeded:
+            return self._too_long(f"The result at {excerpt(url, 200)}")
+
         try:
-            async with self.client.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    text = await self._read_limited(response, url)
-                    raise self.status_error(response, text)
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise LimitExceeded(
-                            f"The result at {url} passed {limit:,} bytes; stopped reading.",
-                            server=self.base_url,
-                        )
-                    chunks.append(chunk)
+            async with self._send(client, client.build_request("GET", url)) as response:
+                raw = await read_bounded(response, limit, self.base_url, too_long)
         except httpx.HTTPError as error:
             raise self._transport_error(error, url, started=False) from error
-        return b"".join(chunks).decode("utf-8", "replace")
+        return raw.decode("utf-8", "replace")
 
     async def stream_batches(self, request: GenerationRequest) -> AsyncGenerator[list[Event], None]:
         """The transport's batches, with results stored at a URL fetched in order."""
@@ -227,7 +225,7 @@ class MunaBackend(HTTPBackend):
             return Reply(text="")
         if value.startswith("data:"):
             return Reply(text=decode_data_url(value, self.base_url))
-        if value.startswith(("http://", "https://")):
+        if _is_http_url(value):
             return _URLReply(text="", url=value)
         return Reply(text=value)
 
@@ -236,6 +234,10 @@ class MunaBackend(HTTPBackend):
         if isinstance(reply, _URLReply):
             return Reply(text=await self.fetch(reply.url))
         return reply
+
+
+def _is_http_url(value: str) -> bool:
+    return value[:8].lower().startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True, slots=True)
