@@ -46,35 +46,38 @@ loop and are cancelled or closed in the ordinary asyncio way.  See
 :mod:`tokentide.backends._thread_bridge` and ``docs/backends-local.md``.
 
 Errors: an exception raised by the predictor becomes :class:`LocalFunctionError`
-naming the target and showing the exception's type and message; pieces already
-yielded have already been delivered.  A target that cannot be loaded is a
-:class:`ConfigError` raised by :func:`from_profile`.
+naming the target and showing the exception's type and message; ``sys.exit()`` and
+``KeyboardInterrupt`` become :class:`~tokentide.backends.local_isolation.PredictorExited`
+(a ``LocalFunctionError``) instead of ending tokentide.  Pieces already yielded have
+already been delivered.  A target that cannot be loaded is a :class:`ConfigError`
+raised by :func:`from_profile` (:mod:`tokentide.backends.local_load`).
+
+Isolation and limits: what a predictor prints goes to the debug log, never to
+tokentide's stdout/stderr (:mod:`tokentide.backends.local_isolation`); each piece is
+checked against ``max_event_bytes`` and the answer against ``max_answer_bytes`` as the
+piece arrives, in ``stream`` and ``create`` alike (:mod:`tokentide.backends.local_limits`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import inspect
-import sys
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any, cast
 
 from tokentide.backends._cumulative import Accumulator, Yields, yields_option
 from tokentide.backends._thread_bridge import iterate_in_thread
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish, TextDelta
-from tokentide.config.model import Profile
+from tokentide.backends.local_isolation import Capture, capturing, exit_error, installed
+from tokentide.backends.local_limits import Budget
+from tokentide.backends.local_load import ARGUMENTS, TARGET_HINT, load_target, parameters
+from tokentide.config.model import Limits, Profile
 from tokentide.errors import (
     BackendError,
     ConfigError,
-    LimitExceeded,
     LocalFunctionError,
     ProtocolError,
     excerpt,
@@ -82,116 +85,8 @@ from tokentide.errors import (
 
 __all__ = ["ARGUMENTS", "LocalBackend", "from_profile", "load_target"]
 
-
-ARGUMENTS = ("messages", "prompt", "system", "max_tokens", "temperature", "seed", "request")
-"""The keyword arguments a predictor may ask for, by parameter name."""
-
-_TARGET_HINT = (
-    'Write target = "path/to/file.py:function" (relative to the current directory, '
-    'or absolute) or target = "package.module:function".'
-)
-
-
-# -- loading the target ------------------------------------------------------------------
-
-
-def load_target(target: str) -> Callable[..., object]:
-    """The callable ``target`` names.  Raises :class:`ConfigError` if it cannot be loaded."""
-    path_or_module, colon, attribute = target.rpartition(":")
-    if not colon or not path_or_module or not attribute:
-        raise ConfigError(f"target {target!r} does not name a function.", hint=_TARGET_HINT)
-    if path_or_module.endswith(".py") or "/" in path_or_module or "\\" in path_or_module:
-        module = _load_file(Path(path_or_module).expanduser(), target)
-    else:
-        module = _import_module(path_or_module, target)
-    obj: object = module
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            names = sorted(n for n in dir(module) if not n.startswith("_"))
-            raise ConfigError(
-                f"target {target!r}: {path_or_module} has no {attribute!r}.",
-                hint=f"It defines: {', '.join(names) or 'nothing public'}.",
-            ) from None
-    if not callable(obj):
-        raise ConfigError(
-            f"target {target!r}: {attribute!r} is a {type(obj).__name__}, not a function.",
-            hint=_TARGET_HINT,
-        )
-    return cast(Callable[..., object], obj)
-
-
-def _load_file(path: Path, target: str) -> ModuleType:
-    if not path.is_file():
-        raise ConfigError(
-            f"target {target!r}: no file {str(path)!r} (looked in {Path.cwd()}).",
-            hint="Relative paths are relative to the current directory; or use an absolute path.",
-        )
-    resolved = path.resolve()
-    # A private, unique module name: two files called predictor.py do not collide, and
-    # the module is in sys.modules (dataclasses, pickle and inspect.getmodule need it).
-    digest = hashlib.sha1(str(resolved).encode(), usedforsecurity=False).hexdigest()[:12]
-    name = f"_tokentide_local_{resolved.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, resolved)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"target {target!r}: {str(path)!r} cannot be loaded as Python.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        del sys.modules[name]
-        raise ConfigError(
-            f"target {target!r}: loading {str(path)!r} raised "
-            f"{type(error).__name__}: {excerpt(str(error))}",
-            hint=f"Check that `python {path}` runs.",
-        ) from error
-    return module
-
-
-def _import_module(name: str, target: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name is not None and name.startswith(error.name):
-            raise ConfigError(
-                f"target {target!r}: no module named {error.name!r}.",
-                hint="Install the package or check the spelling; a file is written "
-                '"path/to/file.py:function".',
-            ) from error
-        raise ConfigError(
-            f"target {target!r}: importing {name} raised ModuleNotFoundError: {error}",
-        ) from error
-    except Exception as error:
-        raise ConfigError(
-            f"target {target!r}: importing {name} raised {type(error).__name__}: "
-            f"{excerpt(str(error))}",
-        ) from error
-
-
-def _parameters(function: Callable[..., object], target: str) -> frozenset[str] | None:
-    """Names of the arguments to pass; None means all of them (``**kwargs``)."""
-    try:
-        signature = inspect.signature(function)
-    except (TypeError, ValueError):
-        return frozenset()  # builtins without a signature: call with no arguments
-    names: set[str] = set()
-    for parameter in signature.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            return None
-        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            continue
-        known = parameter.name in ARGUMENTS
-        if known and parameter.kind is not inspect.Parameter.POSITIONAL_ONLY:
-            names.add(parameter.name)
-        elif parameter.default is inspect.Parameter.empty:
-            raise ConfigError(
-                f"target {target!r}: parameter {parameter.name!r} cannot be supplied.",
-                hint=f"A predictor takes any of these by name: {', '.join(ARGUMENTS)} "
-                "(or **kwargs for all).",
-            )
-    return frozenset(names)
+_EXITS = (SystemExit, KeyboardInterrupt)
+"""BaseExceptions a predictor may raise that must not end tokentide (see local_isolation)."""
 
 
 # -- what a predictor produces -----------------------------------------------------------
@@ -205,9 +100,9 @@ class _Piece:
 
 @dataclass(frozen=True, slots=True)
 class _Eager:
-    """The whole answer of an eager sync function, computed in the worker thread."""
+    """The whole answer of an eager function."""
 
-    value: object
+    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +110,6 @@ class _Async:
     """A coroutine or async generator returned by a function that did not look async."""
 
     value: object
-
-
-def _clip(text: str, room: int) -> str:
-    """The longest prefix of ``text`` that fits in ``room`` UTF-8 bytes."""
-    if room <= 0:
-        return ""
-    return text[:room].encode()[:room].decode(errors="ignore")
 
 
 def _is_stream(value: object) -> bool:
@@ -245,7 +133,7 @@ class LocalBackend:
         self.target = target
         self.yields: Yields = yields
         self._profile = profile
-        self._parameters = _parameters(function, target)
+        self._parameters = parameters(function, target)
 
     @property
     def name(self) -> str:
@@ -283,6 +171,8 @@ class LocalBackend:
     def _failed(self, error: BaseException) -> BackendError:
         if isinstance(error, BackendError):
             return error  # the predictor chose its own error
+        if isinstance(error, _EXITS):
+            return exit_error(error, self.target)
         return LocalFunctionError(
             f"{self.target} raised {type(error).__name__}: {excerpt(str(error)) or '(no message)'}",
             server=self.target,
@@ -321,123 +211,160 @@ class LocalBackend:
         )
 
     async def _pieces(self, request: GenerationRequest) -> AsyncGenerator[_Piece | _Eager, None]:
-        """Run the predictor: its pieces, or one :class:`_Eager` for a whole answer."""
+        """Run the predictor, isolated: its pieces, or one :class:`_Eager` for a whole answer."""
         arguments = self._arguments(request)
         function = self.function
-        result: object
+        target = self.target
+        capture = Capture(target)
+        result: object = None
         if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
             try:
-                result = function(**arguments)
-            except Exception as error:
+                with installed(), capturing(capture):
+                    result = function(**arguments)
+            except BackendError:
+                raise
+            except (Exception, SystemExit, KeyboardInterrupt) as error:
                 raise self._failed(error) from error
         else:
             # Call it in the worker thread: an eager sync function computes its whole
-            # answer in that call.  Then iterate whatever it returned, there too.
+            # answer in that call.  Then iterate whatever it returned, there too.  The
+            # thread is the predictor's own: everything it prints is captured, until the
+            # generator is closed (which may be long after the consumer has gone).
             def run(_stop: threading.Event) -> Iterator[object]:
-                returned = function(**arguments)
-                if inspect.iscoroutine(returned) or inspect.isasyncgen(returned):
-                    yield _Async(returned)
-                elif _is_stream(returned):
-                    yield from cast(Iterator[object], returned)
-                else:
-                    yield _Eager(returned)
+                with installed(), capturing(capture):
+                    try:
+                        returned = function(**arguments)
+                        if inspect.iscoroutine(returned) or inspect.isasyncgen(returned):
+                            yield _Async(returned)
+                        elif _is_stream(returned):
+                            yield from cast(Iterator[object], returned)
+                        else:
+                            yield _Eager(self._piece(returned).text or "")
+                    except _EXITS as error:  # here too: the generator's close() runs here
+                        raise exit_error(error, target) from error
+                    finally:
+                        capture.flush()
 
-            result = None
-            async with aclosing(
-                iterate_in_thread(run, name=f"tokentide-local {self.target}")
-            ) as items:
+            async with aclosing(iterate_in_thread(run, name=f"tokentide-local {target}")) as items:
                 try:
                     async for item in items:
                         if isinstance(item, _Async):
                             result = item.value
                             break
                         if isinstance(item, _Eager):
-                            yield _Eager(self._piece(item.value).text or "")
+                            yield item
                             return
                         yield self._piece(item)
                     else:
                         return
                 except BackendError:
                     raise
-                except Exception as error:
+                except (Exception, SystemExit, KeyboardInterrupt) as error:
                     raise self._failed(error) from error
-        # An async function or async generator, run on the event loop.
-        try:
-            if inspect.isasyncgen(result):
-                async with aclosing(result) as agen:
-                    async for value in agen:
-                        yield self._piece(value)
-                return
-            if inspect.iscoroutine(result):
-                result = await result
-        except BackendError:
-            raise
-        except Exception as error:
-            raise self._failed(error) from error
+        # An async function or async generator, run on the event loop: each of its steps
+        # is captured, the consumer's code between them is not.
+        with installed():
+            try:
+                if inspect.isasyncgen(result):
+                    agen = result
+                    try:
+                        while True:
+                            with capturing(capture):
+                                try:
+                                    value = await anext(agen)
+                                except StopAsyncIteration:
+                                    break
+                            yield self._piece(value)
+                    finally:
+                        with capturing(capture):
+                            await agen.aclose()
+                    return
+                if inspect.iscoroutine(result):
+                    with capturing(capture):
+                        result = await result
+            except BackendError:
+                raise
+            except (Exception, SystemExit, KeyboardInterrupt) as error:
+                raise self._failed(error) from error
+            finally:
+                capture.flush()
         yield _Eager(self._piece(result).text or "")
 
     # -- the Backend protocol ----------------------------------------------------------
 
+    def _budget(self) -> Budget:
+        limits = self._profile.limits if self._profile is not None else Limits()
+        return Budget(limits, self.target)
+
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         reason: str | None = None
-        answer = Accumulator(self.yields, server=self.target)
-        limit = self._profile.limits.max_answer_bytes if self._profile else 64 << 20
-        sent = 0
+        budget = self._budget()
+        answer = None if self.yields == "delta" else Accumulator(self.yields, server=self.target)
         async with aclosing(self._pieces(request)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, _Eager):
-                    text = cast(str, piece.value)
+                    text = budget.take(piece.value)
                     if text:
-                        if len(text) > limit - sent or len(text.encode()) > limit - sent:
-                            yield TextDelta(_clip(text, limit - sent))
-                            raise self._too_long(limit)
-                        sent += len(text.encode())
                         yield TextDelta(text)
+                    if budget.exhausted:
+                        raise budget.too_long()
                     continue
                 reason = piece.finish_reason or reason
-                if not piece.text:
+                delta = piece.text
+                if not delta:
                     continue
-                try:
-                    delta = answer.feed(piece.text)
-                except ProtocolError as error:
-                    raise LocalFunctionError(
-                        error.message, server=self.target, hint=error.hint
-                    ) from None
-                if delta:
-                    size = len(delta) if delta.isascii() else len(delta.encode())
-                    if size > limit - sent:
-                        yield TextDelta(_clip(delta, limit - sent))
-                        raise self._too_long(limit)
-                    sent += size
-                    yield TextDelta(delta)
+                if answer is not None:
+                    budget.check_whole(delta)  # before comparing it with the answer so far
+                    try:
+                        delta = answer.feed(delta)
+                    except ProtocolError as error:
+                        raise LocalFunctionError(
+                            error.message, server=self.target, hint=error.hint
+                        ) from None
+                    if not delta:
+                        continue
+                budget.check_piece(delta)
+                text = budget.take(delta)
+                if text:
+                    yield TextDelta(text)
+                if budget.exhausted:
+                    raise budget.too_long()
         yield Finish(reason or "stop")
-
-    def _too_long(self, limit: int) -> LimitExceeded:
-        return LimitExceeded(
-            f"The answer from {self.target} passed {limit:,} bytes; stopped reading.",
-            server=self.target,
-            hint="Raise max_answer_bytes in the profile if this is expected.",
-        )
 
     async def create(self, request: GenerationRequest) -> Reply:
         parts: list[str] = []
         reason: str | None = None
+        budget = self._budget()
         answer = Accumulator("auto")
         async with aclosing(self._pieces(request)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, _Eager):
-                    parts = [cast(str, piece.value)]
+                    budget.take(piece.value)
+                    if budget.exhausted:
+                        raise budget.too_long()
+                    parts = [piece.value]
                     continue
                 reason = piece.finish_reason or reason
-                if piece.text is None:
+                text = piece.text
+                if text is None:
                     continue
                 if self.yields == "cumulative":
-                    parts = [piece.text]  # the last partial is the answer, as in Muna
-                elif self.yields == "delta":
-                    parts.append(piece.text)
-                else:  # "auto": cumulative while each piece extends the last
-                    answer.feed(piece.text)
+                    budget.replace(text)  # the last partial is the answer, as in Muna
+                    parts = [text]
+                    continue
+                if self.yields == "auto":  # cumulative while each piece extends the last
+                    budget.check_whole(text)
+                    delta = answer.feed(text)
+                else:
+                    delta = text
+                budget.check_piece(delta)
+                budget.take(delta)
+                if budget.exhausted:
+                    raise budget.too_long()
+                if self.yields == "auto":
                     parts = [answer.text]
+                else:
+                    parts.append(delta)
         return Reply(text="".join(parts), finish_reason=reason or "stop")
 
 
@@ -446,7 +373,7 @@ def from_profile(profile: Profile, env: Mapping[str, str]) -> LocalBackend:
     target = options.get("target")
     if not isinstance(target, str) or not target.strip():
         raise ConfigError(
-            f"Profile {profile.name!r} (api 'local') needs a target.", hint=_TARGET_HINT
+            f"Profile {profile.name!r} (api 'local') needs a target.", hint=TARGET_HINT
         )
     yields = yields_option(options, profile.name)
     target = target.strip()
