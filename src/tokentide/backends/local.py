@@ -61,6 +61,7 @@ piece arrives, in ``stream`` and ``create`` alike (:mod:`tokentide.backends.loca
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing
@@ -84,6 +85,8 @@ from tokentide.errors import (
 )
 
 __all__ = ["ARGUMENTS", "LocalBackend", "from_profile", "load_target"]
+
+_log = logging.getLogger(__name__)
 
 _EXITS = (SystemExit, KeyboardInterrupt)
 """BaseExceptions a predictor may raise that must not end tokentide (see local_isolation)."""
@@ -230,7 +233,7 @@ class LocalBackend:
             # answer in that call.  Then iterate whatever it returned, there too.  The
             # thread is the predictor's own: everything it prints is captured, until the
             # generator is closed (which may be long after the consumer has gone).
-            def run(_stop: threading.Event) -> Iterator[object]:
+            def run(stop: threading.Event) -> Iterator[object]:
                 with installed(), capturing(capture):
                     try:
                         returned = function(**arguments)
@@ -240,8 +243,12 @@ class LocalBackend:
                             yield from cast(Iterator[object], returned)
                         else:
                             yield _Eager(self._piece(returned).text or "")
-                    except _EXITS as error:  # here too: the generator's close() runs here
-                        raise exit_error(error, target) from error
+                    except _EXITS as error:  # here, in its thread, as close() runs here too
+                        exited = exit_error(error, target)
+                        if stop.is_set():  # while being closed: nobody waits for it now
+                            _log.debug("%s (while being closed)", exited.message)
+                            return
+                        raise exited from error
                     finally:
                         capture.flush()
 

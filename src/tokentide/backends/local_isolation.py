@@ -38,7 +38,15 @@ from typing import Any, Final, TextIO
 
 from tokentide.errors import LocalFunctionError
 
-__all__ = ["PREDICTOR_LOG", "Capture", "PredictorExited", "capturing", "exit_error", "isolated"]
+__all__ = [
+    "PREDICTOR_LOG",
+    "Capture",
+    "PredictorExited",
+    "capturing",
+    "exit_error",
+    "installed",
+    "isolated",
+]
 
 PREDICTOR_LOG: Final = "tokentide.predictor"
 """The logger a predictor's prints go to."""
