@@ -657,8 +657,10 @@ async def test_switching_profile_closes_the_old_backend(db: Path, server: LLMSer
     app = make_app(db, old, prof=main, settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        commands = [c.title for c in app.get_system_commands(app.screen)]
-        assert "Switch profile: other" in commands
+        from tokentide.tui.palette import ProfileCommands
+
+        commands = [hit.text async for hit in ProfileCommands(app.screen).discover()]
+        assert commands == ["Switch profile: other"]
         chat(app).switch_profile("other")
         await app.workers.wait_for_complete()
         assert old.closed
