@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tokentide import logsetup
+from tokentide import redact
 from tokentide.history.store import HistoryStore
 
 KEY = "tt-registered-secret-0123456789abcdef"
@@ -16,9 +16,9 @@ BEARER = "Bearer eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2VuLXZhbHVl.abcdefghijklmnop"
 
 @pytest.fixture
 def secret() -> Iterator[str]:
-    logsetup.register_secret(KEY)
+    redact.register_secret(KEY)
     yield KEY
-    logsetup._forget_secrets()
+    redact._forget_secrets()
 
 
 def test_secrets_are_masked_before_they_are_stored(
@@ -43,4 +43,4 @@ def test_secrets_are_masked_before_they_are_stored(
     text = repr(store.load(cid))
     assert secret not in text
     assert "eyJhbGciOiJIUzI1NiJ9" not in text
-    assert logsetup.MASK in text
+    assert redact.MASK in text

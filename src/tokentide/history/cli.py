@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,15 +68,17 @@ def _errors() -> Iterator[None]:
         raise _fail(HistoryError(f"{error.strerror or error}: {error.filename or ''}")) from None
 
 
-def _open_existing() -> HistoryStore | None:
+def _open_existing(*, write: bool = False) -> HistoryStore | None:
     """The store, or ``None`` when no history file exists yet (read-only commands do not
-    create one)."""
+    create one).  Reading commands open a file they may not write (a read-only data dir)
+    read-only; where they may, it is opened as usual, so an older schema is upgraded."""
     from tokentide.history.store import HistoryStore
 
     path = _db_path()
     if not path.exists():
         return None
-    return HistoryStore.open(path)
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    return HistoryStore.open(path, read_only=not write and not writable)
 
 
 def _no_conversation(conversation_id: str) -> HistoryError:
@@ -186,7 +189,7 @@ def delete_cmd(
     from tokentide.sanitize import sanitize_title
 
     with _errors():
-        store = _open_existing()
+        store = _open_existing(write=True)
         if store is None:
             raise _no_conversation(conversation_id)
         try:

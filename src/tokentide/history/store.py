@@ -23,27 +23,42 @@ several threads (calls are serialised by a lock).
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import secrets
 import sqlite3
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from tokentide.errors import HistoryError
+from tokentide.history.columns import (
+    _clean_error,
+    _clean_text,
+    _details_dict,
+    _details_json,
+    _like_pattern,
+    _now,
+    _stats_dict,
+    _stats_json,
+    _time,
+    answer_details,
+    new_id,
+)
+from tokentide.history.recorder import AnswerRecorder
+from tokentide.history.records import (
+    TITLE_CHARS,
+    Conversation,
+    ConversationSummary,
+    StoredMessage,
+    make_title,
+)
 from tokentide.history.schema import LATEST, MIGRATIONS
-from tokentide.logsetup import redact
 
 __all__ = [
     "DB_NAME",
+    "TITLE_CHARS",
     "AnswerRecorder",
     "AnswerStatus",
     "Conversation",
@@ -52,262 +67,15 @@ __all__ = [
     "StoredMessage",
     "answer_details",
     "make_title",
+    "new_id",
 ]
 
 DB_NAME: Final = "history.sqlite3"
 BUSY_TIMEOUT_MS: Final = 10_000
-TITLE_CHARS: Final = 60
 
 AnswerStatus = Literal["complete", "stopped", "error"]
 _FINAL_STATUSES: Final = frozenset({"complete", "stopped", "error"})
 _ROLES: Final = frozenset({"system", "user", "assistant"})
-
-
-# -- records ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One saved message.
-
-    ``status`` is ``complete`` for user and system messages; for answers it is
-    ``complete``, ``stopped``, ``error``, ``streaming`` (being written by this store
-    right now) or ``incomplete`` (left ``streaming`` by a process that died, or being
-    written by another tide process).
-
-    ``content`` is the answer as the next request carries it (for a multi-node answer,
-    each node's text under its name in bold).  ``reasoning`` is the model's reasoning,
-    exactly as received (None when there was none).  ``details`` is None or a dict with
-    ``"tokens"``: ``[[text, logprob or None], ...]`` (the answer had per-token logprobs)
-    and/or ``"nodes"``: ``[[node id, text], ...]`` (a multi-node answer, in the order the
-    nodes first spoke); see :func:`answer_details`.
-    """
-
-    id: int
-    conversation_id: str
-    role: str
-    content: str
-    status: str
-    finish_reason: str | None
-    error: str | None
-    stats: dict[str, float | int | None]
-    profile: str | None
-    model: str | None
-    created_at: datetime
-    updated_at: datetime
-    reasoning: str | None = None
-    details: dict[str, Any] | None = None
-
-    @property
-    def tokens(self) -> list[tuple[str, float | None]]:
-        """The answer's tokens with their logprobs (empty when not saved)."""
-        return [(text, logprob) for text, logprob in (self.details or {}).get("tokens", ())]
-
-    @property
-    def nodes(self) -> list[tuple[str, str]]:
-        """A multi-node answer's ``(node id, text)`` pairs (empty for other answers)."""
-        return [(node, text) for node, text in (self.details or {}).get("nodes", ())]
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationSummary:
-    id: str
-    title: str
-    profile: str | None
-    created_at: datetime
-    updated_at: datetime
-    message_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Conversation:
-    id: str
-    title: str
-    profile: str | None
-    created_at: datetime
-    updated_at: datetime
-    messages: tuple[StoredMessage, ...] = field(default=())
-
-    @property
-    def message_count(self) -> int:
-        return len(self.messages)
-
-
-def make_title(text: str, limit: int = TITLE_CHARS) -> str:
-    """A conversation title from a prompt: its first non-blank line, trimmed, at most
-    ``limit`` characters (cut with ``…``).  The stored title keeps the original
-    characters; displays sanitise it."""
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    line = " ".join(line.split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-_CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
-_id_lock = threading.Lock()
-_last_id: list[int] = [0]
-
-
-def new_id() -> str:
-    """A 16-character id that sorts by creation time: 50 bits of milliseconds since
-    1970 and 30 random bits, in lowercase Crockford base32.  Ids made by one process are
-    strictly increasing."""
-    with _id_lock:
-        value = (time.time_ns() // 1_000_000) << 30 | secrets.randbits(30)
-        if value <= _last_id[0]:
-            value = _last_id[0] + 1
-        _last_id[0] = value
-    chars = []
-    for _ in range(16):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
-
-
-def _clean_text(text: str) -> str:
-    """``text`` as stored: secrets masked (a key echoed in an error body must never
-    reach the file or an export) and lone surrogates replaced."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-    return redact(text)
-
-
-def _stats_json(stats: Mapping[str, float | int | None] | None) -> str | None:
-    if not stats:
-        return None
-    clean: dict[str, float | int | None] = {}
-    for key, value in stats.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        clean[str(key)] = value
-    return json.dumps(clean, sort_keys=True)
-
-
-def _stats_dict(text: str | None) -> dict[str, float | int | None]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def answer_details(
-    *,
-    tokens: Iterable[tuple[str, float | None]] = (),
-    nodes: Iterable[tuple[str, str]] = (),
-) -> dict[str, Any] | None:
-    """The ``details`` of an answer as :meth:`HistoryStore.finish_answer` takes them and
-    :meth:`HistoryStore.load` gives them back: ``{"tokens": [[text, logprob], ...]}``
-    when any token has a logprob, ``{"nodes": [[node id, text], ...]}`` for a multi-node
-    answer (both keys when both apply); None when neither does."""
-    details: dict[str, Any] = {}
-    token_list = [[text, logprob] for text, logprob in tokens]
-    if any(logprob is not None for _, logprob in token_list):
-        details["tokens"] = token_list
-    node_list = [[node, text] for node, text in nodes]
-    if node_list:
-        details["nodes"] = node_list
-    return details or None
-
-
-def _is_logprob(value: object) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-
-
-def _is_token(item: Sequence[Any]) -> bool:
-    """``[text, logprob or None]``."""
-    return len(item) == 2 and isinstance(item[0], str) and _is_logprob(item[1])
-
-
-def _is_node(item: Sequence[Any]) -> bool:
-    """``[node id, text]``."""
-    return len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], str)
-
-
-def _finite(value: float | None) -> float | None:
-    """A logprob as stored: a finite number, else None (JSON has no infinities)."""
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _pairs(value: Any, wrong: str) -> list[tuple[Any, ...]]:
-    if isinstance(value, str | bytes):
-        raise ValueError(wrong)
-    try:
-        return [tuple(item) for item in value or ()]
-    except TypeError:
-        raise ValueError(wrong) from None
-
-
-def _details_value(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Check and normalise ``details`` for storing (texts UTF-8 clean, logprobs finite
-    or None); raise ValueError for anything but the documented shape."""
-    if not details:
-        return None
-    unknown = set(details) - {"tokens", "nodes"}
-    if unknown:
-        raise ValueError(f"answer details hold 'tokens' and 'nodes', not {sorted(unknown)!r}")
-    clean: dict[str, Any] = {}
-    wrong_tokens = "answer details: 'tokens' is a list of [text, logprob or None]"
-    tokens = _pairs(details.get("tokens"), wrong_tokens)
-    if not all(_is_token(t) for t in tokens):
-        raise ValueError(wrong_tokens)
-    if tokens:
-        clean["tokens"] = [[_clean_text(text), _finite(logprob)] for text, logprob in tokens]
-    wrong_nodes = "answer details: 'nodes' is a list of [node id, text]"
-    nodes = _pairs(details.get("nodes"), wrong_nodes)
-    if not all(_is_node(n) for n in nodes):
-        raise ValueError(wrong_nodes)
-    if nodes:
-        clean["nodes"] = [[_clean_text(node), _clean_text(text)] for node, text in nodes]
-    return clean or None
-
-
-def _details_json(details: Mapping[str, Any] | None) -> str | None:
-    clean = _details_value(details)
-    if clean is None:
-        return None
-    return json.dumps(clean, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _details_dict(text: str | None) -> dict[str, Any] | None:
-    """Stored details read back.  Whatever does not have the documented shape (a file
-    edited by hand, written by something else) is left out rather than failing the
-    load; None when nothing usable remains."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    details: dict[str, Any] = {}
-    tokens = value.get("tokens")
-    if isinstance(tokens, list) and all(isinstance(t, list) and _is_token(t) for t in tokens):
-        details["tokens"] = [[text, _finite(logprob)] for text, logprob in tokens]
-    nodes = value.get("nodes")
-    if isinstance(nodes, list) and all(isinstance(n, list) and _is_node(n) for n in nodes):
-        details["nodes"] = [[node, text] for node, text in nodes]
-    return details or None
-
-
-def _like_pattern(query: str) -> str:
-    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -320,6 +88,8 @@ class HistoryStore:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db: sqlite3.Connection | None = connection
         self.path = path
+        self.read_only = False
+        """Opened with ``read_only=True``: every write raises :class:`HistoryError`."""
         self._lock = threading.RLock()
         self._live: set[int] = set()
         """Answer rows this store is writing now (shown as ``streaming``, not
@@ -328,14 +98,20 @@ class HistoryStore:
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> HistoryStore:
+    def open(cls, path: Path | str | None = None, *, read_only: bool = False) -> HistoryStore:
         """Open (creating if needed) the store at ``path``, default
-        ``data_dir()/history.sqlite3``, and bring its schema up to date."""
+        ``data_dir()/history.sqlite3``, and bring its schema up to date.
+
+        ``read_only`` opens an existing file without ever writing to it or its directory
+        (``history list/show/export``): a read-only data dir, another user's backup or a
+        file on a read-only medium can still be read."""
         if path is None:
             from tokentide.config.paths import data_dir
 
             path = data_dir() / DB_NAME
         path = Path(path).expanduser()
+        if read_only:
+            return cls._open_read_only(path)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not path.exists():
@@ -364,6 +140,42 @@ class HistoryStore:
             connection.close()
             raise
         return store
+
+    @classmethod
+    def _open_read_only(cls, path: Path) -> HistoryStore:
+        """``mode=ro`` first (sees another writer's WAL); where SQLite cannot make the
+        ``-shm`` index beside a WAL file (a read-only directory), ``immutable=1``, which
+        reads the file as it is on disk."""
+        _check_header(path)
+        uri = path.resolve().as_uri()
+        last: sqlite3.Error | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            connection = sqlite3.connect(
+                f"{uri}?{flags}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            store = cls(connection, path)
+            store.read_only = True
+            try:
+                version = store._version()
+            except sqlite3.Error as error:
+                connection.close()
+                last = error
+                continue
+            if version != LATEST:
+                connection.close()
+                raise HistoryError(
+                    f"The history database {path} has schema version {version}; this "
+                    f"version of tokentide reads version {LATEST}, and cannot upgrade a "
+                    "file it may not write.",
+                    hint="Run tide once where the file is writable, or upgrade tokentide.",
+                )
+            return store
+        assert last is not None
+        raise _translate(last, path, "open")
 
     def _prepare(self) -> None:
         db = self._conn()
@@ -468,6 +280,10 @@ class HistoryStore:
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
         """One short write transaction, taking the write lock at the start so that
         concurrent writers queue on ``busy_timeout`` instead of failing."""
+        if self.read_only:
+            raise HistoryError(
+                f"Cannot {what}: the history database {self.path} was opened read-only."
+            )
         with self._lock, self._guard(what):
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
@@ -700,7 +516,7 @@ class HistoryStore:
                     _clean_text(text),
                     status,
                     finish_reason,
-                    None if error is None else _clean_text(error),
+                    None if error is None else _clean_error(error),
                     _stats_json(stats),
                     _clean_text(reasoning) if reasoning else None,
                     details_json,
@@ -850,142 +666,3 @@ def _translate(error: sqlite3.Error, path: Path, what: str) -> HistoryError:
             hint="Free some space; nothing already saved was lost.",
         )
     return HistoryError(f"Cannot {what} in the history database {path}: {text}.")
-
-
-# -- recording a streaming answer ---------------------------------------------------------
-
-
-def _joined(parts: list[str]) -> str:
-    """The pieces as one string, kept joined in place (one join, however often read)."""
-    if len(parts) > 1:
-        parts[:] = ["".join(parts)]
-    return parts[0] if parts else ""
-
-
-class AnswerRecorder:
-    """Saves one streaming answer: :meth:`append` per batch of tokens (and
-    :meth:`append_reasoning` per batch of reasoning), :meth:`finish` once.
-
-    ``append`` and ``append_reasoning`` write a checkpoint (one UPDATE carrying the new
-    text and the new reasoning) when ``interval`` seconds (``time.monotonic``) have
-    passed since the last one, so a crash loses at most what was appended during the
-    last ``interval``.  When tokens stop arriving, pending text waits for the next
-    append; a caller with a timer can call :meth:`poll` (or :meth:`flush`) to bound the
-    loss in time as well.
-
-    A failed checkpoint (disk full, database locked for 10 s) does not raise: the text
-    stays in memory, :attr:`last_error` holds the error and the next checkpoint retries.
-    :meth:`finish` raises :class:`~tokentide.errors.HistoryError` if the final write
-    fails.
-    """
-
-    def __init__(
-        self,
-        store: HistoryStore,
-        message_id: int,
-        *,
-        interval: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = store
-        self.message_id = message_id
-        self.interval = interval
-        self._clock = clock
-        self._parts: list[str] = []
-        self._saved = 0
-        """How many characters of :attr:`text` the database holds."""
-        self._length = 0
-        self._thoughts: list[str] = []
-        self._thoughts_saved = 0
-        """How many characters of :attr:`reasoning` the database holds."""
-        self._thoughts_length = 0
-        self._last = clock()
-        self.finished = False
-        self.last_error: HistoryError | None = None
-
-    @property
-    def text(self) -> str:
-        """Everything appended so far."""
-        return _joined(self._parts)
-
-    @property
-    def reasoning(self) -> str:
-        """All the reasoning appended so far."""
-        return _joined(self._thoughts)
-
-    def append(self, text: str) -> None:
-        if self.finished:
-            raise HistoryError("This answer was already finished.")
-        if text:
-            self._parts.append(text)
-            self._length += len(text)
-        self.poll()
-
-    def append_reasoning(self, text: str) -> None:
-        """Add a piece of the model's reasoning; checkpointed like :meth:`append`."""
-        if self.finished:
-            raise HistoryError("This answer was already finished.")
-        if text:
-            self._thoughts.append(text)
-            self._thoughts_length += len(text)
-        self.poll()
-
-    @property
-    def _pending(self) -> bool:
-        return self._saved != self._length or self._thoughts_saved != self._thoughts_length
-
-    def poll(self) -> bool:
-        """Checkpoint if text or reasoning is pending and ``interval`` has passed;
-        return whether a checkpoint was written."""
-        if self.finished or not self._pending:
-            return False
-        if self._clock() - self._last < self.interval:
-            return False
-        return self.flush()
-
-    def flush(self) -> bool:
-        """Checkpoint the pending text and reasoning now; return whether it was written."""
-        if self.finished or not self._pending:
-            return False
-        text = self.text
-        reasoning = self.reasoning
-        self._last = self._clock()
-        try:
-            self.store._append_answer(
-                self.message_id, text[self._saved :], reasoning[self._thoughts_saved :]
-            )
-        except HistoryError as error:
-            self.last_error = error
-            return False
-        self._saved = len(text)
-        self._thoughts_saved = len(reasoning)
-        self.last_error = None
-        return True
-
-    def finish(
-        self,
-        status: str = "complete",
-        *,
-        text: str | None = None,
-        finish_reason: str | None = None,
-        error: str | None = None,
-        stats: Mapping[str, float | int | None] | None = None,
-        reasoning: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Store the final state.  ``text`` and ``reasoning`` replace what was appended,
-        when given; ``details`` as :meth:`HistoryStore.finish_answer` takes them."""
-        if self.finished:
-            return
-        final = self.text if text is None else text
-        self.store.finish_answer(
-            self.message_id,
-            final,
-            status=status,
-            finish_reason=finish_reason,
-            error=error,
-            stats=stats,
-            reasoning=self.reasoning if reasoning is None else reasoning,
-            details=details,
-        )
-        self.finished = True

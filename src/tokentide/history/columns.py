@@ -1,0 +1,187 @@
+"""How values become columns and back: ids, times, cleaned text, stats and details JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from tokentide.redact import redact, redact_content
+
+__all__ = ["answer_details", "new_id"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+_CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+_id_lock = threading.Lock()
+_last_id: list[int] = [0]
+
+
+def new_id() -> str:
+    """A 16-character id that sorts by creation time: 50 bits of milliseconds since
+    1970 and 30 random bits, in lowercase Crockford base32.  Ids made by one process are
+    strictly increasing."""
+    with _id_lock:
+        value = (time.time_ns() // 1_000_000) << 30 | secrets.randbits(30)
+        if value <= _last_id[0]:
+            value = _last_id[0] + 1
+        _last_id[0] = value
+    chars = []
+    for _ in range(16):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def _clean_text(text: str) -> str:
+    """``text`` as stored: the keys tide knows and credential shapes masked (a key echoed
+    back must never reach the file or an export) and lone surrogates replaced.  Code in
+    an answer (``password: str``) is kept: see :func:`tokentide.redact.redact_content`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return redact_content(text)
+
+
+def _clean_error(text: str) -> str:
+    """An error as stored: every credential shape masked (it quotes a server's body)."""
+    return redact(_clean_text(text))
+
+
+def _stats_json(stats: Mapping[str, float | int | None] | None) -> str | None:
+    if not stats:
+        return None
+    clean: dict[str, float | int | None] = {}
+    for key, value in stats.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        clean[str(key)] = value
+    return json.dumps(clean, sort_keys=True)
+
+
+def _stats_dict(text: str | None) -> dict[str, float | int | None]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def answer_details(
+    *,
+    tokens: Iterable[tuple[str, float | None]] = (),
+    nodes: Iterable[tuple[str, str]] = (),
+) -> dict[str, Any] | None:
+    """The ``details`` of an answer as :meth:`HistoryStore.finish_answer` takes them and
+    :meth:`HistoryStore.load` gives them back: ``{"tokens": [[text, logprob], ...]}``
+    when any token has a logprob, ``{"nodes": [[node id, text], ...]}`` for a multi-node
+    answer (both keys when both apply); None when neither does."""
+    details: dict[str, Any] = {}
+    token_list = [[text, logprob] for text, logprob in tokens]
+    if any(logprob is not None for _, logprob in token_list):
+        details["tokens"] = token_list
+    node_list = [[node, text] for node, text in nodes]
+    if node_list:
+        details["nodes"] = node_list
+    return details or None
+
+
+def _is_logprob(value: object) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _is_token(item: Sequence[Any]) -> bool:
+    """``[text, logprob or None]``."""
+    return len(item) == 2 and isinstance(item[0], str) and _is_logprob(item[1])
+
+
+def _is_node(item: Sequence[Any]) -> bool:
+    """``[node id, text]``."""
+    return len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], str)
+
+
+def _finite(value: float | None) -> float | None:
+    """A logprob as stored: a finite number, else None (JSON has no infinities)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _pairs(value: Any, wrong: str) -> list[tuple[Any, ...]]:
+    if isinstance(value, str | bytes):
+        raise ValueError(wrong)
+    try:
+        return [tuple(item) for item in value or ()]
+    except TypeError:
+        raise ValueError(wrong) from None
+
+
+def _details_value(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Check and normalise ``details`` for storing (texts UTF-8 clean, logprobs finite
+    or None); raise ValueError for anything but the documented shape."""
+    if not details:
+        return None
+    unknown = set(details) - {"tokens", "nodes"}
+    if unknown:
+        raise ValueError(f"answer details hold 'tokens' and 'nodes', not {sorted(unknown)!r}")
+    clean: dict[str, Any] = {}
+    wrong_tokens = "answer details: 'tokens' is a list of [text, logprob or None]"
+    tokens = _pairs(details.get("tokens"), wrong_tokens)
+    if not all(_is_token(t) for t in tokens):
+        raise ValueError(wrong_tokens)
+    if tokens:
+        clean["tokens"] = [[_clean_text(text), _finite(logprob)] for text, logprob in tokens]
+    wrong_nodes = "answer details: 'nodes' is a list of [node id, text]"
+    nodes = _pairs(details.get("nodes"), wrong_nodes)
+    if not all(_is_node(n) for n in nodes):
+        raise ValueError(wrong_nodes)
+    if nodes:
+        clean["nodes"] = [[_clean_text(node), _clean_text(text)] for node, text in nodes]
+    return clean or None
+
+
+def _details_json(details: Mapping[str, Any] | None) -> str | None:
+    clean = _details_value(details)
+    if clean is None:
+        return None
+    return json.dumps(clean, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _details_dict(text: str | None) -> dict[str, Any] | None:
+    """Stored details read back.  Whatever does not have the documented shape (a file
+    edited by hand, written by something else) is left out rather than failing the
+    load; None when nothing usable remains."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    details: dict[str, Any] = {}
+    tokens = value.get("tokens")
+    if isinstance(tokens, list) and all(isinstance(t, list) and _is_token(t) for t in tokens):
+        details["tokens"] = [[text, _finite(logprob)] for text, logprob in tokens]
+    nodes = value.get("nodes")
+    if isinstance(nodes, list) and all(isinstance(n, list) and _is_node(n) for n in nodes):
+        details["nodes"] = [[node, text] for node, text in nodes]
+    return details or None
+
+
+def _like_pattern(query: str) -> str:
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

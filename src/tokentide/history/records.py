@@ -1,0 +1,87 @@
+"""What the history store gives back: frozen records of conversations and messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+__all__ = ["TITLE_CHARS", "Conversation", "ConversationSummary", "StoredMessage", "make_title"]
+
+TITLE_CHARS: Final = 60
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One saved message.
+
+    ``status`` is ``complete`` for user and system messages; for answers it is
+    ``complete``, ``stopped``, ``error``, ``streaming`` (being written by this store
+    right now) or ``incomplete`` (left ``streaming`` by a process that died, or being
+    written by another tide process).
+
+    ``content`` is the answer as the next request carries it (for a multi-node answer,
+    each node's text under its name in bold).  ``reasoning`` is the model's reasoning,
+    exactly as received (None when there was none).  ``details`` is None or a dict with
+    ``"tokens"``: ``[[text, logprob or None], ...]`` (the answer had per-token logprobs)
+    and/or ``"nodes"``: ``[[node id, text], ...]`` (a multi-node answer, in the order the
+    nodes first spoke); see :func:`answer_details`.
+    """
+
+    id: int
+    conversation_id: str
+    role: str
+    content: str
+    status: str
+    finish_reason: str | None
+    error: str | None
+    stats: dict[str, float | int | None]
+    profile: str | None
+    model: str | None
+    created_at: datetime
+    updated_at: datetime
+    reasoning: str | None = None
+    details: dict[str, Any] | None = None
+
+    @property
+    def tokens(self) -> list[tuple[str, float | None]]:
+        """The answer's tokens with their logprobs (empty when not saved)."""
+        return [(text, logprob) for text, logprob in (self.details or {}).get("tokens", ())]
+
+    @property
+    def nodes(self) -> list[tuple[str, str]]:
+        """A multi-node answer's ``(node id, text)`` pairs (empty for other answers)."""
+        return [(node, text) for node, text in (self.details or {}).get("nodes", ())]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    id: str
+    title: str
+    profile: str | None
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    title: str
+    profile: str | None
+    created_at: datetime
+    updated_at: datetime
+    messages: tuple[StoredMessage, ...] = field(default=())
+
+    @property
+    def message_count(self) -> int:
+        return len(self.messages)
+
+
+def make_title(text: str, limit: int = TITLE_CHARS) -> str:
+    """A conversation title from a prompt: its first non-blank line, trimmed, at most
+    ``limit`` characters (cut with ``…``).  The stored title keeps the original
+    characters; displays sanitise it."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
