@@ -10,6 +10,8 @@ promises is in ``test_local_ask.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import sys
 import textwrap
@@ -234,3 +236,44 @@ def test_a_keyboard_interrupt_while_importing_is_a_config_error(tmp_path: Path) 
 
     with pytest.raises(ConfigError, match=r"raised KeyboardInterrupt"):
         backend(f"{tmp_path}/predictor.py:func")
+
+
+async def test_a_stream_replaced_while_a_predictor_runs_is_left_alone(tmp_path: Path) -> None:
+    # Textual (and pytest) swap sys.stdout too: ending the last predictor restores only
+    # what is still tokentide's proxy.
+    path = tmp_path / "waiter.py"
+    path.write_text(
+        "import threading\nstarted = threading.Event()\ngate = threading.Event()\n\n"
+        "def func():\n    started.set()\n    gate.wait(30)\n    return 'done'\n"
+    )
+    local = backend(f"{path}:func")
+    flags: dict[str, Any] = local.function.__globals__
+    before = sys.stdout
+    try:
+        answer = asyncio.create_task(local.create(HI))
+        assert await asyncio.to_thread(flags["started"].wait, WAIT)
+        assert sys.stdout is not before  # the proxy, while the predictor runs
+        with contextlib.redirect_stdout(io.StringIO()) as other:
+            flags["gate"].set()
+            assert (await answer).text == "done"
+            assert sys.stdout is other
+        assert sys.stdout is not before  # the proxy redirect_stdout saved, harmless ...
+        print("through the proxy")  # ... as it passes tokentide's own writes through
+    finally:
+        flags["gate"].set()
+        sys.stdout = before
+
+
+async def test_a_huge_line_is_cut_in_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], log: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "shouter.py"
+    path.write_text(
+        "import sys\n\ndef func():\n    sys.stdout.write('y' * 1_000_000)\n    return 'ok'\n"
+    )
+
+    assert (await backend(f"{path}:func").create(HI)).text == "ok"
+
+    [line] = printed(log)
+    assert line.endswith("y... (934,464 more characters)")
+    assert capsys.readouterr() == ("", "")
