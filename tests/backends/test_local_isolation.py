@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import logging
 import sys
 import textwrap
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ import pytest
 from tokentide.backends.base import GenerationRequest
 from tokentide.backends.events import TextDelta
 from tokentide.backends.local import LocalBackend, from_profile
-from tokentide.backends.local_isolation import PREDICTOR_LOG, PredictorExited
+from tokentide.backends.local_isolation import PREDICTOR_LOG, PredictorExited, installed
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, LocalFunctionError
 from tokentide.generation import Generation, State
@@ -277,3 +279,20 @@ async def test_a_huge_line_is_cut_in_the_log(
     [line] = printed(log)
     assert line.endswith("y... (934,464 more characters)")
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_proxy_is_never_freed_once_installed() -> None:
+    # CPython 3.11's print() holds sys.stdout as a borrowed reference: a proxy freed by
+    # the worker thread's uninstall while the main thread printed through it segfaulted
+    # (the test above, one run in three).  Proxies are kept, and reused.
+    before = sys.stdout
+    with installed():
+        proxy = sys.stdout
+        assert proxy is not before
+    assert sys.stdout is before
+    ref = weakref.ref(proxy)
+    del proxy
+    gc.collect()
+    assert ref() is not None
+    with installed():
+        assert sys.stdout is ref()  # the same proxy again, not a new one

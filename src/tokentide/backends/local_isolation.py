@@ -189,6 +189,12 @@ class _Proxy:
 
 _lock = threading.Lock()
 _users = 0
+_proxies: dict[tuple[str, int], _Proxy] = {}
+"""Every proxy ever installed, by stream name and the id of the stream it wraps; reused,
+never freed.  CPython 3.11's ``print`` holds ``sys.stdout`` as a *borrowed* reference:
+were the last reference to a proxy dropped by another thread while ``print`` wrote to
+it, that ``print`` would use freed memory (a segfault, seen in the tests).  A proxy also
+keeps the stream it replaced alive, for the same reason."""
 
 
 def _install() -> None:
@@ -197,8 +203,12 @@ def _install() -> None:
         _users += 1
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
-            if stream is not None and not isinstance(stream, _Proxy):
-                setattr(sys, name, _Proxy(stream, name))
+            if stream is None or isinstance(stream, _Proxy):
+                continue
+            proxy = _proxies.get((name, id(stream)))
+            if proxy is None:
+                proxy = _proxies[name, id(stream)] = _Proxy(stream, name)
+            setattr(sys, name, proxy)
 
 
 def _uninstall() -> None:
