@@ -4,6 +4,7 @@
     ├── ConfigError               a config file, profile or flag is wrong       (exit 2)
     ├── UsageError                the command line is wrong                      (exit 2)
     ├── HistoryError              the conversation store failed                  (exit 4)
+    │   └── HistoryBusy           another process holds the store's write lock
     └── BackendError              talking to a model failed                      (exit 4)
         ├── CannotConnect         nothing answered at the address                (exit 3)
         ├── BackendTimeout        a deadline passed                              (exit 5)
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectTimeout",
     "FirstTokenTimeout",
     "HTTPStatusError",
+    "HistoryBusy",
     "HistoryError",
     "IdleTimeout",
     "IncompleteStream",
@@ -89,6 +91,10 @@ class UsageError(TideError):
 
 class HistoryError(TideError):
     exit_code = 4
+
+
+class HistoryBusy(HistoryError):
+    """Another process held the history's write lock past the store's busy timeout."""
 
 
 class BackendError(TideError):

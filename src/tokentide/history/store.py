@@ -27,12 +27,13 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias
 
-from tokentide.errors import HistoryError
+from tokentide.errors import HistoryBusy, HistoryError
 from tokentide.history.columns import (
     _clean_error,
     _clean_text,
@@ -46,6 +47,7 @@ from tokentide.history.columns import (
     answer_details,
     new_id,
 )
+from tokentide.history.pending import PendingWrite, PendingWrites
 from tokentide.history.recorder import AnswerRecorder
 from tokentide.history.records import (
     TITLE_CHARS,
@@ -73,6 +75,8 @@ __all__ = [
 DB_NAME: Final = "history.sqlite3"
 BUSY_TIMEOUT_MS: Final = 10_000
 
+Resolve: TypeAlias = Callable[[int], int]
+Run: TypeAlias = Callable[[sqlite3.Connection, Resolve], int | None]
 AnswerStatus = Literal["complete", "stopped", "error"]
 _FINAL_STATUSES: Final = frozenset({"complete", "stopped", "error"})
 _ROLES: Final = frozenset({"system", "user", "assistant"})
@@ -85,9 +89,15 @@ class HistoryStore:
     """The conversation store.  Open with :meth:`open`; close with :meth:`close` (or use
     it as a context manager)."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> None:
         self._db: sqlite3.Connection | None = connection
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._pending = PendingWrites()
+        self.rescued: Path | None = None
+        """Where :meth:`close` wrote writes that never got the lock (None: none)."""
         self.read_only = False
         """Opened with ``read_only=True``: every write raises :class:`HistoryError`."""
         self._lock = threading.RLock()
@@ -98,20 +108,31 @@ class HistoryStore:
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str | None = None, *, read_only: bool = False) -> HistoryStore:
+    def open(
+        cls,
+        path: Path | str | None = None,
+        *,
+        read_only: bool = False,
+        busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
+    ) -> HistoryStore:
         """Open (creating if needed) the store at ``path``, default
         ``data_dir()/history.sqlite3``, and bring its schema up to date.
 
         ``read_only`` opens an existing file without ever writing to it or its directory
         (``history list/show/export``): a read-only data dir, another user's backup or a
-        file on a read-only medium can still be read."""
+        file on a read-only medium can still be read.
+
+        ``busy_timeout`` (seconds) is how long a write waits for another process's lock
+        before it is queued (see :mod:`tokentide.history.pending`); the TUI passes a
+        fraction of a second so that a busy file never freezes the chat."""
+        busy = max(0, round(busy_timeout * 1000))
         if path is None:
             from tokentide.config.paths import data_dir
 
             path = data_dir() / DB_NAME
         path = Path(path).expanduser()
         if read_only:
-            return cls._open_read_only(path)
+            return cls._open_read_only(path, busy)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not path.exists():
@@ -127,13 +148,13 @@ class HistoryStore:
         try:
             connection = sqlite3.connect(
                 path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=busy / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
         except sqlite3.Error as error:
             raise _translate(error, path, "open") from None
-        store = cls(connection, path)
+        store = cls(connection, path, busy_timeout_ms=busy)
         try:
             store._prepare()
         except BaseException:
@@ -142,7 +163,7 @@ class HistoryStore:
         return store
 
     @classmethod
-    def _open_read_only(cls, path: Path) -> HistoryStore:
+    def _open_read_only(cls, path: Path, busy: int) -> HistoryStore:
         """``mode=ro`` first (sees another writer's WAL); where SQLite cannot make the
         ``-shm`` index beside a WAL file (a read-only directory), ``immutable=1``, which
         reads the file as it is on disk."""
@@ -153,11 +174,11 @@ class HistoryStore:
             connection = sqlite3.connect(
                 f"{uri}?{flags}",
                 uri=True,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=busy / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
-            store = cls(connection, path)
+            store = cls(connection, path, busy_timeout_ms=busy)
             store.read_only = True
             try:
                 version = store._version()
@@ -180,7 +201,7 @@ class HistoryStore:
     def _prepare(self) -> None:
         db = self._conn()
         with self._guard("open"):
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             version = self._version()
             if version > LATEST:
                 raise HistoryError(
@@ -252,11 +273,94 @@ class HistoryStore:
     # -- plumbing ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database.  Idempotent."""
+        """Close the database.  Idempotent.  Writes still waiting for another process's
+        lock get the full :data:`BUSY_TIMEOUT_MS` to land; what still cannot is written
+        to a rescue file beside the database (:attr:`rescued` names it)."""
         with self._lock:
-            if self._db is not None:
-                db, self._db = self._db, None
-                db.close()
+            if self._db is None:
+                return
+            if self._pending:
+                self._set_busy_timeout(BUSY_TIMEOUT_MS)
+                if self.flush_pending():
+                    self.rescued = self._pending.rescue(
+                        self.path, datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+                    )
+            db, self._db = self._db, None
+            db.close()
+
+    # -- writes that wait for another process's lock ---------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """How many writes wait for another process's lock (0: everything is saved)."""
+        return len(self._pending)
+
+    def flush_pending(self) -> int:
+        """Try the waiting writes again, in order; return how many still wait.  A write
+        that fails for another reason than the lock (its conversation was deleted) is
+        dropped and its error raised, after the rest of the queue is tried."""
+        failure: HistoryError | None = None
+        with self._lock:
+            while self._pending.queue:
+                write = self._pending.queue[0]
+                try:
+                    self._pending.replay(self._replay_one)
+                except HistoryBusy:
+                    break
+                except HistoryError as error:
+                    if self._pending.queue and self._pending.queue[0] is write:
+                        self._pending.queue.pop(0)
+                    failure = failure or error
+        if failure is not None:
+            raise failure
+        return len(self._pending)
+
+    def _replay_one(self, write: PendingWrite) -> int | None:
+        with self._write(write.what, replaying=True) as db:
+            return write.run(db, self._pending.resolve)
+
+    def _save(self, what: str, run: Run, record: dict[str, Any]) -> None:
+        self._save_or_queue(what, run, record, row=False)
+
+    def _save_row(self, what: str, run: Run, record: dict[str, Any]) -> int:
+        result = self._save_or_queue(what, run, record, row=True)
+        assert result is not None
+        return result
+
+    def _save_or_queue(
+        self, what: str, run: Run, record: dict[str, Any], *, row: bool
+    ) -> int | None:
+        """Run the write now, or when another process holds the lock (or earlier writes
+        still wait), queue it in order and return a provisional id for a new row."""
+        with self._lock:
+            if self._pending:
+                self.flush_pending()
+            if not self._pending:
+                try:
+                    with self._write(what, replaying=True) as db:
+                        return run(db, self._pending.resolve)
+                except HistoryBusy:
+                    pass
+            provisional = self._pending.provisional_id() if row else None
+            self._pending.add(PendingWrite(what, run, provisional, record))
+            return provisional
+
+    def _resolve(self, message_id: int) -> int:
+        try:
+            return self._pending.resolve(message_id)
+        except LookupError:
+            raise self._busy("change a message that is still waiting to be saved") from None
+
+    def _set_busy_timeout(self, milliseconds: int) -> None:
+        self.busy_timeout_ms = milliseconds
+        self._conn().execute(f"PRAGMA busy_timeout = {milliseconds}")
+
+    def _busy(self, what: str) -> HistoryBusy:
+        return HistoryBusy(
+            f"Cannot {what} yet: another process holds the history database {self.path}; "
+            f"{self.pending} change(s) wait in memory and are retried.",
+            hint="Another tide may be busy or stuck; nothing was lost.",
+        )
 
     def __enter__(self) -> HistoryStore:
         return self
@@ -277,9 +381,12 @@ class HistoryStore:
             raise _translate(error, self.path, what) from None
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str, *, replaying: bool = False) -> Iterator[sqlite3.Connection]:
         """One short write transaction, taking the write lock at the start so that
-        concurrent writers queue on ``busy_timeout`` instead of failing."""
+        concurrent writers queue on ``busy_timeout`` instead of failing.  A write that
+        is not itself queueable waits until the queued ones have landed."""
+        if not replaying and self._pending and self.flush_pending():
+            raise self._busy(what)
         if self.read_only:
             raise HistoryError(
                 f"Cannot {what}: the history database {self.path} was opened read-only."
@@ -313,12 +420,17 @@ class HistoryStore:
         most 60 characters; when empty, the first user message becomes the title."""
         conversation_id = new_id()
         now = _now()
-        with self._write("create a conversation") as db:
+        clean = _clean_text(make_title(title))
+
+        def run(db: sqlite3.Connection, _resolve: Resolve) -> None:
             db.execute(
                 "INSERT INTO conversations (id, title, profile, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, _clean_text(make_title(title)), profile, now, now),
+                (conversation_id, clean, profile, now, now),
             )
+
+        record = {"kind": "conversation", "id": conversation_id, "title": clean, "at": now}
+        self._save("create a conversation", run, record)
         return conversation_id
 
     def rename(self, conversation_id: str, title: str) -> None:
@@ -433,26 +545,35 @@ class HistoryStore:
             raise ValueError(f"add_message stores user and system messages, not {role!r}")
         content = _clean_text(content)
         now = _now()
-        with self._write("save a message") as db:
+
+        def run(db: sqlite3.Connection, _resolve: Resolve) -> int:
             message_id = self._insert(db, conversation_id, role, content, "complete", now)
             if role == "user":
                 db.execute(
                     "UPDATE conversations SET title = ? WHERE id = ? AND title = ''",
                     (make_title(content), conversation_id),
                 )
-        return message_id
+            return message_id
+
+        record = {"kind": "message", "conversation": conversation_id, "role": role,
+                  "text": content, "at": now}  # fmt: skip
+        return self._save_row("save a message", run, record)
 
     def begin_answer(
         self, conversation_id: str, *, profile: str | None = None, model: str | None = None
     ) -> int:
         """Create the row of an answer about to stream (status ``streaming``)."""
         now = _now()
-        with self._write("save an answer") as db:
+
+        def run(db: sqlite3.Connection, _resolve: Resolve) -> int:
             message_id = self._insert(
                 db, conversation_id, "assistant", "", "streaming", now, profile, model
             )
             self._live.add(message_id)
-        return message_id
+            return message_id
+
+        record = {"kind": "answer", "conversation": conversation_id, "model": model, "at": now}
+        return self._save_row("save an answer", run, record)
 
     def record_answer(
         self,
@@ -479,13 +600,18 @@ class HistoryStore:
         """Append ``text`` (and ``reasoning``) to a ``streaming`` answer: the recorder's
         cheap checkpoint, one UPDATE for both.  ``reasoning`` stays NULL until some
         arrives."""
-        with self._write("save an answer") as db:
+        text, reasoning, now = _clean_text(text), _clean_text(reasoning), _now()
+
+        def run(db: sqlite3.Connection, resolve: Resolve) -> None:
             db.execute(
                 "UPDATE messages SET content = content || ?1,"
                 " reasoning = coalesce(reasoning || ?2, nullif(?2, '')), updated_at = ?3"
                 " WHERE id = ?4 AND status = 'streaming'",
-                (_clean_text(text), _clean_text(reasoning), _now(), message_id),
+                (text, reasoning, now, resolve(message_id)),
             )
+
+        record = {"kind": "answer text", "answer": message_id, "text": text, "at": now}
+        self._save("save an answer", run, record)
 
     def finish_answer(
         self,
@@ -507,34 +633,41 @@ class HistoryStore:
             raise ValueError(f"an answer finishes as complete, stopped or error, not {status!r}")
         details_json = _details_json(details)
         now = _now()
-        with self._write("save an answer") as db:
+        values = (
+            _clean_text(text),
+            status,
+            finish_reason,
+            None if error is None else _clean_error(error),
+            _stats_json(stats),
+            _clean_text(reasoning) if reasoning else None,
+            details_json,
+            now,
+        )
+
+        def run(db: sqlite3.Connection, resolve: Resolve) -> None:
+            real = resolve(message_id)
             cursor = db.execute(
                 "UPDATE messages SET content = ?, status = ?, finish_reason = ?, error = ?,"
                 " stats = ?, reasoning = ?, details = ?, updated_at = ?"
                 " WHERE id = ? AND role = 'assistant'",
-                (
-                    _clean_text(text),
-                    status,
-                    finish_reason,
-                    None if error is None else _clean_error(error),
-                    _stats_json(stats),
-                    _clean_text(reasoning) if reasoning else None,
-                    details_json,
-                    now,
-                    message_id,
-                ),
+                (*values, real),
             )
             if cursor.rowcount:
                 db.execute(
                     "UPDATE conversations SET updated_at = ? WHERE id ="
                     " (SELECT conversation_id FROM messages WHERE id = ?)",
-                    (now, message_id),
+                    (now, real),
                 )
-            self._live.discard(message_id)
+            self._live.discard(real)
+
+        record = {"kind": "answer end", "answer": message_id, "text": values[0],
+                  "status": status, "error": values[3], "at": now}  # fmt: skip
+        self._save("save an answer", run, record)
 
     def delete_message(self, message_id: int) -> None:
         """Delete one message (missing ids are ignored)."""
         with self._write("delete a message") as db:
+            message_id = self._resolve(message_id)
             db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
             self._live.discard(message_id)
 
@@ -549,6 +682,7 @@ class HistoryStore:
         inclusive=True)``, then :meth:`add_message` with the new text."""
         op = ">=" if inclusive else ">"
         with self._write("delete messages") as db:
+            message_id = self._resolve(message_id)
             cursor = db.execute(
                 f"DELETE FROM messages WHERE conversation_id = ? AND id {op} ?",
                 (conversation_id, message_id),
@@ -649,9 +783,8 @@ def _translate(error: sqlite3.Error, path: Path, what: str) -> HistoryError:
             "history; the damaged file can often be salvaged with `sqlite3 FILE .recover`.",
         )
     if "locked" in lowered or "busy" in lowered:
-        return HistoryError(
-            f"The history database {path} stayed locked by another process for "
-            f"{BUSY_TIMEOUT_MS // 1000} s; could not {what}.",
+        return HistoryBusy(
+            f"The history database {path} stayed locked by another process; could not {what}.",
             hint="Another tide may be stuck; close it and try again.",
         )
     if "readonly" in lowered or "unable to open" in lowered or "permission" in lowered:

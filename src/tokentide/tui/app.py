@@ -9,6 +9,7 @@ created after the first frame is painted, and saved conversations load in a work
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_THEME", "ChatApp", "run_chat"]
 
 DEFAULT_THEME = "textual-dark"
+UI_BUSY_TIMEOUT = 0.25
+"""Seconds a history write waits for another process's lock before it is queued."""
 
 
 class ChatApp(PlainNotifications, App[int]):
@@ -80,7 +83,9 @@ class ChatApp(PlainNotifications, App[int]):
         from tokentide.history.store import HistoryStore
 
         try:
-            return HistoryStore.open(path)
+            # A short lock wait: another tide holding the file queues our writes
+            # (history/pending.py) instead of freezing the chat for seconds.
+            return HistoryStore.open(path, busy_timeout=UI_BUSY_TIMEOUT)
         except TideError as error:
             self._history_error = str(error)
             return None
@@ -254,6 +259,12 @@ def run_chat(
         history_path=history_path,
     )
     result = app.run()
+    rescued = app.store.rescued if app.store is not None else None
+    if rescued is not None:
+        sys.stderr.write(
+            "tide: the history database stayed locked by another process; what could not "
+            f"be saved is in {rescued}\n"
+        )
     if isinstance(result, int):
         return result
     return app.return_code or 0

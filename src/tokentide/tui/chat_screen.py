@@ -248,6 +248,7 @@ class ChatScreen(Screen[None]):
         self._idle.set()
         self._search = ""
         self._recorder: AnswerRecorder | None = None
+        self._history_waiting = False
         self._parts: dict[str, Widget] = {}
         self.history_painted = asyncio.Event()
         """Set once an opened conversation's newest messages have been painted."""
@@ -320,10 +321,32 @@ class ChatScreen(Screen[None]):
         self.sub_title = sanitize_title(f"{profile.name} · {profile.api} · {model}", limit=100)
 
     def _checkpoint(self) -> None:
-        """Bound the text a crash can lose in time too, when tokens pause."""
+        """Bound the text a crash can lose in time too, when tokens pause; retry the
+        history writes that wait for another process's lock."""
         recorder = self._recorder
         if recorder is not None and not recorder.finished:
             recorder.poll()
+        store = self.store
+        if store is not None and (store.pending or self._history_waiting):
+            try:
+                store.flush_pending()
+            except TideError as error:
+                self.notify(str(error), title="History", severity="error")
+            self._report_history_wait(store.pending)
+
+    def _report_history_wait(self, waiting: int) -> None:
+        """Say once when writes start waiting, and once when they have all landed."""
+        if waiting and not self._history_waiting:
+            self.notify(
+                "Another process holds the history database: what you write and receive "
+                "is kept in memory and saved as soon as it is free.",
+                title="History busy",
+                severity="warning",
+                timeout=8,
+            )
+        elif not waiting and self._history_waiting:
+            self.notify("Everything that waited is saved now.", title="History")
+        self._history_waiting = waiting > 0
 
     def _check_following(self) -> None:
         view = self.view
