@@ -21,9 +21,10 @@ Limits, documented in ``docs/backends-local.md``: writes to the file descriptors
 themselves (``os.write(1, ...)``, ``sys.__stdout__``, C extensions) and prints from
 threads the predictor starts itself are not redirected.
 
-The proxies are installed when the first predictor starts and removed when the last one
-ends, only if ``sys.stdout``/``sys.stderr`` are still the proxies by then (Textual and
-pytest replace them too).  Nothing happens at import.
+The proxies are installed when the first predictor starts and the real streams put back
+when the last one ends, only if ``sys.stdout``/``sys.stderr`` are still the proxies by
+then (Textual and pytest replace them too).  Proxy objects are kept and reused, never
+freed (see ``_proxies``).  Nothing happens at import.
 """
 
 from __future__ import annotations
