@@ -275,3 +275,26 @@ async def test_a_too_deep_body_is_a_clear_error(make: BackendMaker, status: int)
         assert isinstance(error, ProtocolError) and "nested too deeply" in str(error), error
     else:
         assert isinstance(error, HTTPStatusError) and error.status == 500, error
+
+
+async def test_a_plain_create_body_is_bounded_too(make: BackendMaker) -> None:
+    body = (chunk(b'{"choices": [' + b" " * (64 * 1024)) for _ in range(40))  # 2.5 MiB
+    async with raw_server(head(ctype="application/json"), *body, LAST_CHUNK) as server:
+        backend = keyed(make, server.url + "/v1", limits=Limits(max_answer_bytes=MIB))
+        _, error = await _raises(backend.create(ASK))
+    assert isinstance(error, LimitExceeded) and "passed 1,048,576 bytes" in str(error), error
+
+
+@pytest.mark.timeout(60)
+async def test_a_muna_result_bomb_is_bounded(make: BackendMaker) -> None:
+    bomb = (_bomb_head(ctype="text/plain"), *bomb_body(BOMB_MIB, filler=b"a"))
+    async with (
+        raw_server(*bomb) as other,
+        raw_server(*_prediction(other.url + "/r", stream=False)) as base,
+    ):
+        limits = Limits(max_answer_bytes=MIB)
+        muna = make(base.url, api="muna", options={"tag": "@a/b"}, limits=limits)
+        (_, error), peak = await _peak_of(_raises(muna.create(ASK)))
+    assert isinstance(error, LimitExceeded), error
+    assert f"The result at {other.url}/r passed 1,048,576 bytes" in str(error)
+    assert peak < PEAK, f"peak {peak / MIB:.1f} MiB"
