@@ -8,6 +8,7 @@ really released).  Add a frozen copy here whenever a schema version is released.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -147,6 +148,17 @@ def schema_of(path: Path) -> list[tuple[object, ...]]:
         " WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
     )
     return [(*row[:3], " ".join(str(row[3]).split())) for row in rows]
+
+
+def without_root_override() -> list[str]:
+    """A command prefix under which file modes bind: as root (CI containers), ``setpriv``
+    drops the capabilities that let root ignore them; otherwise nothing."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("running as root needs setpriv (util-linux) to drop DAC override")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner"]
 
 
 def python(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:

@@ -86,20 +86,16 @@ def test_a_write_after_the_lock_is_freed_saves_what_waited_first(
     assert [m.content for m in store.load(cid).messages] == ["first", "second"]
 
 
-def test_closing_while_still_locked_writes_a_rescue_file(tmp_path: Path) -> None:
+def test_closing_while_still_locked_writes_a_rescue_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = HistoryStore.open(tmp_path / "h.sqlite3", busy_timeout=0.05)
     cid = store.create_conversation()
     locker = Locker(store.path)
     store.add_message(cid, "user", "do not lose me")
-    import tokentide.history.store as module
-
-    # close() gives waiting writes the long timeout; keep it short here.
-    module_timeout = module.BUSY_TIMEOUT_MS
-    module.BUSY_TIMEOUT_MS = 50  # type: ignore[misc]
-    try:
-        store.close()
-    finally:
-        module.BUSY_TIMEOUT_MS = module_timeout  # type: ignore[misc]
+    # close() gives waiting writes the long timeout (10 s); keep it short here.
+    monkeypatch.setattr("tokentide.history.database.BUSY_TIMEOUT_MS", 50)
+    store.close()
     locker.release()
     assert store.rescued is not None
     assert store.rescued.stat().st_mode & 0o077 == 0

@@ -8,7 +8,6 @@ capabilities that let root ignore file modes (``setpriv --bounding-set``)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,20 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.history.conftest import without_root_override
 from tokentide.history.store import HistoryStore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 
-_NO_OVERRIDE = ["--bounding-set=-dac_override,-dac_read_search,-fowner"]
-
 
 def _tide(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.fail("running as root needs setpriv (util-linux) to drop DAC override")
-        prefix = [setpriv, *_NO_OVERRIDE]
+    prefix = without_root_override()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDE_")}
     env["TIDE_DATA_DIR"] = str(data)
     env["TIDE_CONFIG"] = str(data.parent / "absent.toml")

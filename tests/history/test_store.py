@@ -6,6 +6,8 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.history.conftest import integrity, make_db, query
+from tests.history.conftest import integrity, make_db, query, without_root_override
 from tokentide.errors import HistoryError
 from tokentide.history.schema import LATEST
 from tokentide.history.store import (
@@ -382,16 +384,30 @@ def test_another_sqlite_database_is_not_taken_over(db_path: Path) -> None:
     assert query(db_path, "SELECT name FROM sqlite_master") == [("notes",)]
 
 
+_OPEN = """
+import sys
+from tokentide.errors import HistoryError
+from tokentide.history.store import HistoryStore
+try:
+    HistoryStore.open(sys.argv[1])
+except HistoryError as error:
+    print(error)
+"""
+
+
 def test_an_unwritable_location_gives_a_human_message(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root can write anywhere")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    try:
-        with pytest.raises(HistoryError, match="Cannot create the history database"):
-            HistoryStore.open(locked / "sub" / "history.sqlite3")
+    try:  # a subprocess, so that root runs it without DAC override too
+        result = subprocess.run(
+            [*without_root_override(), sys.executable, "-c", _OPEN,
+             str(locked / "sub" / "history.sqlite3")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
     finally:
         locked.chmod(0o700)
+    assert "Cannot create the history database" in result.stdout, result.stderr
+    assert not (locked / "sub").exists()
 
 
 def test_closed_store_raises_history_errors(db_path: Path) -> None:

@@ -23,17 +23,12 @@ several threads (calls are serialised by a lock).
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal
 
-from tokentide.errors import HistoryBusy, HistoryError
+from tokentide.errors import HistoryError
 from tokentide.history.columns import (
     _clean_error,
     _clean_text,
@@ -47,7 +42,8 @@ from tokentide.history.columns import (
     answer_details,
     new_id,
 )
-from tokentide.history.pending import PendingWrite, PendingWrites
+from tokentide.history.database import BUSY_TIMEOUT_MS, DB_NAME
+from tokentide.history.pending import QueuedWrites, Resolve
 from tokentide.history.recorder import AnswerRecorder
 from tokentide.history.records import (
     TITLE_CHARS,
@@ -56,7 +52,6 @@ from tokentide.history.records import (
     StoredMessage,
     make_title,
 )
-from tokentide.history.schema import LATEST, MIGRATIONS
 
 __all__ = [
     "DB_NAME",
@@ -72,346 +67,24 @@ __all__ = [
     "new_id",
 ]
 
-DB_NAME: Final = "history.sqlite3"
-BUSY_TIMEOUT_MS: Final = 10_000
-
-Resolve: TypeAlias = Callable[[int], int]
-Run: TypeAlias = Callable[[sqlite3.Connection, Resolve], int | None]
 AnswerStatus = Literal["complete", "stopped", "error"]
 _FINAL_STATUSES: Final = frozenset({"complete", "stopped", "error"})
 _ROLES: Final = frozenset({"system", "user", "assistant"})
 
-
 # -- the store ----------------------------------------------------------------------------
 
 
-class HistoryStore:
+class HistoryStore(QueuedWrites):
     """The conversation store.  Open with :meth:`open`; close with :meth:`close` (or use
     it as a context manager)."""
 
     def __init__(
         self, connection: sqlite3.Connection, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
     ) -> None:
-        self._db: sqlite3.Connection | None = connection
-        self.path = path
-        self.busy_timeout_ms = busy_timeout_ms
-        self._pending = PendingWrites()
-        self.rescued: Path | None = None
-        """Where :meth:`close` wrote writes that never got the lock (None: none)."""
-        self.read_only = False
-        """Opened with ``read_only=True``: every write raises :class:`HistoryError`."""
-        self._lock = threading.RLock()
+        super().__init__(connection, path, busy_timeout_ms=busy_timeout_ms)
         self._live: set[int] = set()
         """Answer rows this store is writing now (shown as ``streaming``, not
         ``incomplete``)."""
-
-    # -- opening -------------------------------------------------------------------------
-
-    @classmethod
-    def open(
-        cls,
-        path: Path | str | None = None,
-        *,
-        read_only: bool = False,
-        busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
-    ) -> HistoryStore:
-        """Open (creating if needed) the store at ``path``, default
-        ``data_dir()/history.sqlite3``, and bring its schema up to date.
-
-        ``read_only`` opens an existing file without ever writing to it or its directory
-        (``history list/show/export``): a read-only data dir, another user's backup or a
-        file on a read-only medium can still be read.
-
-        ``busy_timeout`` (seconds) is how long a write waits for another process's lock
-        before it is queued (see :mod:`tokentide.history.pending`); the TUI passes a
-        fraction of a second so that a busy file never freezes the chat."""
-        busy = max(0, round(busy_timeout * 1000))
-        if path is None:
-            from tokentide.config.paths import data_dir
-
-            path = data_dir() / DB_NAME
-        path = Path(path).expanduser()
-        if read_only:
-            return cls._open_read_only(path, busy)
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not path.exists():
-                # Private from the first byte; SQLite gives -wal/-shm the same mode.
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-                os.close(fd)
-        except OSError as error:
-            raise HistoryError(
-                f"Cannot create the history database {path}: {error.strerror or error}.",
-                hint="Check that the directory is writable, or set TIDE_DATA_DIR.",
-            ) from None
-        _check_header(path)
-        try:
-            connection = sqlite3.connect(
-                path,
-                timeout=busy / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as error:
-            raise _translate(error, path, "open") from None
-        store = cls(connection, path, busy_timeout_ms=busy)
-        try:
-            store._prepare()
-        except BaseException:
-            connection.close()
-            raise
-        return store
-
-    @classmethod
-    def _open_read_only(cls, path: Path, busy: int) -> HistoryStore:
-        """``mode=ro`` first (sees another writer's WAL); where SQLite cannot make the
-        ``-shm`` index beside a WAL file (a read-only directory), ``immutable=1``, which
-        reads the file as it is on disk."""
-        _check_header(path)
-        uri = path.resolve().as_uri()
-        last: sqlite3.Error | None = None
-        for flags in ("mode=ro", "mode=ro&immutable=1"):
-            connection = sqlite3.connect(
-                f"{uri}?{flags}",
-                uri=True,
-                timeout=busy / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            store = cls(connection, path, busy_timeout_ms=busy)
-            store.read_only = True
-            try:
-                version = store._version()
-            except sqlite3.Error as error:
-                connection.close()
-                last = error
-                continue
-            if version != LATEST:
-                connection.close()
-                raise HistoryError(
-                    f"The history database {path} has schema version {version}; this "
-                    f"version of tokentide reads version {LATEST}, and cannot upgrade a "
-                    "file it may not write.",
-                    hint="Run tide once where the file is writable, or upgrade tokentide.",
-                )
-            return store
-        assert last is not None
-        raise _translate(last, path, "open")
-
-    def _prepare(self) -> None:
-        db = self._conn()
-        with self._guard("open"):
-            db.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            version = self._version()
-            if version > LATEST:
-                raise HistoryError(
-                    f"The history database {self.path} was written by a newer tokentide "
-                    f"(schema version {version}; this version understands up to {LATEST}).",
-                    hint="Upgrade tokentide, or set TIDE_DATA_DIR to use another history. "
-                    "The file was not changed.",
-                )
-            if version == 0:
-                tables = db.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-                ).fetchone()[0]
-                if tables:
-                    raise HistoryError(
-                        f"{self.path} is an SQLite database but not a tokentide history.",
-                        hint="Move it away or set TIDE_DATA_DIR; it was not changed.",
-                    )
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":  # pragma: no cover - e.g. a read-only medium
-                raise HistoryError(
-                    f"Cannot switch the history database {self.path} to WAL mode ({mode}).",
-                    hint="Check that the file and its directory are writable.",
-                )
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            if 0 < version < LATEST:
-                self._backup(version)
-            self._migrate()
-
-    def _version(self) -> int:
-        return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
-
-    def _backup(self, version: int) -> None:
-        """Copy an older-schema database aside once before upgrading it
-        (``history.sqlite3.v1.bak``), written to a temporary name and renamed."""
-        target = self.path.with_name(f"{self.path.name}.v{version}.bak")
-        if target.exists():
-            return
-        # A name of its own: two processes upgrading at once each write a whole copy.
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        temp = Path(name)
-        try:
-            copy = sqlite3.connect(temp, isolation_level=None)
-            try:
-                self._conn().backup(copy)
-            finally:
-                copy.close()
-            os.replace(temp, target)
-        finally:
-            with suppress(FileNotFoundError):
-                temp.unlink()
-
-    def _migrate(self) -> None:
-        db = self._conn()
-        while (version := self._version()) < LATEST:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if self._version() == version:  # not already done by another process
-                    for statement in MIGRATIONS[version]:
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {version + 1}")
-                db.execute("COMMIT")
-            except BaseException:
-                with suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the database.  Idempotent.  Writes still waiting for another process's
-        lock get the full :data:`BUSY_TIMEOUT_MS` to land; what still cannot is written
-        to a rescue file beside the database (:attr:`rescued` names it)."""
-        with self._lock:
-            if self._db is None:
-                return
-            if self._pending:
-                self._set_busy_timeout(BUSY_TIMEOUT_MS)
-                if self.flush_pending():
-                    self.rescued = self._pending.rescue(
-                        self.path, datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-                    )
-            db, self._db = self._db, None
-            db.close()
-
-    # -- writes that wait for another process's lock ---------------------------------------
-
-    @property
-    def pending(self) -> int:
-        """How many writes wait for another process's lock (0: everything is saved)."""
-        return len(self._pending)
-
-    def flush_pending(self) -> int:
-        """Try the waiting writes again, in order; return how many still wait.  A write
-        that fails for another reason than the lock (its conversation was deleted) is
-        dropped and its error raised, after the rest of the queue is tried."""
-        failure: HistoryError | None = None
-        with self._lock:
-            while self._pending.queue:
-                write = self._pending.queue[0]
-                try:
-                    self._pending.replay(self._replay_one)
-                except HistoryBusy:
-                    break
-                except HistoryError as error:
-                    if self._pending.queue and self._pending.queue[0] is write:
-                        self._pending.queue.pop(0)
-                    failure = failure or error
-        if failure is not None:
-            raise failure
-        return len(self._pending)
-
-    def _replay_one(self, write: PendingWrite) -> int | None:
-        with self._write(write.what, replaying=True) as db:
-            return write.run(db, self._pending.resolve)
-
-    def _save(self, what: str, run: Run, record: dict[str, Any]) -> None:
-        self._save_or_queue(what, run, record, row=False)
-
-    def _save_row(self, what: str, run: Run, record: dict[str, Any]) -> int:
-        result = self._save_or_queue(what, run, record, row=True)
-        assert result is not None
-        return result
-
-    def _save_or_queue(
-        self, what: str, run: Run, record: dict[str, Any], *, row: bool
-    ) -> int | None:
-        """Run the write now, or when another process holds the lock (or earlier writes
-        still wait), queue it in order and return a provisional id for a new row."""
-        with self._lock:
-            if self._pending:
-                self.flush_pending()
-            if not self._pending:
-                try:
-                    with self._write(what, replaying=True) as db:
-                        return run(db, self._pending.resolve)
-                except HistoryBusy:
-                    pass
-            provisional = self._pending.provisional_id() if row else None
-            self._pending.add(PendingWrite(what, run, provisional, record))
-            return provisional
-
-    def _resolve(self, message_id: int) -> int:
-        try:
-            return self._pending.resolve(message_id)
-        except LookupError:
-            raise self._busy("change a message that is still waiting to be saved") from None
-
-    def _set_busy_timeout(self, milliseconds: int) -> None:
-        self.busy_timeout_ms = milliseconds
-        self._conn().execute(f"PRAGMA busy_timeout = {milliseconds}")
-
-    def _busy(self, what: str) -> HistoryBusy:
-        return HistoryBusy(
-            f"Cannot {what} yet: another process holds the history database {self.path}; "
-            f"{self.pending} change(s) wait in memory and are retried.",
-            hint="Another tide may be busy or stuck; nothing was lost.",
-        )
-
-    def __enter__(self) -> HistoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise HistoryError(f"The history store {self.path} is closed.")
-        return self._db
-
-    @contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as error:
-            raise _translate(error, self.path, what) from None
-
-    @contextmanager
-    def _write(self, what: str, *, replaying: bool = False) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taking the write lock at the start so that
-        concurrent writers queue on ``busy_timeout`` instead of failing.  A write that
-        is not itself queueable waits until the queued ones have landed."""
-        if not replaying and self._pending and self.flush_pending():
-            raise self._busy(what)
-        if self.read_only:
-            raise HistoryError(
-                f"Cannot {what}: the history database {self.path} was opened read-only."
-            )
-        with self._lock, self._guard(what):
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                with suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    @contextmanager
-    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._guard(what):
-            db = self._conn()
-            db.execute("BEGIN")
-            try:
-                yield db
-            finally:
-                with suppress(sqlite3.Error):
-                    db.execute("COMMIT")
 
     # -- conversations -------------------------------------------------------------------
 
@@ -752,18 +425,6 @@ def _message(row: tuple[Any, ...], live: set[int]) -> StoredMessage:
     )
 
 
-def _check_header(path: Path) -> None:
-    """Refuse a non-empty file that does not start like an SQLite database (SQLite would
-    treat a very short one as empty and write over it)."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(16)
-    except OSError:
-        return  # sqlite3.connect reports it
-    if head and head != b"SQLite format 3\x00":
-        raise _translate(sqlite3.DatabaseError("file is not a database"), path, "open")
-
-
 def _missing(conversation_id: str) -> HistoryError:
     error = HistoryError(
         f"No conversation {conversation_id!r} in the history.",
@@ -771,31 +432,3 @@ def _missing(conversation_id: str) -> HistoryError:
     )
     error.exit_code = 2
     return error
-
-
-def _translate(error: sqlite3.Error, path: Path, what: str) -> HistoryError:
-    text = str(error)
-    lowered = text.lower()
-    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-        return HistoryError(
-            f"The history database {path} is damaged or not a database ({text}).",
-            hint=f"Move it aside (mv '{path}' '{path}.broken') and tide will start a new "
-            "history; the damaged file can often be salvaged with `sqlite3 FILE .recover`.",
-        )
-    if "locked" in lowered or "busy" in lowered:
-        return HistoryBusy(
-            f"The history database {path} stayed locked by another process; could not {what}.",
-            hint="Another tide may be stuck; close it and try again.",
-        )
-    if "readonly" in lowered or "unable to open" in lowered or "permission" in lowered:
-        return HistoryError(
-            f"Cannot {what}: the history database {path} is not writable or cannot be "
-            f"opened ({text}).",
-            hint="Check the permissions of the file and its directory, or set TIDE_DATA_DIR.",
-        )
-    if "disk" in lowered and "full" in lowered:
-        return HistoryError(
-            f"Cannot {what}: the disk holding {path} is full.",
-            hint="Free some space; nothing already saved was lost.",
-        )
-    return HistoryError(f"Cannot {what} in the history database {path}: {text}.")
