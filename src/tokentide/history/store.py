@@ -17,8 +17,10 @@ Guarantees (docs/history.md has the long form):
   :class:`~tokentide.errors.HistoryError` with the path and what to do.
 
 The API is synchronous: every call is one short transaction (well under a millisecond
-on an idle disk), cheap enough for the TUI's event loop.  A store is safe to use from
-several threads (calls are serialised by a lock).
+on an idle disk), cheap enough for the TUI's event loop.  When another process holds the
+lock past the store's ``busy_timeout``, conversation writes queue in memory instead of
+blocking (:mod:`tokentide.history.pending`).  A store is safe to use from several threads
+(calls are serialised by a lock).
 """
 
 from __future__ import annotations
