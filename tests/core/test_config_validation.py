@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tokentide.config import load as config_load
+from tokentide.config import lines as config_lines
 from tokentide.config.lines import LineIndex
 from tokentide.config.load import load_settings, profile_from_flags, resolve_profile
 from tokentide.errors import ConfigError
@@ -157,7 +157,8 @@ def profiles_text(count: int) -> str:
 def test_loading_reads_the_text_once_whatever_the_number_of_profiles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Deterministic linearity check: one scan of the text per load (it was one per key)."""
+    """Deterministic linearity check: a valid file is never scanned for line numbers, and
+    an error in its last profile costs one scan (it was one scan per key, error or not)."""
     built: list[LineIndex] = []
 
     class Counting(LineIndex):
@@ -165,11 +166,16 @@ def test_loading_reads_the_text_once_whatever_the_number_of_profiles(
             super().__init__(text)
             built.append(self)
 
-    monkeypatch.setattr(config_load, "LineIndex", Counting)
+    monkeypatch.setattr(config_lines, "LineIndex", Counting)
     for count in (10, 400):
         built.clear()
         load_settings(write(tmp_path, profiles_text(count)))
-        assert len(built) == 1 and built[0].scans <= 1
+        assert [index.scans for index in built] == [0]
+        built.clear()
+        bad = write(tmp_path, profiles_text(count) + "[profiles.last]\napi = 5\n")
+        with pytest.raises(ConfigError, match=f":{8 * count + 2}: api must be a string"):
+            load_settings(bad)
+        assert [index.scans for index in built] == [1]
 
 
 def _calls_to_load(path: Path) -> int:

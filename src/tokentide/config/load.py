@@ -12,16 +12,21 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from tokentide.config import validate as v
-from tokentide.config.lines import LineIndex, Table
 from tokentide.config.model import Deadlines, Limits, Profile, Settings
 from tokentide.config.paths import config_path
-from tokentide.config.secrets import secret_fields
-from tokentide.config.show import visible, visible_key
 from tokentide.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tokentide.config.lines import LineIndex, Table
+
+# The checks (config/validate.py), line numbers (lines.py) and secrets (secrets.py) are
+# imported when a file is read: a start without a config file does not pay for them.
 
 __all__ = [
     "BUILTIN_LOCAL",
@@ -113,35 +118,40 @@ def parse_profile(
 ) -> Profile:
     """Check one ``[profiles.NAME]`` table and build the :class:`Profile`.
 
-    ``lines`` (built once per file) finds the line of each key; without it, one is built
-    from ``text``.
+    ``lines`` (one per file) finds the line of a key that is wrong; without it, one is
+    made from ``text``.  Nothing is looked up while every value is right.
     """
     from tokentide.backends.registry import API_NAMES, api_spec
+    from tokentide.config import validate as v
+    from tokentide.config.lines import LineIndex
 
     if lines is None and text:
         lines = LineIndex(text)
     section = ("profiles", name)
 
-    def where(key: str | None = None) -> str:
+    def here(key: str | None = None) -> str:
         return _where(path, lines, section, key)
+
+    def where(key: str | None = None) -> Callable[[], str]:
+        return lambda: here(key)
 
     if "api" not in table:
         raise ConfigError(
-            f"{where()}profile {name!r} has no api.",
+            f"{here()}profile {name!r} has no api.",
             hint=f'Add api = "..." with one of: {", ".join(API_NAMES)}.',
         )
     api = v.string(table["api"], "api", where("api"))
     spec = api_spec(api) if api in API_NAMES else None
     if spec is None:
         raise ConfigError(
-            f"{where('api')}profile {name!r}: unknown api {api!r}.",
+            f"{here('api')}profile {name!r}: unknown api {api!r}.",
             hint=f"Known apis: {', '.join(API_NAMES)}.",
         )
     unknown = sorted(set(table) - COMMON_KEYS - spec.options)
     if unknown:
         allowed = sorted(spec.options)
         raise ConfigError(
-            f"{where(unknown[0])}profile {name!r}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{here(unknown[0])}profile {name!r}: unknown key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)}.",
             hint=(
                 "Common keys: " + ", ".join(sorted(COMMON_KEYS))
@@ -188,7 +198,7 @@ def parse_profile(
         v.check_url(url, where("url"), grpc=api in GRPC_APIS)
     api_key = opt_str("api_key")
     if api_key is not None and not api_key.isprintable():
-        raise ConfigError(f"{where('api_key')}api_key contains a line break or control character.")
+        raise ConfigError(f"{here('api_key')}api_key contains a line break or control character.")
     seed = count("seed", 0, minimum=-(1 << 63)) if "seed" in table else None
     return Profile(
         name=name,
@@ -211,16 +221,24 @@ def parse_profile(
     )
 
 
-def _permission_warning(path: Path, secrets: list[str]) -> str | None:
-    """A warning when a file that holds ``secrets`` (``"api_key of 'a'"``, ...) is
-    readable or writable by others."""
-    if not secrets:
-        return None
+def _permission_warning(path: Path, profiles: Mapping[str, Profile]) -> str | None:
+    """A warning when the file is readable or writable by others and holds secrets (an
+    ``api_key``, a secret header or param, a password in a URL)."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        from tokentide.config.secrets import secret_fields
+        from tokentide.config.show import visible
+
+        secrets = [
+            f"{field} of profile {name!r}"
+            for name, profile in profiles.items()
+            for field in secret_fields(profile)
+        ]
+        if not secrets:
+            return None
         more = f" and {len(secrets) - 1} more" if len(secrets) > 1 else ""
         return visible(
             f"Warning: {path} holds secrets ({secrets[0]}{more}) but is readable by others "
@@ -261,33 +279,35 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(f"Cannot read config file {file}: {error.strerror}.") from error
     text = raw.decode("utf-8", "replace")
     document = _parse_toml(file, text)
-    lines = LineIndex(text)  # scans the text once, at the first line number needed
+    from tokentide.config import validate as v
+    from tokentide.config.lines import LineIndex
 
-    def where(key: str) -> str:
-        return _where(file, lines, (), key)
+    lines = LineIndex(text)  # scans the text once, at the first line number an error needs
+
+    def where(key: str) -> Callable[[], str]:
+        return lambda: _where(file, lines, (), key)
 
     unknown = sorted(set(document) - _TOP_KEYS)
     if unknown:
         raise ConfigError(
-            f"{where(unknown[0])}unknown top-level key{'s' if len(unknown) > 1 else ''} "
+            f"{v.at(where(unknown[0]))}unknown top-level key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)}.",
             hint="Top-level keys: default, theme, [ui], [keys], [profiles.NAME].",
         )
     profiles: dict[str, Profile] = {}
     raw_profiles = v.table(document.get("profiles", {}), "profiles", where("profiles"))
-    secrets: list[str] = []
     for name, table in raw_profiles.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{file}: profiles.{name!r} must be a table: [profiles.NAME].")
-        profile = parse_profile(name, table, path=file, lines=lines)
-        profiles[name] = profile
-        secrets.extend(f"{field} of profile {name!r}" for field in secret_fields(profile))
+        profiles[name] = parse_profile(name, table, path=file, lines=lines)
     default = document.get("default")
     if default is not None:
         default = v.string(default, "default", where("default"))
         if default not in profiles and default != BUILTIN_LOCAL.name:
+            from tokentide.config.show import visible_key
+
             raise ConfigError(
-                f"{where('default')}default = {default!r}, but there is no "
+                f"{v.at(where('default'))}default = {default!r}, but there is no "
                 f"[profiles.{visible_key(default)}].",
                 hint=f"Profiles: {', '.join(map(repr, profiles)) or '(none)'}.",
             )
@@ -295,14 +315,14 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     theme = document.get("theme", ui.get("theme"))
     keys = v.table(document.get("keys", {}), "keys", where("keys"))
     warnings: list[str] = []
-    if warning := _permission_warning(file, secrets):
+    if warning := _permission_warning(file, profiles):
         warnings.append(warning)
     return Settings(
         profiles=profiles,
         default=default,
         theme=None if theme is None else v.string(theme, "theme", where("theme")),
         keys={
-            k: v.string(value, f"keys.{k}", _where(file, lines, ("keys",), k))
+            k: v.string(value, f"keys.{k}", partial(_where, file, lines, ("keys",), k))
             for k, value in keys.items()
         },
         path=str(file),
@@ -346,6 +366,8 @@ def profile_from_flags(
             raise ConfigError("Give --api KIND (or --profile NAME).")
         api_spec(api)
         base = Profile(name="command line", api=api)
+    from tokentide.config import validate as v
+
     if url is not None:
         v.check_url(url, "--url: ", grpc=base.api in GRPC_APIS)
     if temperature is not None:
