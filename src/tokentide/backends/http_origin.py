@@ -4,10 +4,10 @@
 ``httpx.URL``, default ports filled in for the comparison) and builds request URLs from
 it, keeping a query string such as Azure's ``?api-version=`` after the path.
 
-The rule (``docs/transport-security.md``): credentials (the API key and the profile's
-``headers``) are attached only to URLs on the base URL's *origin*, its scheme, host and
-port compared after normalising; any other URL a server names is fetched without them,
-and only over https when the base is https.
+The rule (``docs/backends-http.md``, "Transport security"): credentials (the API key
+and the profile's ``headers``) are attached only to URLs on the base URL's *origin*, its
+scheme, host and port compared after normalising; any other URL a server names is
+fetched without them, and only over https when the base is https.
 """
 
 from __future__ import annotations

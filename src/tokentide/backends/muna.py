@@ -17,8 +17,8 @@ logs, created}`` (``protocols.md`` §7).  ``results[0]`` is a RemoteValue whose 
 is a ``data:`` URL (base64 or percent-encoded) or an ``http(s)`` URL, which is fetched:
 with the key only when it is on the profile url's own origin (scheme, host and port),
 otherwise without any credentials, and never over plain http when the url is https
-(``docs/transport-security.md``).  A truthy ``error`` field is an error (ServerError); there is no
-sentinel, a clean end of the body ends the answer.  A non-2xx answer carries
+(``docs/backends-http.md``, "Transport security").  A truthy ``error`` field is an
+error (ServerError); there is no sentinel, a clean end of the body ends the answer.  A non-2xx answer carries
 ``{"errors": [{"message"}]}``.  ``create`` is the same POST without ``stream`` and
 returns one RemotePrediction.
 """
