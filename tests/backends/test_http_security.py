@@ -152,6 +152,9 @@ def test_origins_compare_after_normalising() -> None:
     assert not base.same_origin("https://api.example.com.evil.test/x")
     assert not base.same_origin("https://evil.test/?https://api.example.com/")
     assert BaseURL.parse("http://127.0.0.1/v1").same_origin("http://127.0.0.1:80/")
+    ipv6 = BaseURL.parse("http://[::1]:8080/v1/")
+    assert ipv6.url_for("/x") == "http://[::1]:8080/v1/x"
+    assert ipv6.same_origin("http://[::1]:8080/y") and not ipv6.same_origin("http://[::2]:8080/")
     for bad in ("file:///etc/passwd", "ftp://host/x", "javascript:alert(1)", "http://[::1]:99999"):
         with pytest.raises(ConfigError):
             BaseURL.parse(bad)
