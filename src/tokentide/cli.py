@@ -198,7 +198,7 @@ def config_check(profile: ProfileOpt = None) -> None:
         chosen = resolve_profile(settings, profile)
         backend = create_backend(chosen)
     except TideError as error:
-        raise _fail(error) from None
+        raise _fail_masked(error) from None
 
     async def probe() -> Generation:
         request = GenerationRequest.from_prompt("Say OK.", max_tokens=4, model=chosen.model)
@@ -214,13 +214,21 @@ def config_check(profile: ProfileOpt = None) -> None:
     if chosen.api == "triton-grpc":
         _grpc_health(backend)
     if gen.error is not None:
-        typer.echo(f"tide: {visible(mask_url(str(gen.error)))}", err=True)
-        raise typer.Exit(code=gen.error.exit_code)
+        raise _fail_masked(gen.error)
     ttft = gen.stats.ttft
     typer.echo(
         f"ok: {visible(mask_url(backend.name))} answered"
         + (f" (first token {ttft * 1000:.0f} ms)" if ttft else "")
     )
+
+
+def _fail_masked(error: TideError) -> typer.Exit:
+    """:func:`_fail` for the config commands: a URL password the message quotes is masked."""
+    from tokentide.config.secrets import mask_url
+    from tokentide.config.show import visible
+
+    typer.echo(f"tide: {visible(mask_url(str(error)))}", err=True)
+    return typer.Exit(code=error.exit_code)
 
 
 def _grpc_health(backend: Any) -> None:

@@ -157,3 +157,20 @@ def test_bad_values_exit_2_with_file_and_line(env: dict[str, str]) -> None:
     deep = tide("config", "show", env=env)
     assert deep.returncode == 2
     assert "nested too deeply" in deep.stderr and "Traceback" not in deep.stderr
+
+
+def test_check_failure_masks_the_url_password_and_keeps_the_hint_line(
+    env: dict[str, str],
+) -> None:
+    write_config(
+        env,
+        '[profiles.t]\napi = "openai"\nurl = "http://bob:hunter2pw@127.0.0.1:9/v1"\n'
+        "max_retries = 0\n",
+    )
+    dead = tide("config", "check", "-P", "t", env=env)
+    assert dead.returncode == 3
+    assert_no_controls(dead)
+    assert "hunter2pw" not in dead.stdout + dead.stderr
+    assert "http://bob:***@127.0.0.1:9/v1" in dead.stderr
+    message, hint = dead.stderr.strip().split("\n")  # the hint stays on its own line
+    assert message.startswith("tide: Cannot connect") and "profile 't'" in hint

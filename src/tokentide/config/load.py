@@ -2,8 +2,8 @@
 
 A missing file is not an error: the built-in ``local`` profile (the embedded model)
 applies.  A malformed file is, and the error names the file, the line and the fix.
-Unknown keys are reported, never ignored.  Nothing here creates files except
-:func:`write_example` (``tide config init``).
+Unknown keys are reported, never ignored.  Nothing here creates files: ``tide config
+init`` is :func:`~tokentide.config.example.write_example` (re-exported here).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from tokentide.config.example import EXAMPLE_CONFIG, write_example
 from tokentide.config.model import Deadlines, Limits, Profile, Settings
 from tokentide.config.paths import config_path
 from tokentide.errors import ConfigError
@@ -54,50 +55,10 @@ GRPC_APIS: Final = frozenset({"triton-grpc"})
 """Apis whose url is a gRPC target (``host:port``), not an http(s) URL."""
 MAX_RETRIES: Final = 100
 
-EXAMPLE_CONFIG = """\
-# tokentide configuration.  Docs: docs/configuration.md
-# The profile used when none is named with -P/--profile:
-default = "local"
 
-[ui]
-# theme = "textual-dark"
-
-# [keys]
-# stop = "escape"
-
-# The embedded model (SmolLM2-135M-Instruct, in-process; no server needed).
-[profiles.local]
-api = "llamacpp"
-# model_path = "/path/to/any.gguf"
-# n_threads = 1
-# n_ctx = 2048
-# extra_buffers = false   # llama.cpp's AMX/repacked weights; default: off on AMX CPUs
-
-# An OpenAI-compatible server (vLLM, llama.cpp server, LM Studio, Ollama /v1, ...).
-# [profiles.vllm]
-# api = "openai"
-# url = "http://127.0.0.1:8000/v1"
-# model = "meta-llama/Llama-3.1-8B-Instruct"
-
-# OpenAI itself.  The key is read from the environment, never stored here.
-# [profiles.openai]
-# api = "openai"
-# url = "https://api.openai.com/v1"
-# model = "gpt-4o-mini"
-# api_key_env = "OPENAI_API_KEY"
-
-# Hugging Face TGI, native /generate_stream with per-token details.
-# [profiles.tgi]
-# api = "tgi"
-# url = "http://127.0.0.1:8080"
-
-# Triton over gRPC (vLLM / TensorRT-LLM / Python backends, NuPIC).
-# [profiles.triton]
-# api = "triton-grpc"
-# url = "127.0.0.1:8001"
-# model = "vllm_model"
-# params = { max_tokens = 256 }
-"""
+def _key_hint(key: str) -> str:
+    # "(discouraged)" also keeps redact() from taking "api_key, ..." for a key's value.
+    return "api_key (discouraged)" if key == "api_key" else key
 
 
 def _where(path: Path | None, lines: LineIndex | None, table: Table, key: str | None = None) -> str:
@@ -154,7 +115,7 @@ def parse_profile(
             f"{here(unknown[0])}profile {name!r}: unknown key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)}.",
             hint=(
-                "Common keys: " + ", ".join(sorted(COMMON_KEYS))
+                "Common keys: " + ", ".join(map(_key_hint, sorted(COMMON_KEYS)))
                 + (f"; api {api!r} also takes: {', '.join(allowed)}." if allowed else ".")
             ),
         )  # fmt: skip
@@ -384,14 +345,3 @@ def profile_from_flags(
     if target is not None:
         changes["options"] = {**base.options, "target": target}
     return replace(base, **changes) if changes else base
-
-
-def write_example(path: Path) -> None:
-    """Write a commented example config with mode 0600, refusing to overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError(f"{path} already exists; not overwriting it.") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(EXAMPLE_CONFIG)

@@ -27,10 +27,12 @@ _FIELDS: Final = (
 
 
 def visible(text: str) -> str:
-    """``text`` with every non-printable character as a visible ``\\x..`` escape, then
-    sanitised: safe for a terminal and still recognisable."""
+    """``text`` with every non-printable character but newline and tab as a visible
+    ``\\x..`` escape, then sanitised: safe for a terminal and still recognisable."""
     if not text.isprintable():
-        text = "".join(char if char.isprintable() else _escape(char) for char in text)
+        text = "".join(
+            char if char.isprintable() or char in "\n\t" else _escape(char) for char in text
+        )
     return sanitize(text)
 
 

@@ -168,11 +168,19 @@ def _scheme_message(url: str, scheme: str) -> str:
 
 
 def _check_grpc_target(url: str, where: Where) -> None:
+    """The port of ``host:port`` / ``grpc[s]://host:port``; the backend explains every
+    other shape (an http URL, a path) when it is built."""
     if url.startswith("unix:"):
         return
-    rest = url.partition("://")[2] or url
-    host = rest.rstrip("/").rsplit("@", 1)[-1]
-    bare = host.rsplit("]", 1)[-1]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        rest = url
+    elif scheme.lower() not in ("grpc", "grpcs"):
+        return
+    host = rest.rstrip("/")
+    if "/" in host:
+        return
+    bare = host.rsplit("]", 1)[-1]  # an [IPv6] literal has colons of its own
     if ":" in bare:
         port = bare.rsplit(":", 1)[1]
         if not port.isdigit() or not 1 <= int(port) <= 65535:

@@ -1,0 +1,66 @@
+"""The commented example config that ``tide config init`` writes (mode 0600)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tokentide.errors import ConfigError
+
+__all__ = ["EXAMPLE_CONFIG", "write_example"]
+
+EXAMPLE_CONFIG = """\
+# tokentide configuration.  Docs: docs/configuration.md
+# The profile used when none is named with -P/--profile:
+default = "local"
+
+[ui]
+# theme = "textual-dark"
+
+# [keys]
+# stop = "escape"
+
+# The embedded model (SmolLM2-135M-Instruct, in-process; no server needed).
+[profiles.local]
+api = "llamacpp"
+# model_path = "/path/to/any.gguf"
+# n_threads = 1
+# n_ctx = 2048
+# extra_buffers = false   # llama.cpp's AMX/repacked weights; default: off on AMX CPUs
+
+# An OpenAI-compatible server (vLLM, llama.cpp server, LM Studio, Ollama /v1, ...).
+# [profiles.vllm]
+# api = "openai"
+# url = "http://127.0.0.1:8000/v1"
+# model = "meta-llama/Llama-3.1-8B-Instruct"
+
+# OpenAI itself.  The key is read from the environment, never stored here.
+# [profiles.openai]
+# api = "openai"
+# url = "https://api.openai.com/v1"
+# model = "gpt-4o-mini"
+# api_key_env = "OPENAI_API_KEY"
+
+# Hugging Face TGI, native /generate_stream with per-token details.
+# [profiles.tgi]
+# api = "tgi"
+# url = "http://127.0.0.1:8080"
+
+# Triton over gRPC (vLLM / TensorRT-LLM / Python backends, NuPIC).
+# [profiles.triton]
+# api = "triton-grpc"
+# url = "127.0.0.1:8001"
+# model = "vllm_model"
+# params = { max_tokens = 256 }
+"""
+
+
+def write_example(path: Path) -> None:
+    """Write a commented example config with mode 0600, refusing to overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; not overwriting it.") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(EXAMPLE_CONFIG)
