@@ -113,8 +113,9 @@ def test_top_level_errors_have_lines_too(tmp_path: Path) -> None:
     assert error_of(path).startswith(f"{path}:5: ")
 
 
-def test_deeply_nested_toml_is_a_config_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "a = " + "[" * 100_000 + "\n")
+@pytest.mark.parametrize("opening", ["[", "{ b = "])
+def test_deeply_nested_toml_is_a_config_error(tmp_path: Path, opening: str) -> None:
+    path = write(tmp_path, "a = " + opening * 100_000 + "\n")
     text = error_of(path)
     assert "nested too deeply" in text
 
