@@ -45,6 +45,23 @@ def test_redact_content_keeps_everyday_code(code: str) -> None:
     assert r.redact_content(code) == code
 
 
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "no content before the first-token deadline of 0.5 s",
+        "send a Bearer token in the Authorization header",
+        "The server at http://h/k/api_key=right/v1 said 401: invalid x-api-key",
+    ],
+)
+def test_redact_leaves_the_rest_of_a_message_readable(prose: str) -> None:
+    masked = r.redact(prose)
+    assert masked.split("***")[-1] in prose
+    if "api_key=" in prose:
+        assert masked.endswith(" said 401: invalid x-api-key")
+    else:
+        assert masked == prose
+
+
 def test_redact_content_still_masks_known_keys_and_bearer_tokens() -> None:
     r.register_secret("plain-looking-secret-42")
     text = "echo plain-looking-secret-42 and Bearer abcdef123456 and sk-abcdefghijkl"

@@ -29,7 +29,6 @@ __all__ = [
     "redact",
     "redact_content",
     "register_secret",
-    "secret_name",
 ]
 
 MIN_SECRET_LENGTH: Final = 8
@@ -41,11 +40,19 @@ _HEADER_NAMES: Final = (
     r"proxy-authorization|authorization|x-api-key|api[-_]?key|set-cookie|cookie"
     r"|access[-_]token|refresh[-_]token|client[-_]secret|password"
 )
-# name, then a separator as it appears in a header line (``Authorization: x``), a bytes
-# or str tuple (``(b'authorization', b'x')``), a dict/JSON (``'cookie': 'x'``) or a
-# keyword (``api_key='x'``), then the value up to a quote or the end of the line.
+# name, then a separator as it appears in a header line (``Authorization: x``), a dict or
+# JSON (``'cookie': 'x'``) or a bytes/str tuple (``(b'authorization', b'x')``), then the
+# value up to a quote or the end of the line.
 _HEADER_VALUE: Final = re.compile(
-    rf"(?i)(?P<key>\b(?:{_HEADER_NAMES})\b)(?P<sep>['\"]?\s*[:=,]\s*(?-i:b)?['\"]?)(?P<value>[^'\"\r\n]+)"
+    rf"(?i)(?P<key>\b(?:{_HEADER_NAMES})\b)"
+    r"(?P<sep>['\"]?\s*:\s*(?-i:b)?['\"]?|['\"]\s*,\s*(?-i:b)?['\"])"
+    r"(?P<value>[^'\"\r\n]+)"
+)
+# A keyword (``api_key='x'``, ``password=x``): the value ends at a space, quote or
+# separator, so the rest of a message survives.
+_KEYWORD_VALUE: Final = re.compile(
+    rf"(?i)(?P<key>\b(?:{_HEADER_NAMES})\b)(?P<sep>\s*=\s*['\"]?)"
+    r"(?!\*\*\*)(?P<value>[^\s'\"&,;)\]}>]+)"
 )
 # ``key=value`` in a URL query (after ``?`` or ``&``); the value runs to the next ``&``,
 # quote, space or the end.  Only in a query: ``sorted(xs, key=len)`` in an answer stays.
@@ -54,7 +61,14 @@ _QUERY_VALUE: Final = re.compile(
     r"|id[-_]token|client[-_]secret|secret|password|passwd|sig|signature)"
     r"=(?!\*\*\*)[^&\s'\"<>]+"
 )
-_CREDENTIAL: Final = re.compile(r"(?i)\b(?P<scheme>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}")
+# ``Bearer <credential>``: the credential has a digit, an upper-case letter after its
+# first character, or 20+ characters, so prose ("use a Bearer token", "first-token
+# deadline") is left alone.
+_CREDENTIAL: Final = re.compile(
+    r"\b(?P<scheme>(?i:bearer|basic)|Token)\s+"
+    r"(?=[A-Za-z0-9._~+/=-]*[0-9]|[A-Za-z0-9._~+/=-]+[A-Z]|[A-Za-z0-9._~+/=-]{20})"
+    r"[A-Za-z0-9._~+/=-]{6,}"
+)
 _KEY_SHAPES: Final = re.compile(
     r"\b(?:"
     r"sk-[A-Za-z0-9_-]{8,}"  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-), many proxies
@@ -119,14 +133,8 @@ def redact(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _HEADER_VALUE.sub(_mask_header, text)
+    text = _KEYWORD_VALUE.sub(_mask_header, text)
     text = _QUERY_VALUE.sub(lambda m: f"{m['key']}={MASK}", text)
     text = _CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
     return _KEY_SHAPES.sub(MASK, text)
 
-
-_SECRET_NAME: Final = re.compile(r"(?i)(key|token|secret|passw|auth|cookie|credential|sig)")
-
-
-def secret_name(name: str) -> bool:
-    """Whether a header, param or metadata ``name`` looks like it carries a credential."""
-    return _SECRET_NAME.search(name) is not None

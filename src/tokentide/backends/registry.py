@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from tokentide.backends.base import Backend
 from tokentide.config.model import Profile
+from tokentide.config.secrets import is_secret_name
 from tokentide.errors import ConfigError
-from tokentide.redact import register_secret, secret_name
+from tokentide.redact import register_secret
 
 __all__ = [
     "API_NAMES",
@@ -179,7 +180,7 @@ def register_profile_secrets(profile: Profile, env: Mapping[str, str]) -> None:
         tables.append(metadata)
     for table in tables:
         for name, value in table.items():
-            if not isinstance(value, str) or not secret_name(str(name)):
+            if not isinstance(value, str) or not is_secret_name(str(name)):
                 continue
             register_secret(value)
             for ref in _ENV_REF.findall(value):
