@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import random
 import weakref
 
@@ -299,3 +300,35 @@ async def test_full_collections_wait_while_a_message_streams() -> None:
         await app.query_one(VerticalScroll).mount(third)
         assert gc.get_threshold()[2] > 100_000
     assert gc.get_threshold() == before  # the app's exit unmounts it
+
+
+@pytest.mark.parametrize("finish_at_once", [False, True])
+async def test_a_burst_is_taken_in_over_several_frames_and_renders_the_same(
+    finish_at_once: bool,
+) -> None:
+    """A whole answer in one piece (a non-streamed reply, a predictor's huge yield) is
+    fed to the parser a frame's worth at a time, so the event loop is never blocked for
+    the whole text (issue 10: one 10 MB piece froze the app for ~19 s); the result is
+    the same as a one-shot render, and ``source`` holds all of it at once."""
+    text = RICH_TEXT * 220  # > 4 × FRAME_CHARS
+    assert len(text) > 4 * MarkdownMessage.FRAME_CHARS
+    one_shot = MarkdownMessage(text)
+    live = MarkdownMessage(streaming=True)
+    app = MessagesApp(one_shot, live)
+    async with app.run_test(size=(80, 60)) as pilot:
+        await pilot.pause()
+        live.append(text)
+        if finish_at_once:
+            live.finish()
+        assert live.source == text  # nothing waits out of sight of the caller
+        taken = [len(live._doc.text)]
+        while live._backlog:
+            live._frame()
+            taken.append(len(live._doc.text))
+        assert len(taken) >= 4
+        assert all(b - a <= MarkdownMessage.FRAME_CHARS for a, b in itertools.pairwise(taken))
+        if not finish_at_once:
+            live.finish()
+        await until(pilot, lambda: not live._draining)
+        assert not live.streaming
+        assert live.lines == one_shot.lines

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections import deque
 from time import perf_counter
 from typing import Any, ClassVar, cast
 
@@ -206,6 +207,14 @@ class MarkdownMessage(Widget):
     """Minimum seconds between two renders while streaming (time-based coalescing)."""
     RENDER_DUTY: ClassVar[float] = 0.25
     """Maximum share of wall time spent rendering; slower frames delay the next one."""
+    FRAME_BUDGET: ClassVar[float] = 0.05
+    """Seconds one frame may spend rendering finished blocks; the rest waits for the
+    next frame (only a burst of many blocks at once ever reaches it)."""
+    FRAME_CHARS: ClassVar[int] = 32 * 1024
+    """Characters one frame takes into the document (more when the live block is already
+    longer).  A whole answer arriving at once (a non-streamed reply, a predictor's huge
+    piece) is fed in slices over several frames, so parsing a megabyte does not block
+    the event loop for seconds."""
 
     def __init__(
         self,
@@ -219,6 +228,13 @@ class MarkdownMessage(Widget):
         self._streaming = streaming
         self._sanitizer = StreamSanitizer()
         self._doc = IncrementalDocument()
+        self._backlog: deque[str] = deque()
+        """Sanitised text not yet in the document (more than a frame's worth arrived)."""
+        self._backlog_chars = 0
+        self._closing_doc = False
+        """:meth:`finish` was called while text waited: close once it is all in."""
+        self._draining = False
+        """Finished, but frames are still taking in or rendering a burst of text."""
         if text:
             self._doc.append(self._sanitizer.feed(text) if streaming else sanitize(text))
         if not streaming:
@@ -234,6 +250,7 @@ class MarkdownMessage(Widget):
         self._queued = False
         # Frame scheduling.
         self._frame_pending = False
+        self._schedule_frame_after_this = False
         self._next_frame_at = 0.0
         self._holds_gc = False
 
@@ -247,7 +264,14 @@ class MarkdownMessage(Widget):
     @property
     def source(self) -> str:
         """The sanitised Markdown received so far."""
+        if self._backlog:
+            return self._doc.text + "".join(self._backlog)
         return self._doc.text
+
+    @property
+    def _live(self) -> bool:
+        """Rendered frame by frame: streaming, or still taking in a backlog."""
+        return self._streaming or self._draining
 
     def append(self, text: str) -> None:
         """Add a fragment of (untrusted) Markdown.
@@ -258,24 +282,58 @@ class MarkdownMessage(Widget):
         """
         clean = self._sanitizer.feed(text)
         if clean:
-            self._doc.append(clean)
+            self._take(clean)
             self._schedule_frame()
+
+    def _take(self, clean: str) -> None:
+        if self._backlog or len(clean) > self.FRAME_CHARS:
+            self._backlog.append(clean)
+            self._backlog_chars += len(clean)
+        else:
+            self._doc.append(clean)
+
+    def _feed_backlog(self, limit: int | None) -> None:
+        """Move up to ``limit`` characters (all when None) of the backlog into the doc."""
+        budget = self._backlog_chars if limit is None else limit
+        backlog = self._backlog
+        while backlog and budget > 0:
+            head = backlog[0]
+            if len(head) <= budget:
+                backlog.popleft()
+                piece = head
+            else:
+                piece, backlog[0] = head[:budget], head[budget:]
+            self._doc.append(piece)
+            budget -= len(piece)
+            self._backlog_chars -= len(piece)
+        if not backlog and self._closing_doc:
+            self._closing_doc = False
+            self._doc.close()
 
     def finish(self) -> None:
         """End of the message: flush the sanitiser, render the final state at once.
 
         ``streaming`` is ``False`` afterwards.  Calling it twice is harmless.
         """
-        self._doc.append(self._sanitizer.flush())
-        self._doc.close()
+        self._take(self._sanitizer.flush())
+        if self._backlog:
+            self._closing_doc = True  # the frames take the rest in, then close the document
+        else:
+            self._doc.close()
         self._streaming = False
-        self._release_gc()
         if self.is_attached and self._width:
+            self._draining = True  # until a frame has taken in and rendered everything
             self._frame()
+        else:
+            self._draining = False
+            self._feed_backlog(None)
+        if not self._draining:
+            self._release_gc()
 
     @property
     def lines(self) -> list[Strip]:
         """The rendered content lines at the current width (for tests and tools)."""
+        self._feed_backlog(None)
         if self._width and not self._is_exact():
             self._sync(self._width, deadline=None)
         return [
@@ -296,7 +354,7 @@ class MarkdownMessage(Widget):
             self.call_later(self._frame)
 
     def on_mount(self) -> None:
-        if self._streaming and not self._holds_gc:
+        if self._live and not self._holds_gc:
             self._holds_gc = True
             full_collections_deferred.hold()
         if self._doc.dirty or self._doc.live is not None:
@@ -317,12 +375,27 @@ class MarkdownMessage(Widget):
         if not width or not self.is_attached:
             return
         start = perf_counter()
+        if self._backlog:
+            # At least as much as the live block already holds: each frame re-parses
+            # that block, so a single huge paragraph costs O(n) in all, not O(n²).
+            live = self._doc.live
+            self._feed_backlog(max(self.FRAME_CHARS, len(live.source) if live else 0))
+            if self._backlog or self._closing_doc:
+                self._schedule_frame_after_this = True
         old_total = len(self._lines) + len(self._live_lines)
-        first_changed = self._sync(width, deadline=None)
+        first_changed = self._sync(width, deadline=start + self.FRAME_BUDGET)
+        if self._rendered_blocks < len(self._doc.finished):
+            self._schedule_frame_after_this = True  # more blocks than one frame renders
+        elif self._draining and not self._closing_doc and not self._doc.dirty:
+            self._draining = False  # the burst is all in and rendered
+            self._release_gc()
         self._next_frame_at = start + max(
             self.FRAME_INTERVAL, (perf_counter() - start) / self.RENDER_DUTY
         )
         self._refresh_from(first_changed, old_total)
+        if self._schedule_frame_after_this:
+            self._schedule_frame_after_this = False
+            self._schedule_frame()
 
     def _refresh_from(self, first_changed: int, old_total: int) -> None:
         total = len(self._lines) + len(self._live_lines)
@@ -408,7 +481,7 @@ class MarkdownMessage(Widget):
     def _prerender(self, deadline: float) -> bool:
         """Background slice for a complete message; ``True`` when nothing is left."""
         width = self._width
-        if not width or self._streaming:
+        if not width or self._live:
             return True
         if self._is_exact():
             self._queued = False
@@ -430,9 +503,14 @@ class MarkdownMessage(Widget):
             return 0
         if width != self._width:
             self._reset(width)
-            if self._streaming or self._doc.live is not None:
+            if self._live:
+                # Re-wrap what one frame can; the frames that follow do the rest.
+                self._sync(width, deadline=perf_counter() + self.FRAME_BUDGET)
+                if self._rendered_blocks < len(self._doc.finished):
+                    self._schedule_frame()
+            elif self._doc.live is not None:
                 self._sync(width, deadline=None)
-        if not self._streaming and not self._is_exact():
+        if not self._live and not self._is_exact():
             # A complete message: estimate now, render when visible or in the background.
             if not self._queued:
                 self._queued = True
@@ -449,7 +527,7 @@ class MarkdownMessage(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self._width
-        if width and not self._streaming and not self._is_exact():
+        if width and not self._live and not self._is_exact():
             # Became visible before the background renderer reached it.
             self._sync(width, deadline=None)
             if self._height_changed():
