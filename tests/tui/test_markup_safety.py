@@ -221,9 +221,9 @@ def test_markup_parsing_widgets_in_tui_source_get_plain_text() -> None:
 def test_the_markup_scan_catches_a_bare_string() -> None:
     """The scan above is only worth something if it fails on the bug it guards against."""
     bad = 'Label(name)\nStatic(f"{x}")\nSystemCommand("ok", detail, cb)\nButton("[b]x")\n'
-    bad += 'label = Text(x)\nlabel = x\nOption(label)\n'  # once assigned a str: not plain
+    bad += "label = Text(x)\nlabel = x\nOption(label)\n"  # once assigned a str: not plain
     good = 'Label(Text(name))\nStatic(x, markup=False)\nSystemCommand("a", "b", cb)\n'
-    good += 'def f() -> Content: ...\nHit(1, f(), cb)\nt = Text(x)\nOption(t)\n'
+    good += "def f() -> Content: ...\nHit(1, f(), cb)\nt = Text(x)\nOption(t)\n"
     assert len(_markup_offenders(bad, "bad")) == 5
     assert _markup_offenders(good, "good") == []
 
