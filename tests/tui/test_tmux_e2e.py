@@ -152,3 +152,45 @@ def test_type_watch_stop_in_a_real_terminal(
     assert messages[0].content == "Tell me a story"
     saved = messages[1].content
     assert saved.startswith("w0 w1") and words(saved) >= shown
+
+
+def test_markup_from_the_server_and_config_is_shown_literally_in_a_real_terminal(
+    server: LLMServer, tmp_path: Path
+) -> None:
+    """Issue 10, item 8 and 3 in a real terminal: a model named ``[/]m`` (from the
+    config) and a finish reason ``[@click=app.quit]done[/]`` (from the server) are shown
+    as written; the app neither crashes nor runs the action (the answer stays on screen
+    after the reason is painted), and starting again with ``--continue`` (the label now
+    comes from history) works too."""
+    data = tmp_path / "data"
+    config = tmp_path / "config.toml"
+    reason = "[@click=app.quit]done[/]"
+    url = server.url(text="Literal answer.", finish=reason, tag="markup") + "/v1"
+    config.write_text(
+        f'default = "loop"\n\n[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "[/]m"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "TMUX"))}
+    env.update(
+        TIDE_CONFIG=str(config),
+        TIDE_DATA_DIR=str(data),
+        TERM="xterm-256color",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    for command, prompt in (("chat", True), ("chat --continue", False)):
+        tmux = Tmux(env)
+        tmux.start(f"{sys.executable} -m tokentide {command}")
+        try:
+            tmux.wait_for(lambda s: "Send" in s and "loop" in s)
+            if prompt:
+                tmux.keys("Say something", "Enter")
+            # A saved complete answer shows no finish reason: only the live one does.
+            shown = (reason,) if prompt else ()
+            screen = tmux.wait_for(
+                lambda s, shown=shown: "Literal answer." in s and all(t in s for t in shown)
+            )
+            assert "[/]m" in screen
+            assert "Traceback" not in screen
+            tmux.keys("C-q")
+            tmux.wait_exit()
+        finally:
+            tmux.kill()
