@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -184,13 +185,15 @@ def test_markup_from_the_server_and_config_is_shown_literally_in_a_real_terminal
             if prompt:
                 tmux.keys("Say something", "Enter")
             # A saved complete answer shows no finish reason: only the live one does.
-            shown = (reason,) if prompt else ()
-            screen = tmux.wait_for(
-                lambda s, shown=shown: "Literal answer." in s and all(t in s for t in shown)
-            )
+            needed = ["Literal answer.", reason] if prompt else ["Literal answer."]
+            screen = tmux.wait_for(partial(_shows_all, needed))
             assert "[/]m" in screen
             assert "Traceback" not in screen
             tmux.keys("C-q")
             tmux.wait_exit()
         finally:
             tmux.kill()
+
+
+def _shows_all(texts: list[str], screen: str) -> bool:
+    return all(text in screen for text in texts)
