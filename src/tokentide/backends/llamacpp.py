@@ -237,6 +237,11 @@ class LlamaCppBackend:
             return
         try:
             llama = self._load()
+            # Evaluate every prompt from the start: reusing the cached prefix evaluates
+            # the prompt in other batch shapes, and with llama-cpp-python 0.3.36 that
+            # changed greedy answers between two identical requests (". " vs "!").
+            # The same prompt and seed must give the same answer.
+            llama.reset()
             chunks = llama.create_chat_completion(stream=True, **arguments)
             try:
                 for chunk in chunks:
