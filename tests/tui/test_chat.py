@@ -151,10 +151,13 @@ async def test_a_prompt_sent_while_answering_is_refused_and_kept(db: Path) -> No
 # -- stop ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("key", ["escape", "ctrl+c"])
 async def test_escape_stops_a_stalled_server_and_keeps_the_partial_answer(
-    db: Path, server: LLMServer
+    db: Path, server: LLMServer, key: str
 ) -> None:
-    prof = profile(server.url(tokens=50, stall_at=3, tag="stall") + "/v1")
+    """Esc, and ctrl+c as in every terminal chat (issue 11), stop the answer."""
+    tag = f"stall-{key}"
+    prof = profile(server.url(tokens=50, stall_at=3, tag=tag) + "/v1")
     app = make_app(db, prof=prof)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -163,11 +166,11 @@ async def test_escape_stops_a_stalled_server_and_keeps_the_partial_answer(
             pilot,
             lambda: app.query(AssistantMessage) and "w2" in app.query_one(AssistantMessage).source,
         )
-        record = server.record("stall")
+        record = server.record(tag)
         assert record.disconnected_at is None
 
         pressed = time.monotonic()
-        await pilot.press("escape")
+        await pilot.press(key)
         assert app.focused is app.query_one(Composer)  # at once, before the answer ends
         disconnected = await server.wait_disconnect(record)
         await app.workers.wait_for_complete()
@@ -189,6 +192,28 @@ async def test_escape_stops_a_stalled_server_and_keeps_the_partial_answer(
         ("user", "go", "complete"),
         ("assistant", "w0 w1 w2", "stopped"),
     ]
+
+
+async def test_ctrl_c_with_nothing_streaming_copies_a_selection_or_says_how_to_quit(
+    db: Path,
+) -> None:
+    app = make_app(db, ScriptedBackend(answer("ok")))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        composer = app.query_one(Composer)
+        composer.focus()
+        composer.set_prompt("copy me please")
+        composer.select_all()
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: app.clipboard == "copy me please")
+        assert composer.text == "copy me please"  # nothing sent, nothing cut
+        composer.selection = composer.selection.cursor(composer.selection.end)
+        await pilot.press("ctrl+c")
+        await until(
+            pilot, lambda: any("to quit the app" in str(n.message) for n in app._notifications)
+        )
+        assert app.is_running
+        (hint,) = [n for n in app._notifications if "to quit" in str(n.message)]
+        assert hint.message == "Press ctrl+q to quit the app"  # plain text, no [b] markup
 
 
 async def test_escape_interrupts_a_retry_countdown(db: Path, server: LLMServer) -> None:

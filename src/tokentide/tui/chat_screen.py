@@ -209,6 +209,8 @@ class ChatScreen(Screen[None]):
     AUTO_FOCUS = "#composer"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop", id="stop"),
+        # Before the composer's and the screen's copy: stops an answer first (issue 11).
+        Binding("ctrl+c", "interrupt", "Stop/copy", id="interrupt", show=False, priority=True),
         Binding("ctrl+r", "retry", "Retry/regenerate", id="retry"),
         Binding("ctrl+l", "edit_last", "Edit last", id="edit_last"),
         Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
@@ -622,6 +624,19 @@ class ChatScreen(Screen[None]):
         del turn.widgets[1:]
 
     # -- stopping, retrying, editing ------------------------------------------------------
+
+    def action_interrupt(self) -> None:
+        """ctrl+c, as in every terminal chat: stop the answer while one streams (exactly
+        as Esc); otherwise copy what is selected (the prompt's selection, else the mouse
+        selection on screen); with nothing to stop or copy, say how to quit."""
+        if self.generating:
+            self.action_stop()
+        elif self.composer.selected_text:
+            self.composer.action_copy()
+        elif self.get_selected_text():
+            self.action_copy_text()
+        else:
+            self.app.action_help_quit()
 
     def action_stop(self) -> None:
         generation = self.generation

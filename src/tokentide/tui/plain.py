@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from textual.app import App
 from textual.content import Content
 from textual.notifications import SeverityLevel
@@ -41,3 +43,12 @@ class PlainNotifications:
             timeout=timeout,
             markup=False,
         )
+
+    def action_help_quit(self) -> None:
+        """Textual's ctrl+c hint ("Press ctrl+q to quit") is written in markup, which this
+        mixin shows literally: the same hint as plain text."""
+        app = cast("App[object]", self)
+        for key, active in app.active_bindings.items():
+            if active.binding.action in ("quit", "app.quit"):
+                self.notify(f"Press {key} to quit the app", title="Do you want to quit?")
+                return
