@@ -4,6 +4,11 @@
 ``cat notes.md | tide -P work "summarise"``) is parsed by :mod:`tokentide.ask` with
 argparse; everything else goes to the typer app in :mod:`tokentide.cli`.  typer 0.29
 imports pydantic, which costs more than a whole one-shot answer on loopback.
+
+A mistyped command (``tide histroy list``, ``tide confg path``) is caught here, before
+either path: a word in the command position that is not a command but is within edit
+distance 2 of one is a usage error (exit 2), on a terminal and in a pipe, and nothing is
+sent to a model.  ``tide ask "chta is a word"`` always sends its prompt.
 """
 
 from __future__ import annotations
@@ -15,8 +20,95 @@ from typing import NoReturn
 __all__ = ["main"]
 
 
-_COMMANDS = frozenset({"ask", "chat", "compare", "config", "history"})
+_SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "ask": (),
+    "chat": (),
+    "compare": (),
+    "config": ("path", "show", "init", "check"),
+    "history": ("list", "show", "export", "delete"),
+}
+"""Every command of the typer app (tests/test_cli_typos.py checks this against it)."""
+_COMMANDS = frozenset(_SUBCOMMANDS)
 _ROOT_OPTIONS = frozenset({"--help", "--version", "-c", "--config", "--debug"})
+_MAX_DISTANCE = 2
+
+
+def _distance(a: str, b: str) -> int:
+    """Edit distance (insert, delete, substitute, swap two neighbours), at most 3."""
+    if abs(len(a) - len(b)) > _MAX_DISTANCE:
+        return _MAX_DISTANCE + 1
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            best = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                best = min(best, before[j - 2] + 1)
+            current.append(best)
+        before, row = row, current
+    return min(row[-1], _MAX_DISTANCE + 1)
+
+
+def suggestion(word: str, names: tuple[str, ...] | frozenset[str]) -> str | None:
+    """The name ``word`` is probably a typo of, or ``None``.
+
+    Within edit distance 2 (case aside), and nearer than the word is long, so ``a`` or
+    ``ok`` are not taken for ``ask``.  A name itself, or an option, is never a typo.
+    """
+    if word in names or word.startswith("-"):
+        return None
+    lowered = word.lower()
+    best: tuple[int, str] | None = None
+    for name in sorted(names):
+        d = _distance(lowered, name)
+        if d <= _MAX_DISTANCE and d < len(word) and (best is None or d < best[0]):
+            best = (d, name)
+    return None if best is None else best[1]
+
+
+def _command_position(argv: list[str]) -> int:
+    """Index of the word typer would read as the command (after the root options)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-c", "--config"):
+            i += 2
+        elif arg == "--debug" or arg.startswith("--config="):
+            i += 1
+        else:
+            break
+    return i
+
+
+def _typo(argv: list[str]) -> tuple[str, str, str | None] | None:
+    """``(word, suggestion, prompt)`` when the command, or a sub-command, is a near miss;
+    ``prompt`` is what ``tide ask`` would send instead (``None`` for a sub-command)."""
+    i = _command_position(argv)
+    if i >= len(argv):
+        return None
+    word = argv[i]
+    if word not in _COMMANDS:
+        near = suggestion(word, _COMMANDS)
+        return None if near is None else (word, near, " ".join(argv[i:]))
+    subcommands = _SUBCOMMANDS[word]
+    if subcommands and i + 1 < len(argv):
+        near = suggestion(argv[i + 1], subcommands)
+        if near is not None:
+            return argv[i + 1], near, None
+    return None
+
+
+def _refuse_typo(word: str, near: str, prompt: str | None) -> NoReturn:
+    import shlex
+
+    from tokentide.sanitize import sanitize
+
+    lines = [f"tide: No such command {sanitize(word)!r}. Did you mean {near!r}?"]
+    if prompt is not None:
+        lines.append(f"To send it as a prompt: tide ask {sanitize(shlex.quote(prompt))}")
+    sys.stderr.write("\n".join(lines) + "\n")
+    _exit_now(2)
 
 
 def _is_ask(argv: list[str]) -> bool:
@@ -30,6 +122,8 @@ def _is_ask(argv: list[str]) -> bool:
 
 def main() -> None:
     argv = sys.argv[1:]
+    if argv[:1] != ["ask"] and (typo := _typo(argv)) is not None:
+        _refuse_typo(*typo)
     if _is_ask(argv):
         # httpx imports its optional command-line tool (click + rich, ~55 ms) whenever
         # click is installed; its own __init__ falls back when that import fails, and the
