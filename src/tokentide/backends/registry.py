@@ -9,12 +9,13 @@ import importlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from tokentide.backends.base import Backend
 from tokentide.config.model import Profile
+from tokentide.config.providers import provider_for
 from tokentide.config.secrets import is_secret_name
 from tokentide.errors import ConfigError
 from tokentide.redact import register_secret
@@ -26,6 +27,7 @@ __all__ = [
     "api_spec",
     "create_backend",
     "register_profile_secrets",
+    "with_env_url",
 ]
 
 
@@ -134,6 +136,9 @@ def create_backend(profile: Profile, env: Mapping[str, str] | None = None) -> Ba
     """Build the backend a profile describes.  Raises :class:`ConfigError` for a profile
     that cannot work (unknown api, missing url, missing optional dependency)."""
     spec = api_spec(profile.api)
+    env = os.environ if env is None else env
+    if spec.needs_url and not profile.url:
+        profile = with_env_url(profile, env)
     if spec.needs_url and not profile.url:
         raise ConfigError(
             f"Profile {profile.name!r} (api {profile.api!r}) has no url.",
@@ -158,9 +163,26 @@ def create_backend(profile: Profile, env: Mapping[str, str] | None = None) -> Ba
             f"The {profile.api!r} backend cannot be loaded: {error}.", hint=hint
         ) from error
     factory = cast(BackendFactory, module.from_profile)
-    env = os.environ if env is None else env
     register_profile_secrets(profile, env)
     return factory(profile, env)
+
+
+def with_env_url(profile: Profile, env: Mapping[str, str]) -> Profile:
+    """``profile`` with the url its api's convention gives when it names none:
+    ``$OPENAI_BASE_URL`` / ``$ANTHROPIC_BASE_URL`` / ``$OLLAMA_HOST``, else the provider's
+    own (``https://api.openai.com/v1``, ...).  A variable that is not an http(s) URL is
+    a :class:`ConfigError` naming it."""
+    if profile.url:
+        return profile
+    from tokentide.config.credentials import effective_url
+    from tokentide.config.validate import check_url
+
+    url, source = effective_url(profile, env)
+    if url is None:
+        return profile
+    if source and source.startswith("$"):
+        check_url(url, f"{source}: ")
+    return replace(profile, url=url)
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -174,6 +196,9 @@ def register_profile_secrets(profile: Profile, env: Mapping[str, str]) -> None:
     key = profile.resolve_api_key(env)
     if key:
         register_secret(key)
+    provider = provider_for(profile.api)
+    if provider is not None and provider.key_var and env.get(provider.key_var):
+        register_secret(env[provider.key_var])  # even when not sent: never shown either
     tables: list[Mapping[str, object]] = [profile.headers, profile.params]
     metadata = profile.options.get("metadata")
     if isinstance(metadata, Mapping):

@@ -6,7 +6,8 @@ theme = "textual-dark"            # [ui] table also accepted
 api = "openai"                    # which backend speaks to the server
 url = "http://127.0.0.1:8000/v1"  # base URL as people write it for that server
 model = "..."                     # model name sent to the server
-api_key_env = "OPENAI_API_KEY"    # the key is read from this environment variable
+api_key_env = "MY_KEY"            # the key is read from this environment variable
+                                  # (default: the provider's, for its own host only)
 system = "..."                    # system prompt
 temperature / max_tokens / seed / top_p
 connect_timeout / first_token_timeout / idle_timeout   (seconds)
@@ -75,10 +76,12 @@ class Profile:
     the backend's factory."""
 
     def resolve_api_key(self, env: Mapping[str, str]) -> str | None:
-        """The API key: from ``api_key_env`` if set, else the file's ``api_key``."""
-        if self.api_key_env:
-            return env.get(self.api_key_env) or None
-        return self.api_key
+        """The API key to send: from ``api_key_env`` if set, else the file's ``api_key``,
+        else the provider's variable (``OPENAI_API_KEY``, ...) but only when the url is
+        the provider's host or its base-URL variable's (:mod:`tokentide.config.credentials`)."""
+        from tokentide.config.credentials import key_source
+
+        return key_source(self, env).key
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,9 @@ are masked (:mod:`tokentide.config.secrets`).
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from tokentide.config.model import Profile, Settings
@@ -52,8 +53,14 @@ def _value(value: Any) -> str:
     return sanitize(repr(value))
 
 
-def show_lines(settings: Settings, builtin: Profile) -> Iterator[str]:
-    """The lines of ``tide config show`` (no secret, no escape sequence)."""
+def show_lines(
+    settings: Settings, builtin: Profile, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """The lines of ``tide config show`` (no secret, no escape sequence).  ``env`` (default
+    ``os.environ``) decides the url a profile without one uses and which key it sends:
+    each profile says where its key comes from (``# key: from $OPENAI_API_KEY (provider
+    default)``), never the key."""
+    env = os.environ if env is None else env
     yield f"# {visible(settings.path) if settings.path else 'no config file: built-in defaults'}"
     yield f"default = {_value(settings.default or builtin.name)}"
     profiles = dict(settings.profiles)
@@ -61,17 +68,27 @@ def show_lines(settings: Settings, builtin: Profile) -> Iterator[str]:
     for name, profile in profiles.items():
         yield ""
         yield f"[profiles.{visible_key(name)}]"
-        yield from _profile_lines(profile)
+        yield from _profile_lines(profile, env)
 
 
-def _profile_lines(profile: Profile) -> Iterator[str]:
+def _profile_lines(profile: Profile, env: Mapping[str, str]) -> Iterator[str]:
+    from tokentide.config.credentials import effective_url, key_source
+
     for key in _FIELDS:
         value = getattr(profile, key)
+        if key == "url" and value is None:
+            url, source = effective_url(profile, env)
+            if url is not None:
+                where = "the provider's default" if source == "provider default" else source
+                yield f"# url: {_value(mask_url(url))}, {where} (the profile names none)"
+            continue
         if value is None:
             continue
         if key == "url":
             value = mask_url(value)
         yield f"{key} = {_value(value)}"
+    if profile.url or effective_url(profile, env)[0] or profile.api_key or profile.api_key_env:
+        yield f"# key: {visible(key_source(profile, env).describe())}"
     if profile.api_key:
         yield f"api_key = {MASK!r}"
     for key, value in profile.options.items():
