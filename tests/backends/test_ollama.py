@@ -132,3 +132,31 @@ async def test_cancel_closes_the_connection(server: LLMServer, make: BackendMake
     events, lag = await read_then_close(server, backend.stream(ASK), "cancel")
     assert events == [TextDelta("w0"), TextDelta(" w1")]
     assert lag < 0.1
+
+
+# -- tool calls (issue 11 item 9): reported, not lost ------------------------------------
+
+WEATHER = '{"city": "Paris", "unit": "celsius"}'
+
+
+async def test_streamed_tool_calls(server: LLMServer, make: BackendMaker) -> None:
+    from tokentide.backends.events import ToolCallRequested
+
+    url = server.url(text="Let me look.", tool="get_weather,get_time", tool_args=WEATHER)
+    events, error = await drain(make(url).stream(ASK))
+    assert error is None
+    assert [e for e in events if isinstance(e, ToolCallRequested)] == [
+        ToolCallRequested("get_weather", WEATHER),  # the object, serialised
+        ToolCallRequested("get_time", WEATHER),
+    ]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Let me look."
+    assert isinstance(events[-1], Finish)
+
+
+async def test_create_returns_the_tool_calls(server: LLMServer, make: BackendMaker) -> None:
+    from tokentide.backends.events import ToolCallRequested
+    from tokentide.backends.tool_calls import tool_calls_of
+
+    reply = await make(server.url(text="", tool="get_weather", tool_args=WEATHER)).create(ASK)
+    assert reply.text == ""
+    assert tool_calls_of(reply) == (ToolCallRequested("get_weather", WEATHER),)

@@ -249,3 +249,76 @@ async def test_a_finished_stream_hands_its_connection_back_to_the_pool(server: L
             assert len(pool.connections) == 1 and pool.connections[0].is_idle()
     finally:
         await backend.aclose()
+
+
+# -- tool calls (issue 11 item 9): reported, not lost ------------------------------------
+
+WEATHER = '{"city": "Paris", "unit": "celsius"}'
+
+
+async def test_streamed_tool_call_fragments_are_joined_by_index(
+    server: LLMServer, make: BackendMaker
+) -> None:
+    from tokentide.backends.events import ToolCallRequested
+
+    url = server.url(text="Let me look.", tool="get_weather,get_time", tool_args=WEATHER)
+    events, error = await drain(make(url + "/v1").stream(ASK))
+    assert error is None
+    calls = [e for e in events if isinstance(e, ToolCallRequested)]
+    assert calls == [
+        ToolCallRequested("get_weather", WEATHER, "call_0"),
+        ToolCallRequested("get_time", WEATHER, "call_1"),
+    ]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Let me look."
+    assert isinstance(events[-1], Finish) and events[-1].reason == "tool_calls"
+    assert events.index(calls[-1]) < len(events) - 1  # the calls come before the Finish
+
+
+async def test_streamed_tool_call_tgi_repeats_the_id_and_nulls_the_name(
+    server: LLMServer, make: BackendMaker
+) -> None:
+    """TGI repeats ``id``/``role`` on every fragment and sends ``name: null`` after the
+    first (protocols.md §4.3), and may end without ``[DONE]``."""
+    from tokentide.backends.events import ToolCallRequested
+
+    url = server.url(text="", tool="get_weather", tool_args=WEATHER, all_roles=1, done=0)
+    events, error = await drain(make(url + "/v1").stream(ASK))
+    assert error is None
+    assert [e for e in events if isinstance(e, ToolCallRequested)] == [
+        ToolCallRequested("get_weather", WEATHER, "call_0")
+    ]
+
+
+def test_tool_call_fragments_with_null_names_and_repeated_ids() -> None:
+    from tokentide.backends.events import ToolCallRequested
+    from tokentide.backends.openai import _OpenAIParser
+    from tokentide.backends.sse import SSEEvent
+
+    parser = _OpenAIParser("http://x", chat=True)
+
+    def feed(delta: dict[str, Any], finish: str | None = None) -> list[Any]:
+        import json
+
+        chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return parser.feed(SSEEvent(data=json.dumps(chunk)))
+
+    call = {"index": 0, "id": "c1", "type": "function"}
+    assert feed({"tool_calls": [{**call, "function": {"name": "f", "arguments": '{"a"'}}]}) == []
+    assert feed({"tool_calls": [{**call, "function": {"name": None, "arguments": ": 1}"}}]}) == []
+    assert feed({"function_call": {"name": "legacy", "arguments": "{}"}}, "tool_calls") == []
+    assert parser.feed(SSEEvent(data="[DONE]")) == [
+        ToolCallRequested("f", '{"a": 1}', "c1"),
+        ToolCallRequested("legacy", "{}", None),
+        Finish("tool_calls", None),
+    ]
+
+
+async def test_create_returns_the_tool_calls(server: LLMServer, make: BackendMaker) -> None:
+    from tokentide.backends.events import ToolCallRequested
+    from tokentide.backends.tool_calls import tool_calls_of
+
+    url = server.url(text="", tool="get_weather", tool_args=WEATHER)
+    reply = await make(url + "/v1").create(ASK)
+    assert reply.text == ""
+    assert reply.finish_reason == "tool_calls"
+    assert tool_calls_of(reply) == (ToolCallRequested("get_weather", WEATHER, "call_0"),)

@@ -45,6 +45,12 @@ Answer:
                   token limit (max_tokens, max_new_tokens, num_predict, Triton max_tokens)
                   is honoured and gives the dialect's "length" reason
   ``tag``         free text stored on the :class:`Record` (find it with ``server.record``)
+  ``tool``        after the text, ask to call these tools (comma-separated names), each
+                  with ``tool_args`` (JSON text, default ``{"city": "Paris"}``): OpenAI
+                  ``tool_calls`` (streamed as ``index``/``id``/``function.name`` then
+                  ``function.arguments`` fragments; finish ``tool_calls``), Anthropic
+                  ``tool_use`` blocks (``input_json_delta`` fragments; ``tool_use``),
+                  Ollama ``message.tool_calls`` (arguments an object)
 
 Timing:
   ``delay``       seconds before each token (default 0); ``first_delay`` before the first
@@ -234,6 +240,24 @@ class Ctx:
 
     def error_message(self, position: int) -> str:
         return self.k.get("error_message") or f"boom at token {position}"
+
+    def tool_calls(self) -> list[tuple[str, str]]:
+        """(name, arguments JSON text) of each call the ``tool`` knob asks for."""
+        names = [n for n in (self.k.get("tool") or "").split(",") if n]
+        args = self.k.get("tool_args", '{"city": "Paris"}') or ""
+        return [(name, args) for name in names]
+
+
+def fragments(text: str, size: int = 4) -> list[str]:
+    """``text`` in ``size``-character pieces, as servers stream tool arguments."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 Item = tuple[str, bytes]
@@ -589,7 +613,8 @@ def _openai(ctx: Ctx) -> Routed:
     else:
         prompt = str(body.get("prompt", ""))
     tokens, cut = ctx.plan(prompt, body.get("max_tokens"))
-    finish = k.get("finish") or ("length" if cut else "stop")
+    calls = ctx.tool_calls() if chat else []
+    finish = k.get("finish") or ("length" if cut else "tool_calls" if calls else "stop")
     model = body.get("model") or "test-model"
     text = "".join(tokens)
     usage = {
@@ -602,9 +627,18 @@ def _openai(ctx: Ctx) -> Routed:
         if k.num("error_at") is not None:
             return _error_reply(ctx, 500, _openai_error_body(ctx, ctx.error_message(0)))
         if chat:
-            message: dict[str, Any] = {"role": "assistant", "content": text}
+            message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if reasoning:
                 message["reasoning_content"] = reasoning
+            if calls:
+                message["tool_calls"] = [
+                    {
+                        "id": f"call_{i}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": args},
+                    }
+                    for i, (name, args) in enumerate(calls)
+                ]
             choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
@@ -636,6 +670,13 @@ def _openai(ctx: Ctx) -> Routed:
                 yield "meta", ctx.sse(chunk({"reasoning_content": piece}, None))
         for token in tokens:
             yield "token", ctx.sse(chunk({"content": token}, None, token))
+        for i, (name, args) in enumerate(calls):
+            head = {"index": i, "id": f"call_{i}", "type": "function"}
+            head["function"] = {"name": name, "arguments": ""}
+            yield "meta", ctx.sse(chunk({"tool_calls": [head]}, None))
+            for piece in fragments(args):
+                part = {"index": i, "function": {"arguments": piece}}
+                yield "meta", ctx.sse(chunk({"tool_calls": [part]}, None))
         yield "end", ctx.sse(chunk({} if chat else None, finish, ""))
         include = (body.get("stream_options") or {}).get("include_usage")
         if k.flag("usage", bool(include)):
@@ -803,7 +844,8 @@ def _anthropic(ctx: Ctx) -> Routed:
     last = messages[-1].get("content", "") if messages else ""
     prompt = last if isinstance(last, str) else "".join(b.get("text", "") for b in last)
     tokens, cut = ctx.plan(prompt, body.get("max_tokens"))
-    stop_reason = k.get("finish") or ("max_tokens" if cut else "end_turn")
+    calls = ctx.tool_calls()
+    stop_reason = k.get("finish") or ("max_tokens" if cut else "tool_use" if calls else "end_turn")
     model = body.get("model") or "claude-test"
 
     reasoning = k.get("reasoning")
@@ -824,6 +866,9 @@ def _anthropic(ctx: Ctx) -> Routed:
         half = len(tokens) // 2
         content.append({"type": "text", "text": "".join(tokens[:half])})
         content.append({"type": "text", "text": "".join(tokens[half:])})
+        for i, (name, args) in enumerate(calls):
+            tool = {"type": "tool_use", "id": f"toolu_{i}", "name": name}
+            content.append({**tool, "input": _json_or_text(args)})
         return _json_reply(
             ctx,
             {
@@ -919,6 +964,14 @@ def _anthropic(ctx: Ctx) -> Routed:
                 ),
             )
         yield "end", ev({"type": "content_block_stop", "index": index})
+        for i, (name, args) in enumerate(calls, start=index + 1):
+            tool = {"type": "tool_use", "id": f"toolu_{i - index - 1}", "name": name}
+            block = {"type": "content_block_start", "index": i, "content_block": tool}
+            yield "meta", ev({**block, "content_block": {**tool, "input": {}}})
+            for piece in fragments(args):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                yield "meta", ev({"type": "content_block_delta", "index": i, "delta": delta})
+            yield "meta", ev({"type": "content_block_stop", "index": i})
         yield (
             "end",
             ev(
@@ -1177,6 +1230,10 @@ def _ollama(ctx: Ctx) -> Routed:
     tokens, cut = ctx.plan(prompt, options.get("num_predict"))
     done_reason = k.get("finish") or ("length" if cut else "stop")
     reasoning = k.get("reasoning")
+    calls = [
+        {"function": {"index": i, "name": name, "arguments": _json_or_text(args)}}
+        for i, (name, args) in enumerate(ctx.tool_calls())
+    ]
     counts = {
         "total_duration": 4883583458,
         "load_duration": 1334875,
@@ -1204,6 +1261,8 @@ def _ollama(ctx: Ctx) -> Routed:
         reply = final("".join(tokens))
         if reasoning:
             reply["message"]["thinking"] = reasoning
+        if calls:
+            reply["message"]["tool_calls"] = calls
         return _json_reply(ctx, reply)
 
     def chunk(content: str, thinking: str | None = None) -> dict[str, Any]:
@@ -1218,6 +1277,10 @@ def _ollama(ctx: Ctx) -> Routed:
                 yield "meta", ctx.line(chunk("", piece))
         for token in tokens:
             yield "token", ctx.line(chunk(token))
+        if calls:
+            call_chunk = chunk("")
+            call_chunk["message"]["tool_calls"] = calls
+            yield "meta", ctx.line(call_chunk)
         last = ctx.line(final(""))
         if not k.flag("final_newline", True):
             last = last.rstrip(b"\n")

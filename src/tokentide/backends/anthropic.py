@@ -8,8 +8,9 @@ by the API, so :data:`DEFAULT_MAX_TOKENS` is sent when the profile sets none.
 Stream (``protocols.md`` §5): named events ``message_start`` → per block
 ``content_block_start`` / ``content_block_delta`` / ``content_block_stop`` →
 ``message_delta`` (stop reason, cumulative output tokens) → ``message_stop``, the
-terminator.  ``text_delta`` is answer text, ``thinking_delta`` reasoning; tool input,
-signatures and citations are ignored.  ``ping`` events come anywhere.  Errors: HTTP
+terminator.  ``text_delta`` is answer text, ``thinking_delta`` reasoning; a ``tool_use``
+block (its ``input_json_delta`` fragments joined) becomes one ``ToolCallRequested`` at
+its ``content_block_stop``; signatures and citations are ignored.  ``ping`` events come anywhere.  Errors: HTTP
 ``{"type":"error","error":{type,message}}`` before the stream (529 = overloaded), and
 ``event: error`` with the same body inside a 200 stream.
 """
@@ -20,9 +21,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokentide.backends.base import GenerationRequest, Reply, sampling
-from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.backends.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallRequested,
+    Usage,
+)
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
+from tokentide.backends.tool_calls import FragmentAssembler, ToolReply, arguments_text
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
 
@@ -48,6 +57,11 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _index(obj: dict[str, Any]) -> int | None:
+    """A content block's index (None if the server sent none, or not a number)."""
+    return _int_or_none(obj.get("index"))
+
+
 class AnthropicParser(StreamParser):
     def __init__(self, server: str) -> None:
         self.server = server
@@ -55,6 +69,9 @@ class AnthropicParser(StreamParser):
         self.reason: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.tools = FragmentAssembler()
+        self.tool_inputs: dict[int | None, Any] = {}
+        """The open ``tool_use`` blocks by index, with the ``input`` each started with."""
 
     def _usage(self) -> Usage | None:
         if self.input_tokens is None and self.output_tokens is None:
@@ -105,7 +122,19 @@ class AnthropicParser(StreamParser):
                     and thinking
                 ):
                     return [ReasoningDelta(thinking)]
+                if dtype == "input_json_delta" and (index := _index(obj)) in self.tool_inputs:
+                    self.tools.add(index, arguments=delta.get("partial_json"))
             return []
+        if kind == "content_block_start":
+            block = obj.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                index = _index(obj)
+                self.tools.add(index, id=block.get("id"), name=block.get("name"))
+                self.tool_inputs[index] = block.get("input")
+            return []
+        if kind == "content_block_stop":
+            index = _index(obj)
+            return self._tool_call(index) if index in self.tool_inputs else []
         if kind == "message_start":
             message = obj.get("message")
             if isinstance(message, dict):
@@ -119,8 +148,20 @@ class AnthropicParser(StreamParser):
             return []
         if kind == "message_stop":
             self.done = True
-            return [Finish(self.reason, self._usage())]
-        return []  # content_block_start/stop and event types added later
+            calls = [c for index in list(self.tool_inputs) for c in self._tool_call(index)]
+            return [*calls, Finish(self.reason, self._usage())]
+        return []  # event types added later
+
+    def _tool_call(self, index: int | None) -> list[Event]:
+        """The finished ``tool_use`` block at ``index``: its streamed JSON, else the
+        ``input`` the block started with (a call without arguments sends none)."""
+        initial = self.tool_inputs.pop(index, None)
+        calls: list[Event] = []
+        for call in self.tools.pop(index):
+            if not call.arguments:
+                call = ToolCallRequested(call.name, arguments_text(initial or {}), call.id)
+            calls.append(call)
+        return calls
 
     def end(self) -> list[Event]:
         raise IncompleteStream(
@@ -187,13 +228,23 @@ class AnthropicBackend(HTTPBackend):
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         text: list[str] = []
         reasoning: list[str] = []
+        calls: list[ToolCallRequested] = []
         for block in body["content"]:
             if block.get("type") == "text" and isinstance(block.get("text"), str):
                 text.append(block["text"])
             elif block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
                 reasoning.append(block["thinking"])
+            elif block.get("type") == "tool_use":
+                name, call_id = block.get("name"), block.get("id")
+                calls.append(
+                    ToolCallRequested(
+                        name if isinstance(name, str) and name else "(unnamed tool)",
+                        arguments_text(block.get("input", {})),
+                        call_id if isinstance(call_id, str) and call_id else None,
+                    )
+                )
         usage = body.get("usage")
-        return Reply(
+        return ToolReply(
             text="".join(text),
             finish_reason=stop_reason(body.get("stop_reason")),
             usage=Usage(
@@ -202,6 +253,7 @@ class AnthropicBackend(HTTPBackend):
             if isinstance(usage, dict)
             else None,
             reasoning="".join(reasoning),
+            tool_calls=tuple(calls),
         )
 
 

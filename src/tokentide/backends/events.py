@@ -5,7 +5,8 @@ when a new kind of event is not handled.  Failures are not events: a backend rai
 :class:`~tokentide.backends.errors.BackendError`.
 
 A stream is a sequence of :class:`TextDelta` (and, for servers that think aloud,
-:class:`ReasoningDelta`) ended by exactly one :class:`Finish`.  :class:`Retrying` is
+:class:`ReasoningDelta`) ended by exactly one :class:`Finish`; a model that asks for a
+tool also yields one :class:`ToolCallRequested` per call, whole, before the ``Finish``.  :class:`Retrying` is
 emitted by the generation object, never by a backend, while it waits to try again.
 """
 
@@ -20,6 +21,7 @@ __all__ = [
     "ReasoningDelta",
     "Retrying",
     "TextDelta",
+    "ToolCallRequested",
     "Usage",
 ]
 
@@ -44,6 +46,22 @@ class ReasoningDelta:
     """A fragment of the model's reasoning ("thinking"), kept apart from the answer."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequested:
+    """The model asked to call a tool (OpenAI ``tool_calls``, Anthropic ``tool_use``,
+    Ollama ``message.tool_calls``).  tokentide runs no tools: this is reported, not obeyed.
+
+    Untrusted server text: sanitise ``name`` and ``arguments`` before showing them.
+    """
+
+    name: str
+    arguments: str
+    """The arguments as JSON text, as the model wrote them (streamed fragments joined;
+    Ollama's and Anthropic's objects serialised); not validated."""
+    id: str | None = None
+    """The call's id, where the server gives one (``call_...``, ``toolu_...``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,4 +101,4 @@ class Retrying:
     reason: str
 
 
-Event: TypeAlias = TextDelta | ReasoningDelta | Finish | Retrying
+Event: TypeAlias = TextDelta | ReasoningDelta | ToolCallRequested | Finish | Retrying

@@ -10,7 +10,8 @@ stays loaded.
 The stream is NDJSON (``protocols.md`` §3), split on ``\\n`` only: each line's
 ``message.content`` is answer text and ``message.thinking`` reasoning; the line with
 ``"done": true`` ends the answer (``done_reason``; ``prompt_eval_count`` and
-``eval_count`` are the token counts).  Errors: HTTP 4xx/5xx ``{"error"}`` before the
+``eval_count`` are the token counts).  ``message.tool_calls`` come whole (arguments a JSON
+object), each yielded as a ``ToolCallRequested``.  Errors: HTTP 4xx/5xx ``{"error"}`` before the
 stream and an ``{"error"}`` line inside it.  ``create`` sends ``"stream": false``.
 For Ollama's OpenAI-compatible endpoint use ``api = "openai"`` with ``/v1``.
 """
@@ -21,8 +22,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokentide.backends.base import GenerationRequest, Reply, sampling
-from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.backends.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallRequested,
+    Usage,
+)
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.tool_calls import ToolReply, arguments_text
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
 
@@ -46,6 +55,24 @@ def _usage(obj: Mapping[str, Any]) -> Usage | None:
 def _reason(obj: Mapping[str, Any]) -> str | None:
     reason = obj.get("done_reason")
     return reason if isinstance(reason, str) and reason else None
+
+
+def _tool_calls(message: Mapping[str, Any]) -> list[ToolCallRequested]:
+    calls = message.get("tool_calls")
+    result = []
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        name, call_id = function.get("name"), call.get("id")
+        result.append(
+            ToolCallRequested(
+                name if isinstance(name, str) and name else "(unnamed tool)",
+                arguments_text(function.get("arguments")),
+                call_id if isinstance(call_id, str) and call_id else None,
+            )
+        )
+    return result
 
 
 class OllamaParser(StreamParser):
@@ -75,6 +102,7 @@ class OllamaParser(StreamParser):
             content = message.get("content")
             if isinstance(content, str) and content:
                 events.append(TextDelta(content))
+            events.extend(_tool_calls(message))
         if obj.get("done") is True:
             self.done = True
             events.append(Finish(_reason(obj), _usage(obj)))
@@ -141,11 +169,12 @@ class OllamaBackend(HTTPBackend):
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         message = body["message"]
         thinking = message.get("thinking")
-        return Reply(
+        return ToolReply(
             text=message.get("content") or "",
             finish_reason=_reason(body),
             usage=_usage(body),
             reasoning=thinking if isinstance(thinking, str) else "",
+            tool_calls=tuple(_tool_calls(message)),
         )
 
 

@@ -8,6 +8,11 @@ appends ``/chat/completions`` or ``/completions``.  Normalisation follows
 any chunk raises, ``choices`` may be null, missing or empty (usage chunks), ``content``
 may be missing, null or empty, ``reasoning_content``/``reasoning`` are reasoning, and a
 stream that ends without ``[DONE]`` is complete only if a ``finish_reason`` was seen.
+
+Tool calls (tokentide sends no tools, but a server may still ask): streamed
+``delta.tool_calls`` fragments are joined by ``index`` (and the legacy
+``delta.function_call``) and yielded as whole ``ToolCallRequested`` events just before
+the ``Finish``; a non-streaming ``message.tool_calls`` comes back in a ``ToolReply``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,17 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
-from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.backends.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallRequested,
+    Usage,
+)
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
+from tokentide.backends.tool_calls import FragmentAssembler, ToolReply, arguments_text
 from tokentide.config.model import Profile
 from tokentide.errors import IncompleteStream, ProtocolError, ServerError, excerpt
 
@@ -50,12 +63,16 @@ class _OpenAIParser(StreamParser):
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.done = False
+        self.tools = FragmentAssembler()
+
+    def _finish(self) -> list[Event]:
+        return [*self.tools.flush(), Finish(self.finish_reason, self.usage)]
 
     def feed(self, item: SSEEvent) -> list[Event]:
         data = item.data
         if data[:1] != "{" and data.strip().startswith("[DONE]"):
             self.done = True
-            return [Finish(self.finish_reason, self.usage)]
+            return self._finish()
         obj = loads_event(data, self.server)
         if type(obj) is not dict:
             raise ProtocolError(
@@ -98,6 +115,7 @@ class _OpenAIParser(StreamParser):
                     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
                     if isinstance(reasoning, str) and reasoning:
                         events.append(ReasoningDelta(reasoning))
+                    self._tool_fragments(delta)
             else:
                 text = choice.get("text")
             if text and type(text) is str:
@@ -117,17 +135,59 @@ class _OpenAIParser(StreamParser):
                 self.finish_reason = str(reason)
         return events
 
+    def _tool_fragments(self, delta: dict[str, Any]) -> None:
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for position, call in enumerate(calls):
+                if not isinstance(call, dict):
+                    continue
+                index = call.get("index")
+                function = call.get("function")
+                function = function if isinstance(function, dict) else {}
+                self.tools.add(
+                    index if isinstance(index, int) else position,
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=function.get("arguments"),
+                )
+        legacy = delta.get("function_call")
+        if isinstance(legacy, dict):
+            self.tools.add(
+                "function_call", name=legacy.get("name"), arguments=legacy.get("arguments")
+            )
+
     def end(self) -> list[Event]:
         if self.finish_reason is not None:
             # Older TGI and llama.cpp /completion end without [DONE]: fine once a
             # finish_reason was seen (protocols.md §4.4 rule 7).
-            return [Finish(self.finish_reason, self.usage)]
+            return self._finish()
         raise IncompleteStream(
             f"The stream from {self.server} ended without [DONE] or a finish reason: "
             "the answer may be cut short.",
             server=self.server,
             hint="The server may have run out of context or crashed; check its log.",
         )
+
+
+def _reply_tool_calls(message: dict[str, Any]) -> tuple[ToolCallRequested, ...]:
+    """``message.tool_calls`` (and the legacy ``function_call``) of a whole reply."""
+    calls = message.get("tool_calls")
+    found = [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    if isinstance(message.get("function_call"), dict):
+        found.append({"function": message["function_call"]})
+    result = []
+    for call in found:
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        name, call_id = function.get("name"), call.get("id")
+        result.append(
+            ToolCallRequested(
+                name if isinstance(name, str) and name else "(unnamed tool)",
+                arguments_text(function.get("arguments")),
+                call_id if isinstance(call_id, str) and call_id else None,
+            )
+        )
+    return tuple(result)
 
 
 class _OpenAIBackend(HTTPBackend):
@@ -166,11 +226,12 @@ class OpenAIChatBackend(_OpenAIBackend):
         choice = body["choices"][0]
         message = choice.get("message") or {}
         reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-        return Reply(
+        return ToolReply(
             text=message.get("content") or "",
             finish_reason=choice.get("finish_reason"),
             usage=_usage(body.get("usage")),
             reasoning=reasoning if isinstance(reasoning, str) else "",
+            tool_calls=_reply_tool_calls(message),
         )
 
 
