@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from textual.events import Paste
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from tests.servers.llm_server import LLMServer
 from tests.tui.fakes import ScriptedBackend, answer, until
@@ -891,3 +892,37 @@ async def test_reasoning_token_details_and_nodes_survive_a_restart(db: Path) -> 
         ("assistant", live_source),  # reasoning is never sent back
         ("user", "and then?"),
     ]
+
+
+async def test_a_tool_call_is_shown_under_the_answer_not_in_it(db: Path) -> None:
+    from tokentide.backends.events import ToolCallRequested
+
+    script: list[Event | BackendError] = [
+        TextDelta("Let me look."),
+        ToolCallRequested("get_weather", '{"city": "[/]Paris\x1b[2J"}', "call_1"),
+        Finish("tool_calls"),
+    ]
+    app = make_app(db, ScriptedBackend(script))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "weather?")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: bool(app.query(".answer-notice")))
+        notice = str(app.query_one(".answer-notice", Static).render())
+        assert notice.startswith("The model asked to call get_weather(")
+        assert "\x1b" not in notice and "[/]Paris" in notice and "[2J" not in notice
+        message = app.query_one(AssistantMessage)
+        assert message.source == "Let me look."  # the notice is not part of the answer
+        assert app.is_running
+    assert saved(db, chat(app).conversation_id)[-1][1] == "Let me look."
+
+
+async def test_alt_o_copies_the_code_block_even_from_the_composer(db: Path) -> None:
+    app = make_app(db, ScriptedBackend([TextDelta("Here:\n\n```py\nprint(1)\n```\n"), Finish()]))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "code please")
+        await app.workers.wait_for_complete()
+        composer = app.query_one(Composer)
+        composer.focus()
+        await pilot.press("alt+o")
+        await until(pilot, lambda: app.clipboard == "print(1)\n" or app.clipboard == "print(1)")
+        assert composer.text == ""  # not typed as the letter "o"

@@ -332,3 +332,44 @@ async def test_a_burst_is_taken_in_over_several_frames_and_renders_the_same(
         await until(pilot, lambda: not live._draining)
         assert not live.streaming
         assert live.lines == one_shot.lines
+
+
+SELECTABLE = "# Title\n\nFirst paragraph with **bold** words.\n\nSecond paragraph here.\n"
+
+
+async def test_dragging_the_mouse_selects_what_is_shown_and_copies_it() -> None:
+    """Issue 11: selecting an answer with the mouse copied the literal text
+    "MarkdownMessage"; now the rendered text under the drag is selected, highlighted,
+    and copied (Textual's copy key, OSC 52 in a terminal)."""
+    msg = MarkdownMessage(SELECTABLE)
+    app = MessagesApp(msg)
+    async with app.run_test(size=(80, 20)) as pilot:
+        await until(pilot, lambda: any("First paragraph" in t for t in texts(msg.lines)))
+        rows = texts(msg.lines)
+        y = next(i for i, row in enumerate(rows) if "First paragraph" in row)
+        x = rows[y].index("First")
+        await pilot.mouse_down(msg, offset=(x, y))
+        end = x + len("First paragraph") - 1  # the cell under the mouse is included
+        await pilot.hover(msg, offset=(end, y))
+        await pilot.mouse_up(msg, offset=(end, y))
+        await until(pilot, lambda: app.screen.get_selected_text() is not None)
+        assert app.screen.get_selected_text() == "First paragraph"
+        # The selected cells are painted in the selection style.
+        painted = msg.render_line(y)
+        selection = app.screen.get_component_rich_style("screen--selection")
+        chosen = "".join(
+            s.text for s in painted if s.style and s.style.bgcolor == selection.bgcolor
+        )
+        assert chosen == "First paragraph"
+        app.screen.action_copy_text()
+        assert app.clipboard == "First paragraph"
+
+
+async def test_selecting_a_whole_answer_copies_its_markdown() -> None:
+    msg = MarkdownMessage(SELECTABLE)
+    app = MessagesApp(msg)
+    async with app.run_test(size=(80, 20)) as pilot:
+        await until(pilot, lambda: bool(msg.lines))
+        from textual.selection import Selection
+
+        assert msg.get_selection(Selection(None, None)) == (SELECTABLE, "\n")

@@ -197,3 +197,30 @@ def test_markup_from_the_server_and_config_is_shown_literally_in_a_real_terminal
 
 def _shows_all(texts: list[str], screen: str) -> bool:
     return all(text in screen for text in texts)
+
+
+def test_alt_o_copies_the_code_block_in_a_real_terminal(server: LLMServer, tmp_path: Path) -> None:
+    """Issue 11: in a terminal alt+o arrives as ESC o, and the focused composer took it
+    as the letter "o"; the binding now comes first."""
+    config = tmp_path / "config.toml"
+    url = server.url(text="Here:\n\n```py\nprint(1)\n```\n", tag="alt-o") + "/v1"
+    config.write_text(f'[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "m"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "TMUX"))}
+    env.update(
+        TIDE_CONFIG=str(config),
+        TIDE_DATA_DIR=str(tmp_path / "data"),
+        TERM="xterm-256color",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    tmux = Tmux(env)
+    tmux.start(f"{sys.executable} -m tokentide chat -P loop")
+    try:
+        tmux.wait_for(lambda s: "Send" in s)
+        tmux.keys("hi", "Enter")
+        tmux.wait_for(lambda s: "print(1)" in s)
+        tmux.keys("M-o")
+        tmux.wait_for(lambda s: "Copied the code block" in s)
+        tmux.keys("C-q")
+        tmux.wait_exit()
+    finally:
+        tmux.kill()

@@ -24,7 +24,7 @@ from tokentide.config.model import Profile, Settings
 from tokentide.errors import TideError
 from tokentide.tui.chat_screen import ChatScreen
 from tokentide.tui.palette import ProfileCommands
-from tokentide.tui.plain import PlainNotifications
+from tokentide.tui.plain import PlainNotifications, SafeClipboard
 from tokentide.tui.state import UiState, load_ui_state, save_ui_state
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ UI_BUSY_TIMEOUT = 0.25
 """Seconds a history write waits for another process's lock before it is queued."""
 
 
-class ChatApp(PlainNotifications, App[int]):
+class ChatApp(PlainNotifications, SafeClipboard, App[int]):
     """The chat application.  ``backend`` and ``store`` may be given (tests); otherwise
     the backend is built from ``profile`` and the store opened at ``history_path`` (or
     the data dir)."""

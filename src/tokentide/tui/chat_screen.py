@@ -36,7 +36,13 @@ from textual.widgets import Footer, Header, Label
 
 from tokentide.backends.base import Backend, GenerationRequest
 from tokentide.backends.base import Message as ChatMessage
-from tokentide.backends.events import Finish, ReasoningDelta, Retrying, TextDelta
+from tokentide.backends.events import (
+    Finish,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    ToolCallRequested,
+)
 from tokentide.config.model import Profile, Settings
 from tokentide.errors import BackendError, TideError
 from tokentide.generation import Generation, RetryPolicy, State
@@ -216,7 +222,8 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
         Binding("ctrl+b", "toggle_sidebar", "Conversations", id="toggle_sidebar"),
         Binding("ctrl+o", "copy", "Copy", id="copy"),
-        Binding("alt+o", "copy_code", "Copy code", id="copy_code", show=False),
+        # priority: the composer would otherwise take alt+o as the letter "o".
+        Binding("alt+o", "copy_code", "Copy code", id="copy_code", show=False, priority=True),
         Binding("ctrl+t", "token_details", "Token details", id="token_details", show=False),
         Binding("ctrl+end", "follow", "Latest", id="follow_latest", show=False),
     ]
@@ -521,6 +528,8 @@ class ChatScreen(Screen[None]):
                             thoughts.append(event.text)
                         case Finish():
                             pass
+                        case ToolCallRequested():
+                            message.add_notice(_tool_call_notice(event))
                         case _:
                             assert_never(event)
                 if thoughts:
@@ -953,3 +962,8 @@ def _items(conversations: Iterable[Any]) -> list[ConversationItem]:
     for conversation in conversations:
         items.append(ConversationItem(str(conversation.id), conversation.title or ""))
     return items
+
+
+def _tool_call_notice(call: ToolCallRequested) -> str:
+    arguments = call.arguments if len(call.arguments) <= 200 else call.arguments[:199] + "…"
+    return f"The model asked to call {call.name}({arguments}); tools are off, so it was not run."

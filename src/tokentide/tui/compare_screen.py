@@ -58,7 +58,7 @@ from tokentide.config.model import Profile
 from tokentide.errors import BackendError, TideError
 from tokentide.generation import Generation, State
 from tokentide.sanitize import sanitize
-from tokentide.tui.plain import PlainNotifications, plain
+from tokentide.tui.plain import PlainNotifications, SafeClipboard, plain
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
 
 __all__ = ["CompareApp", "ComparePane", "CompareScreen", "run_compare_app"]
@@ -441,7 +441,7 @@ class CompareScreen(Screen[None]):
             await close_targets(self.targets)
 
 
-class CompareApp(PlainNotifications, App[int]):
+class CompareApp(PlainNotifications, SafeClipboard, App[int]):
     """``tide compare`` on a terminal: just the comparison screen."""
 
     TITLE = "tide compare"

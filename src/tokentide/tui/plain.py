@@ -8,7 +8,7 @@ from textual.app import App
 from textual.content import Content
 from textual.notifications import SeverityLevel
 
-from tokentide.sanitize import sanitize
+from tokentide.sanitize import sanitize, sanitize_for_clipboard
 
 
 def plain(text: str) -> Content:
@@ -52,3 +52,13 @@ class PlainNotifications:
             if active.binding.action in ("quit", "app.quit"):
                 self.notify(f"Press {key} to quit the app", title="Do you want to quit?")
                 return
+
+
+class SafeClipboard:
+    """Mixed into every tide ``App``: whatever reaches the clipboard (our copy commands,
+    Textual's own copy of a mouse selection, a TextArea's ctrl+c) is sanitised for it
+    (:func:`tokentide.sanitize.sanitize_for_clipboard`: no ESC, C1, ^C, CR or bracketed
+    paste end)."""
+
+    def copy_to_clipboard(self, text: str) -> None:
+        App.copy_to_clipboard(cast("App[object]", self), sanitize_for_clipboard(text))

@@ -48,11 +48,13 @@ from typing import Any, ClassVar, cast
 from rich.style import Style
 from textual.app import App
 from textual.geometry import Region, Size
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 
 from tokentide.sanitize import StreamSanitizer, sanitize
+from tokentide.tui.widgets.line_selection import highlighted, selected_text
 from tokentide.tui.widgets.markdown_render import (
     BLANK_LINE,
     IncrementalDocument,
@@ -253,6 +255,8 @@ class MarkdownMessage(Widget):
         self._schedule_frame_after_this = False
         self._next_frame_at = 0.0
         self._holds_gc = False
+        self._strips: dict[int, tuple[Line, Strip]] = {}
+        """Painted strips with their offsets, by row, reused while the row's line is."""
 
     # -- public API -------------------------------------------------------------------
 
@@ -533,12 +537,36 @@ class MarkdownMessage(Widget):
             if self._height_changed():
                 self.call_later(self.refresh, layout=True)
         lines = self._lines
+        row = y
         if y < len(lines):
             line = lines[y]
         else:
-            y -= len(lines)
+            row -= len(lines)
             live = self._live_lines
-            if y >= len(live):
+            if row >= len(live):
                 return Strip.blank(width, self._style)
-            line = live[y]
-        return Strip(line_segments(line), cast(int, line[0]))
+            line = live[row]
+        cached = self._strips.get(y)
+        if cached is not None and cached[0] is line:
+            strip = cached[1]
+        else:
+            # Offsets let Textual map the mouse to this line and cell (text selection).
+            strip = Strip(line_segments(line), cast(int, line[0])).apply_offsets(0, y)
+            if len(self._strips) > 256:  # keep about a screenful, not the whole answer
+                self._strips.clear()
+            self._strips[y] = (line, strip)
+        selection = self.text_selection
+        if selection is not None and (span := selection.get_span(y)) is not None:
+            style = self.screen.get_component_rich_style("screen--selection")
+            strip = highlighted(strip, span, style)
+        return strip
+
+    # -- selection --------------------------------------------------------------------
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected text (see :mod:`.line_selection`) for Textual's copy."""
+        lines = [strip.text.rstrip() for strip in self.lines]
+        return selected_text(lines, selection, self.source), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()

@@ -255,6 +255,11 @@ class AssistantMessage(Vertical, can_focus=True):
             else:
                 self._node_block(node).append(joined)
 
+    def add_notice(self, text: str) -> None:
+        """A line under the answer that is about it, not part of it (a tool call the
+        model asked for): shown as plain text, never sent back or saved as the answer."""
+        self.mount(Static(plain(text), classes="answer-notice", markup=False))
+
     def add_reasoning(self, text: str) -> None:
         """Show the model's reasoning ("thinking") above the answer while it streams:
         the last few lines, dim; a one-line summary once the answer is finished."""
