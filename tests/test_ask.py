@@ -245,3 +245,60 @@ def test_a_spinner_waits_on_a_terminal_and_is_erased_before_the_answer(
     erased = output.rindex(b"\r\x1b[K")
     assert output.index(b"w0 w1 w2") > erased  # the answer comes after the erase
     assert b"waiting" not in output[erased:]
+
+
+# -- a tool call without tools (issue 11 item 9) -----------------------------------------
+
+WEATHER = '{"city": "Paris"}'
+
+
+def _dialect(api: str, server: LLMServer, **knobs: object) -> list[str]:
+    url = server.url(**knobs) + ("/v1" if api == "openai" else "")
+    return ["--api", api, "--url", url, "--model", "m"]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])
+@pytest.mark.parametrize("api", ["openai", "anthropic", "ollama"])
+def test_a_tool_call_is_reported_on_stderr_and_exits_4(
+    server: LLMServer, env: dict[str, str], api: str, stream: bool
+) -> None:
+    knobs = _dialect(api, server, text="Let me check.", tool="get_weather", tool_args=WEATHER)
+    result = tide("ask", "weather?", *knobs, *([] if stream else ["--no-stream"]), env=env)
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == b"Let me check.\n"  # the text the model sent comes first
+    assert result.stderr.decode().splitlines() == [
+        'tide: the model asked to call get_weather({"city": "Paris"}) but tools are off in tide ask'
+    ]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])
+def test_a_tool_call_is_a_json_line_and_the_finish_reason_is_kept(
+    server: LLMServer, env: dict[str, str], stream: bool
+) -> None:
+    knobs = openai(server, text="", tool="get_weather,get_time", tool_args=WEATHER)
+    result = tide("ask", "hi", *knobs, "--json", *([] if stream else ["--no-stream"]), env=env)
+    assert result.returncode == 4, result.stderr
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    calls = [line for line in lines if line["type"] == "tool_call"]
+    assert calls == [
+        {"type": "tool_call", "name": "get_weather", "arguments": WEATHER, "id": "call_0"},
+        {"type": "tool_call", "name": "get_time", "arguments": WEATHER, "id": "call_1"},
+    ]
+    assert [line["reason"] for line in lines if line["type"] == "finish"] == ["tool_calls"]
+    assert lines[-1]["type"] == "stats"
+    assert len(result.stderr.decode().splitlines()) == 2
+
+
+def test_a_hostile_tool_call_is_sanitised_and_shortened(
+    server: LLMServer, env: dict[str, str]
+) -> None:
+    name = "evil\x1b]0;pwned\x07\x1b[31m"
+    args = '{"x": "' + "\x1b[2J\n" + "a" * 5000 + '"}'
+    result = tide("ask", "hi", *openai(server, text="", tool=name, tool_args=args), env=env)
+    assert result.returncode == 4
+    stderr = result.stderr.decode()
+    assert "\x1b" not in stderr and "\x07" not in stderr
+    (line,) = stderr.splitlines()
+    assert line.startswith("tide: the model asked to call evil")
+    assert line.endswith("…) but tools are off in tide ask")
+    assert len(line) < 350

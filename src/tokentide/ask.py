@@ -4,8 +4,9 @@ Correct in pipelines: tokens are written as they arrive (everything queued goes 
 one write), no colour or spinner unless stderr is a terminal, stats and errors on
 stderr, and exit codes a script can branch on:
 
-    0 ok · 2 usage/config · 3 cannot connect · 4 server or protocol error
-    5 timeout · 130 interrupted (Ctrl-C) · 141 stdout closed (e.g. ``| head``)
+    0 ok · 2 usage/config · 3 cannot connect · 4 server or protocol error, or the model
+    asked to call a tool (tools are off) · 5 timeout · 130 interrupted (Ctrl-C)
+    141 stdout closed (e.g. ``| head``)
 
 Model text is sanitised (escape sequences, C1 codes, BEL... removed) before it reaches
 stdout, terminal or not, unless ``--raw``; ``--json`` writes every event as one JSON
@@ -26,7 +27,13 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from tokentide.backends.base import Backend, GenerationRequest
-from tokentide.backends.events import Finish, ReasoningDelta, Retrying, TextDelta
+from tokentide.backends.events import (
+    Finish,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    ToolCallRequested,
+)
 from tokentide.config.model import Profile
 from tokentide.errors import TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy, State
@@ -34,6 +41,9 @@ from tokentide.generation import Generation, RetryPolicy, State
 __all__ = ["AskOptions", "build_parser", "build_prompt", "main", "run_ask"]
 
 EXIT_OK = 0
+EXIT_TOOL_CALL = 4
+"""The model asked for a tool: the answer is not what was asked for (a server-side
+outcome, so the server-error code)."""
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
@@ -147,11 +157,13 @@ async def _consume(
     err: Callable[[str], None],
     options: AskOptions,
     make_sanitizer: Callable[[], Any] | None,
+    calls: list[ToolCallRequested],
 ) -> None:
     sanitizer = make_sanitizer() if make_sanitizer is not None else None
     as_json = options.json
     try:
         async for batch in gen.batches():
+            calls.extend(e for e in batch if type(e) is ToolCallRequested)
             if as_json:
                 out.write("".join(_event_json(event) for event in batch))
             else:
@@ -181,6 +193,9 @@ def _event_json(event: object) -> str:
             obj["special"] = True
     elif isinstance(event, ReasoningDelta):
         obj = {"type": "reasoning", "text": event.text}
+    elif isinstance(event, ToolCallRequested):
+        obj = {"type": "tool_call", "name": event.name, "arguments": event.arguments}
+        obj["id"] = event.id
     elif isinstance(event, Finish):
         usage = event.usage
         obj = {
@@ -216,10 +231,13 @@ async def _run(
     err: Callable[[str], None],
     spin_on: IO[str] | None = None,
 ) -> int:
+    from tokentide.backends.tool_calls import KeepToolCalls, describe
     from tokentide.sanitize import StreamSanitizer
 
+    keeper = None if options.stream else KeepToolCalls(backend)  # create's calls
+    calls: list[ToolCallRequested] = []
     gen = Generation(
-        backend,
+        keeper or backend,
         request,
         mode="stream" if options.stream else "create",
         deadlines=profile.deadlines,
@@ -252,7 +270,8 @@ async def _run(
             if spinner is not None:
                 spinner.start()
             try:
-                await _consume(gen, out, report, options, None if options.raw else StreamSanitizer)
+                sanitizer = None if options.raw else StreamSanitizer
+                await _consume(gen, out, report, options, sanitizer, calls)
             except TideError:
                 pass  # reported below from gen.error, after the partial text
     finally:
@@ -263,6 +282,12 @@ async def _run(
         await backend.aclose()
     if not options.json and not out.at_line_start and not out.broken:
         out.write("\n")  # the partial or complete answer ends its line
+    if keeper is not None and keeper.calls:
+        calls.extend(keeper.calls)
+        if options.json:
+            out.write("".join(_event_json(call) for call in keeper.calls))
+    for call in calls:
+        report(f"tide: the model asked to call {describe(call)} but tools are off in tide ask")
     if options.json:
         if gen.error is not None:
             out.write(json.dumps({"type": "error", "error": type(gen.error).__name__,
@@ -280,7 +305,7 @@ async def _run(
     if gen.error is not None:
         report(f"error: {gen.error}")
         return gen.error.exit_code
-    return EXIT_OK
+    return EXIT_TOOL_CALL if calls else EXIT_OK
 
 
 def run_ask(
@@ -325,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send one prompt and stream the answer to stdout. Piped stdin is "
         "appended to the prompt after a blank line.",
         epilog="Exit codes: 0 ok, 2 usage or config, 3 cannot connect, 4 server or "
-        "protocol error, 5 timeout, 130 interrupted.",
+        "protocol error or a tool call (tools are off), 5 timeout, 130 interrupted.",
     )
     add = parser.add_argument
     add("prompt", nargs="*", help="the prompt")

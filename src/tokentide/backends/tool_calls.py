@@ -10,19 +10,30 @@ dialects parse such calls so that they are reported instead of vanishing.
   name on the first fragment only, TGI repeating them; Anthropic ``tool_use`` blocks with
   ``input_json_delta`` fragments).
 * :class:`ToolReply`: a non-streaming :class:`~tokentide.backends.base.Reply` that also
-  carries its calls.
+  carries its calls; :class:`KeepToolCalls` hands them to a consumer of a non-streaming
+  :class:`~tokentide.generation.Generation` (which passes on only text, reasoning and
+  the finish).
+* :func:`describe`: ``NAME(ARGS)`` made safe and short for a terminal.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from tokentide.backends.base import Reply
-from tokentide.backends.events import ToolCallRequested
+from tokentide.backends.base import Backend, GenerationRequest, Reply
+from tokentide.backends.events import Event, ToolCallRequested
 
-__all__ = ["FragmentAssembler", "ToolReply", "arguments_text", "tool_calls_of"]
+__all__ = [
+    "FragmentAssembler",
+    "KeepToolCalls",
+    "ToolReply",
+    "arguments_text",
+    "describe",
+    "tool_calls_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +108,37 @@ class FragmentAssembler:
 
 def _finished(call: _Pending) -> ToolCallRequested:
     return ToolCallRequested(call.name or "(unnamed tool)", "".join(call.parts), call.id)
+
+
+def describe(call: ToolCallRequested, *, limit: int = 200) -> str:
+    """``NAME(ARGS)`` for a person: sanitised, on one line, the arguments cut to about
+    ``limit`` characters and the name to 60."""
+    from tokentide.sanitize import sanitize_title
+
+    return f"{sanitize_title(call.name, 60)}({sanitize_title(call.arguments, limit)})"
+
+
+class KeepToolCalls:
+    """A :class:`~tokentide.backends.base.Backend` that remembers the tool calls of the
+    last :meth:`create` reply of the backend it wraps (``calls``); everything else is
+    passed through."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.calls: tuple[ToolCallRequested, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        return self.backend.stream(request)
+
+    async def create(self, request: GenerationRequest) -> Reply:
+        self.calls = ()
+        reply = await self.backend.create(request)
+        self.calls = tool_calls_of(reply)
+        return reply
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
