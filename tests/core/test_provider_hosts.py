@@ -104,3 +104,13 @@ def test_resolve_api_key_applies_the_rule() -> None:
 )
 def test_ollama_host_is_read_as_the_ollama_cli_reads_it(raw: str, url: str) -> None:
     assert ollama_host_url(raw) == url
+
+
+def test_a_provider_key_that_is_not_sent_is_still_never_shown() -> None:
+    from tokentide.backends.registry import register_profile_secrets
+    from tokentide.redact import redact
+
+    canary = "sk-unsent-CANARY-9876543210"
+    local = Profile(name="p", api="openai", url="http://127.0.0.1:8000/v1")
+    register_profile_secrets(local, {"OPENAI_API_KEY": canary})
+    assert redact(f"server said {canary}") == "server said ***"

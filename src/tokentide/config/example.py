@@ -34,12 +34,12 @@ api = "llamacpp"
 # url = "http://127.0.0.1:8000/v1"
 # model = "meta-llama/Llama-3.1-8B-Instruct"
 
-# OpenAI itself.  The key is read from the environment, never stored here.
+# OpenAI itself.  The key is read from $OPENAI_API_KEY (sent only to api.openai.com or
+# to $OPENAI_BASE_URL), never stored here; with no url, $OPENAI_BASE_URL or OpenAI's.
+# Any other server gets a key only when its profile names one: api_key_env = "MY_KEY".
 # [profiles.openai]
 # api = "openai"
-# url = "https://api.openai.com/v1"
 # model = "gpt-4o-mini"
-# api_key_env = "OPENAI_API_KEY"
 
 # Hugging Face TGI, native /generate_stream with per-token details.
 # [profiles.tgi]
