@@ -29,6 +29,7 @@ from tokentide.backends.llamacpp import (
     INSTALL_COMMAND,
     LlamaCppBackend,
     cpu_has_amx,
+    default_max_tokens,
     default_model_path,
     default_threads,
     from_profile,
@@ -37,6 +38,7 @@ from tokentide.backends.llamacpp import (
 from tokentide.backends.registry import create_backend
 from tokentide.config.model import Profile
 from tokentide.errors import BackendError, ConfigError
+from tokentide.generation import Generation
 
 REPO = Path(__file__).resolve().parents[2]
 CONSUMER_DEADLINE = 0.1
@@ -385,3 +387,51 @@ def test_without_llama_cpp_the_error_gives_the_install_command(tmp_path: Path) -
 
     assert "needs llama-cpp-python" in output
     assert INSTALL_COMMAND in output
+
+
+# -- issue 11: a default length, the context limit, honest token counts ---------------
+
+
+def test_without_max_tokens_an_answer_gets_a_share_of_the_context() -> None:
+    assert default_max_tokens(2048) == 1024
+    assert default_max_tokens(256) == 128
+    assert default_max_tokens(8192) == 1024
+    backend = LlamaCppBackend(Path("unused.gguf"), n_ctx=256)
+    assert backend._arguments(GenerationRequest.from_prompt("hi"))["max_tokens"] == 128
+    own = GenerationRequest.from_prompt("hi", max_tokens=7)
+    assert backend._arguments(own)["max_tokens"] == 7
+    profiled = LlamaCppBackend(
+        Path("unused.gguf"), n_ctx=256, profile=Profile("p", "llamacpp", max_tokens=9)
+    )
+    assert profiled._arguments(GenerationRequest.from_prompt("hi"))["max_tokens"] == 9
+
+
+async def test_a_rambling_answer_ends_with_length_at_the_default_or_the_context() -> None:
+    # The end of turn banned: the model talks until something stops it.
+    backend = from_profile(Profile("tiny", "llamacpp", options={"n_ctx": 256}), {})
+    unlimited = GenerationRequest.from_prompt(
+        ENDLESS.messages[-1].content, temperature=0.0, seed=7, extra=ENDLESS.extra
+    )
+    try:
+        by_default = await backend.create(unlimited)
+        assert by_default.finish_reason == "length"
+        assert by_default.usage is not None and by_default.usage.completion_tokens is not None
+        assert abs(by_default.usage.completion_tokens - 128) <= 2  # counted from the text
+        full = await backend.create(ENDLESS)  # asks for 1500: the 256-token context ends it
+        assert full.finish_reason == "length"
+        assert full.usage is not None and full.usage.completion_tokens is not None
+        assert 150 < full.usage.completion_tokens < 256
+    finally:
+        await backend.aclose()
+
+
+async def test_create_counts_tokens_not_replies(model: LlamaCppBackend) -> None:
+    deltas = [e async for e in model.stream(HELLO) if isinstance(e, TextDelta)]
+    gen = Generation(model, HELLO, mode="create")
+    async with gen:
+        await gen.wait()
+    assert gen.error is None and len(deltas) > 3
+    assert abs(gen.stats.token_count - len(deltas)) <= 1  # not "1 tokens"
+    tokens_per_s = gen.stats.tokens_per_s
+    assert tokens_per_s is not None and gen.stats.total is not None
+    assert tokens_per_s == pytest.approx(gen.stats.token_count / gen.stats.total)

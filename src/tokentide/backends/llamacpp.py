@@ -26,7 +26,14 @@ request waits (in its own thread) for the first to finish or stop.
 ``create`` consumes the same token stream rather than calling the non-streaming
 ``create_chat_completion``: llama-cpp-python's non-streaming call drains the very same
 internal generator (so the text is identical), but it cannot be stopped before the end,
-while the stream stops within one token.  The cost is that ``Reply.usage`` is not filled.
+while the stream stops within one token.  The stream carries no usage, so the answer's
+completion tokens are counted with the model's own tokenizer when it ends (in the worker
+thread): ``tide ask --no-stream --stats`` and compare report tokens, not one reply.
+
+Length: with no ``max_tokens`` from the request or the profile, an answer may use at
+most :func:`default_max_tokens`.  An answer that reaches the end of the context ends
+cleanly with finish reason ``length`` (llama-cpp-python caps ``max_tokens`` at what the
+context has left); a prompt that does not fit at all is a clear error.
 
 Thread count: llama.cpp's OpenMP workers spin while waiting, so two threads on a busy
 2-core machine can collapse to ~1 token/s.  The default is half the usable CPUs, and the
@@ -60,7 +67,7 @@ from typing import Any
 
 from tokentide.backends._thread_bridge import iterate_in_thread
 from tokentide.backends.base import GenerationRequest, Reply, collect
-from tokentide.backends.events import Event, Finish, TextDelta
+from tokentide.backends.events import Event, Finish, TextDelta, Usage
 from tokentide.config.model import Profile
 from tokentide.errors import BackendError, ConfigError, excerpt
 
@@ -68,6 +75,7 @@ __all__ = [
     "DEFAULT_MODEL_FILE",
     "INSTALL_COMMAND",
     "LlamaCppBackend",
+    "default_max_tokens",
     "default_model_path",
     "default_threads",
     "from_profile",
@@ -82,6 +90,17 @@ _SERVER_HINT = (
     'Or talk to a model server instead: a profile with api = "openai" and '
     'url = "http://127.0.0.1:8080/v1" (see docs/backends-local.md).'
 )
+
+
+def default_max_tokens(n_ctx: int) -> int:
+    """At most 1024 tokens or half the context, whichever is less.
+
+    Without a limit llama-cpp-python generates until the context is full, and a small
+    model that misses its end-of-turn rambles for minutes (issue 11).  Half the window
+    leaves the other half for the conversation that follows; 1024 tokens is a long
+    answer and ends within a few seconds to a minute on a CPU.
+    """
+    return min(1024, n_ctx // 2)
 
 
 def default_model_path() -> Path | None:
@@ -243,6 +262,7 @@ class LlamaCppBackend:
             # The same prompt and seed must give the same answer.
             llama.reset()
             chunks = llama.create_chat_completion(stream=True, **arguments)
+            text: list[str] = []
             try:
                 for chunk in chunks:
                     if stop.is_set():
@@ -252,9 +272,12 @@ class LlamaCppBackend:
                             f"{self.name}: the backend was closed during the answer.",
                             server=self.name,
                         )
+                    text.append(chunk["choices"][0]["delta"].get("content") or "")
                     yield chunk
             finally:
                 chunks.close()  # frees llama-cpp-python's generator state now
+            answer = "".join(text).encode("utf-8")
+            yield {"usage": {"completion_tokens": len(llama.tokenize(answer, add_bos=False))}}
         finally:
             self._busy.release()
 
@@ -283,6 +306,7 @@ class LlamaCppBackend:
             value = own if own is not None else default
             if value is not None:
                 arguments[key] = value
+        arguments.setdefault("max_tokens", default_max_tokens(self.n_ctx))
         if request.stop:
             arguments["stop"] = list(request.stop)
         extra = {**(profile.params if profile else {}), **request.extra}
@@ -316,12 +340,16 @@ class LlamaCppBackend:
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         arguments = self._arguments(request)
         reason: str | None = None
+        usage: Usage | None = None
         chunks = iterate_in_thread(
             partial(self._chunks, arguments), read_ahead=True, name=f"tokentide {self.name}"
         )
         async with aclosing(chunks):
             try:
                 async for chunk in chunks:
+                    if "usage" in chunk:
+                        usage = Usage(completion_tokens=chunk["usage"]["completion_tokens"])
+                        continue
                     choice = chunk["choices"][0]
                     text = choice["delta"].get("content")
                     if text:
@@ -331,7 +359,7 @@ class LlamaCppBackend:
                 raise
             except Exception as error:
                 raise self._failed(error) from error
-        yield Finish(reason)
+        yield Finish(reason, usage)
 
     async def create(self, request: GenerationRequest) -> Reply:
         return await collect(self.stream(request))
