@@ -160,3 +160,13 @@ async def test_create_returns_the_tool_calls(server: LLMServer, make: BackendMak
     reply = await make(server.url(text="", tool="get_weather", tool_args=WEATHER)).create(ASK)
     assert reply.text == ""
     assert tool_calls_of(reply) == (ToolCallRequested("get_weather", WEATHER),)
+
+
+def test_arguments_too_deep_to_serialise_are_named_not_a_crash() -> None:
+    from tokentide.backends.tool_calls import arguments_text
+
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert arguments_text(deep) == "(arguments too deeply nested to show)"
+    assert arguments_text({"city": "Paris"}) == '{"city": "Paris"}'

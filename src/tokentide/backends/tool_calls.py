@@ -56,8 +56,8 @@ def arguments_text(value: Any) -> str:
         return ""
     try:
         return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(value)
+    except (TypeError, ValueError, RecursionError):
+        return "(arguments too deeply nested to show)"
 
 
 def _str_or_none(value: Any) -> str | None:
