@@ -81,7 +81,11 @@ async def test_a_short_answer_streams_token_by_token(model: LlamaCppBackend) -> 
     deltas = [event for event in events if isinstance(event, TextDelta)]
     assert len(deltas) >= 3  # token by token, not one block
     assert events[:-1] == deltas
-    assert events[-1] == Finish("stop")
+    finish = events[-1]
+    assert isinstance(finish, Finish) and finish.reason == "stop"
+    # Counted with the model's tokenizer: one delta per token here, give or take one.
+    assert finish.usage is not None and finish.usage.completion_tokens is not None
+    assert abs(finish.usage.completion_tokens - len(deltas)) <= 1
     assert "hello" in "".join(d.text for d in deltas).lower()
     assert model.name == f"llamacpp {DEFAULT_MODEL_FILE}"
 
