@@ -926,3 +926,17 @@ async def test_alt_o_copies_the_code_block_even_from_the_composer(db: Path) -> N
         await pilot.press("alt+o")
         await until(pilot, lambda: app.clipboard == "print(1)\n" or app.clipboard == "print(1)")
         assert composer.text == ""  # not typed as the letter "o"
+
+
+async def test_a_reopened_answer_shows_its_saved_finish_reason_and_stats(db: Path) -> None:
+    app = make_app(db, ScriptedBackend(answer("one two three", reason="length")))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "count")
+        await app.workers.wait_for_complete()
+        live = str(app.query_one(AssistantMessage).border_subtitle)
+    assert live.startswith("length · 3 tokens")
+    again = make_app(db, ScriptedBackend(answer("x")), continue_last=True)
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: bool(again.query(AssistantMessage)))
+        reopened = str(again.query_one(AssistantMessage).border_subtitle)
+    assert reopened.startswith("length · 3 tokens")

@@ -874,7 +874,7 @@ class ChatScreen(Screen[None]):
                 tokens=saved.tokens,
                 nodes=saved.nodes,
                 label=saved.model or saved.profile,
-                note=None if turn.status == "complete" else turn.status,
+                note=_saved_note(saved, turn.status),
                 status=turn.status,
             )
         if saved.role == "user":
@@ -967,3 +967,13 @@ def _items(conversations: Iterable[Any]) -> list[ConversationItem]:
 def _tool_call_notice(call: ToolCallRequested) -> str:
     arguments = call.arguments if len(call.arguments) <= 200 else call.arguments[:199] + "…"
     return f"The model asked to call {call.name}({arguments}); tools are off, so it was not run."
+
+
+def _saved_note(saved: StoredMessage, status: str) -> str | None:
+    """A reopened answer's footer, as it read live: finish reason (or status) · stats."""
+    from tokentide.tui.widgets.status import describe_saved_stats
+
+    head = status if status != "complete" else (saved.finish_reason or None)
+    stats = describe_saved_stats(saved.stats)
+    parts = [part for part in (head, stats) if part]
+    return " · ".join(parts) or None

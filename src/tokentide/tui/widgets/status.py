@@ -9,7 +9,7 @@ It reads the :class:`~tokentide.generation.Generation`'s ``state`` and ``stats``
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from rich.text import Text
 from textual.timer import Timer
@@ -26,12 +26,29 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 def describe_stats(stats: Stats) -> str:
     """``12 tokens · 45 tok/s · TTFT 0.31 s · 1.2 s`` (whatever is known)."""
-    parts = [f"{stats.token_count:,} token{'s' if stats.token_count != 1 else ''}"]
-    if (rate := stats.tokens_per_s) is not None:
+    return _describe(stats.token_count, stats.tokens_per_s, stats.ttft, stats.total)
+
+
+def describe_saved_stats(stats: Mapping[str, float | int | None]) -> str | None:
+    """The same line from the stats the history saved with an answer (None: none)."""
+    tokens = stats.get("tokens")
+    if not isinstance(tokens, int):
+        return None
+
+    def number(key: str) -> float | None:
+        value = stats.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    return _describe(tokens, number("tokens_per_s"), number("ttft_s"), number("total_s"))
+
+
+def _describe(tokens: int, rate: float | None, ttft: float | None, total: float | None) -> str:
+    parts = [f"{tokens:,} token{'s' if tokens != 1 else ''}"]
+    if rate is not None:
         parts.append(f"{rate:,.0f} tok/s")
-    if (ttft := stats.ttft) is not None:
+    if ttft is not None:
         parts.append(f"TTFT {ttft:.2f} s")
-    if (total := stats.total) is not None:
+    if total is not None:
         parts.append(f"{total:.1f} s")
     return " · ".join(parts)
 
