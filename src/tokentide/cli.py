@@ -126,7 +126,10 @@ def chat(
     ] = False,
     conversation: Annotated[
         str | None,
-        typer.Option("--conversation", help="Open this conversation (id from tide history list)."),
+        typer.Option(
+            "--conversation",
+            help="Open this conversation: its id, or a unique prefix (tide history list).",
+        ),
     ] = None,
 ) -> None:
     """Open the chat app."""
@@ -135,6 +138,11 @@ def chat(
     try:
         settings = _settings()
         chosen = resolve_profile(settings, profile)
+        if conversation is not None:
+            # The same prefixes as `tide history`, and its errors (exit 2), before Textual.
+            from tokentide.history.cli import resolve_conversation
+
+            conversation = resolve_conversation(conversation)
     except TideError as error:
         raise _fail(error) from None
     from tokentide.tui.app import run_chat  # deferred: pulls in Textual

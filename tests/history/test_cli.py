@@ -18,6 +18,11 @@ from tokentide.history.store import HistoryStore
 HOSTILE = "evil \x1b]52;c;cHduZWQ=\x07 \x1b[2J\x9b31m done"
 
 
+def shared_start(a: str, b: str) -> str:
+    """The longest common start of two different ids."""
+    return a[: next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)]
+
+
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
@@ -282,3 +287,24 @@ def test_show_includes_the_reasoning_sanitised(data: Path) -> None:
     assert "Reasoning:\n  │ Let me think.\n  │ \n  │ The user wants evil" in out
     assert out.index("Reasoning:") < out.index("Blue.")
     assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+
+
+def test_an_ambiguous_prefix_is_a_usage_error_listing_the_candidates(data: Path) -> None:
+    first, second = _fill(data)
+    shared = shared_start(first, second)  # time-ordered ids: a shared start
+    assert shared
+    for command in (["show", shared], ["export", shared], ["delete", "--yes", shared]):
+        code, out, err = run(*command)
+        assert code == 2, err
+        assert out == ""
+        assert f"2 conversation ids start with {shared!r}:" in err
+        assert first in err and second in err and "Second chat" in err
+    assert len(run("list")[1].splitlines()) == 2  # nothing deleted
+    code, out, _ = run("show", first[: len(shared) + 1])  # one more character: unique
+    assert code == 0 and "Kyoto" in out
+
+
+def test_an_empty_id_is_a_usage_error(data: Path) -> None:
+    _fill(data)
+    code, _, err = run("show", " ")
+    assert code == 2 and "No conversation id given." in err

@@ -1,6 +1,8 @@
 """``tide history``: list, show, export and delete saved conversations.
 
-Every command takes a conversation id or any unique prefix of one.  Text printed to the
+Every command takes a conversation id or any unique prefix of one (:func:`resolve_id`,
+which ``tide chat --conversation`` uses too); an ambiguous prefix is a usage error
+(exit 2) that lists the candidates.  Text printed to the
 terminal is sanitised; exports written with ``--output`` (or to a pipe) keep the
 original text.  Errors are one line on stderr and the error's exit code, never a
 traceback.
@@ -24,7 +26,9 @@ from tokentide.errors import HistoryError, TideError, UsageError
 if TYPE_CHECKING:
     from tokentide.history.store import Conversation, HistoryStore
 
-__all__ = ["history_app"]
+__all__ = ["history_app", "resolve_conversation", "resolve_id"]
+
+_SHOWN_CANDIDATES = 5
 
 history_app = typer.Typer(
     name="history",
@@ -130,12 +134,59 @@ def list_cmd(
         typer.echo(f"{c.id}  {c.updated_at:%Y-%m-%d %H:%M}  {c.message_count:>4}  {title}")
 
 
+def resolve_id(store: HistoryStore, prefix: str) -> str:
+    """The full id of the one conversation whose id starts with ``prefix``.
+
+    No conversation: exit 2; an empty or ambiguous prefix: a :class:`UsageError` (exit
+    2), the ambiguous one listing the ids it could mean, newest first.
+    """
+    from tokentide.sanitize import sanitize_title
+
+    wanted = prefix.strip().lower()
+    if not wanted:
+        raise UsageError(
+            "No conversation id given.", hint="`tide history list` shows the saved conversations."
+        )
+    try:
+        return store.resolve(wanted)
+    except HistoryError as error:
+        if error.exit_code == 2:  # no such conversation: already a usage error
+            raise
+        candidates = [
+            c for c in store.list_conversations(limit=1_000_000) if c.id.startswith(wanted)
+        ]
+        if len(candidates) < 2:  # not an ambiguity (a busy or broken store): as it was
+            raise
+    shown = ", ".join(
+        f"{c.id} ({sanitize_title(c.title or 'Untitled conversation', limit=30)})"
+        for c in candidates[:_SHOWN_CANDIDATES]
+    )
+    more = len(candidates) - _SHOWN_CANDIDATES
+    raise UsageError(
+        f"{len(candidates)} conversation ids start with {wanted!r}: {shown}"
+        + (f" and {more} more." if more > 0 else "."),
+        hint="Give more characters of the id (`tide history list` shows them).",
+    )
+
+
+def resolve_conversation(prefix: str) -> str:
+    """:func:`resolve_id` against the history in the data dir (read-only; none yet is
+    "no conversation")."""
+    store = _open_existing()
+    if store is None:
+        raise _no_conversation(prefix)
+    try:
+        return resolve_id(store, prefix)
+    finally:
+        store.close()
+
+
 def _load(conversation_id: str) -> Conversation:
     store = _open_existing()
     if store is None:
         raise _no_conversation(conversation_id)
     try:
-        return store.load(store.resolve(conversation_id))
+        return store.load(resolve_id(store, conversation_id))
     finally:
         store.close()
 
@@ -193,7 +244,7 @@ def delete_cmd(
         if store is None:
             raise _no_conversation(conversation_id)
         try:
-            full_id = store.resolve(conversation_id)
+            full_id = resolve_id(store, conversation_id)
             if not yes:
                 if not sys.stdin.isatty():
                     raise UsageError(
