@@ -74,3 +74,28 @@ def test_version_and_subcommands(env: dict[str, str]) -> None:
     for command in ("ask", "chat", "compare", "config", "history"):
         assert command in help_text
     assert "--max-tokens" in tide("ask", "--help", env=env).stdout
+
+
+def test_shell_completion_is_offered_and_answers_with_stdin_not_a_terminal(
+    env: dict[str, str],
+) -> None:
+    # The installed `tide` script: the completion names the program it was run as.
+    executable = Path(sys.executable).with_name("tide")
+
+    def tide(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [executable, *args],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    assert "--install-completion" in tide("--help", env=env).stdout
+    script = tide("--show-completion", "bash", env=env)
+    assert script.returncode == 0 and "_TIDE_COMPLETE=complete_bash" in script.stdout
+    # What the installed script runs: no arguments, stdin not a terminal (not `tide ask`).
+    for words, expected in (("tide hist", "history"), ("tide history l", "list")):
+        asked = {**env, "_TIDE_COMPLETE": "complete_bash", "COMP_WORDS": words}
+        asked["COMP_CWORD"] = str(len(words.split()) - 1)
+        result = tide(env=asked)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [expected]

@@ -29,8 +29,20 @@ _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
 }
 """Every command of the typer app (tests/test_cli_typos.py checks this against it)."""
 _COMMANDS = frozenset(_SUBCOMMANDS)
-_ROOT_OPTIONS = frozenset({"--help", "--version", "-c", "--config", "--debug"})
+_ROOT_OPTIONS = frozenset(
+    {
+        "--help",
+        "--version",
+        "-c",
+        "--config",
+        "--debug",
+        "--install-completion",
+        "--show-completion",
+    }
+)
 _MAX_DISTANCE = 2
+_COMPLETION_VARIABLES = frozenset({"_TIDE_COMPLETE", "_TOKENTIDE_COMPLETE"})
+"""Set by the completion scripts typer installs (``_{PROG}_COMPLETE``)."""
 
 
 def _distance(a: str, b: str) -> int:
@@ -122,6 +134,13 @@ def _is_ask(argv: list[str]) -> bool:
 
 def main() -> None:
     argv = sys.argv[1:]
+    if _COMPLETION_VARIABLES & os.environ.keys():
+        # The shell asks typer for completions (tide --install-completion): it runs
+        # ``tide`` with no arguments and stdin that is not a terminal, which is not ask.
+        from tokentide.cli import main as cli_main
+
+        cli_main()
+        return
     if argv[:1] != ["ask"] and (typo := _typo(argv)) is not None:
         _refuse_typo(*typo)
     if _is_ask(argv):
