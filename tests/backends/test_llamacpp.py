@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -439,3 +440,19 @@ async def test_create_counts_tokens_not_replies(model: LlamaCppBackend) -> None:
     tokens_per_s = gen.stats.tokens_per_s
     assert tokens_per_s is not None and gen.stats.total is not None
     assert tokens_per_s == pytest.approx(gen.stats.token_count / gen.stats.total)
+
+
+def test_tide_ask_no_stream_stats_count_the_real_tokens(tmp_path: Path) -> None:
+    # The issue-11 report: `tide ask --no-stream --stats` said "1 tokens", "0.8 tok/s".
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDE_")}
+    env.update(TIDE_CONFIG=str(tmp_path / "none.toml"), TIDE_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tokentide", "ask", "--no-stream", "--stats",
+         "--temperature", "0", "--seed", "7", "--max-tokens", "40", "Say hello in five words."],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    counted = re.search(r"\b(\d+) tokens\b", result.stderr)
+    assert counted is not None, result.stderr
+    assert int(counted.group(1)) > 3, result.stderr
