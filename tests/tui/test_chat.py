@@ -250,6 +250,23 @@ async def test_quitting_mid_answer_saves_the_partial_answer(db: Path, server: LL
     assert saved(db, conversation)[-1] == ("assistant", "w0 w1", "stopped")
 
 
+async def test_quitting_before_the_first_token_keeps_the_prompt_only(
+    db: Path, server: LLMServer
+) -> None:
+    """Issue 11: an early quit saved an empty "stopped" answer that every reopening
+    showed; the prompt is what the user wrote, so only it is kept."""
+    prof = profile(server.url(tokens=50, stall_at=0, tag="quit-early") + "/v1")
+    app = make_app(db, prof=prof)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await send(pilot, "go")
+        record = await server.wait_responding("quit-early")
+        conversation = chat(app).conversation_id
+        await app.action_quit()
+    await server.wait_disconnect(record)
+    assert saved(db, conversation) == [("user", "go", "complete")]
+
+
 # -- errors and retry ---------------------------------------------------------------------
 
 
@@ -940,3 +957,19 @@ async def test_a_reopened_answer_shows_its_saved_finish_reason_and_stats(db: Pat
         await until(pilot, lambda: bool(again.query(AssistantMessage)))
         reopened = str(again.query_one(AssistantMessage).border_subtitle)
     assert reopened.startswith("length · 3 tokens")
+
+
+async def test_the_first_screen_says_who_answers_and_goes_with_the_first_prompt(
+    db: Path,
+) -> None:
+    app = make_app(db, ScriptedBackend(answer("Hi.")), prof=profile(model="[b]tiny"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        welcome = str(app.query_one("#welcome", Static).render())
+        assert welcome.startswith("[b]tiny answers here (profile main, openai).")
+        assert "Esc or ctrl+c stops" in welcome and "--url" in welcome
+        await send(pilot, "hello")
+        await until(pilot, lambda: not app.query("#welcome"))
+        await app.workers.wait_for_complete()
+        await app.chat.action_new_conversation()
+        await until(pilot, lambda: bool(app.query("#welcome")))

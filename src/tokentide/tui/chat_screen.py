@@ -316,18 +316,51 @@ class ChatScreen(Screen[None]):
     async def on_unmount(self) -> None:
         await self.close_backend()
 
-    def _show_profile(self) -> None:
+    def _model_label(self) -> str:
         profile = self.profile
         if profile.model:
-            model = profile.model
-        elif profile.api == "llamacpp":
+            return profile.model
+        if profile.api == "llamacpp":
             path = profile.options.get("model_path")
-            model = str(path).rsplit("/", 1)[-1] if path else "SmolLM2-135M-Instruct (built in)"
-        elif profile.api == "local":
-            model = str(profile.options.get("target", "local function"))
-        else:
-            model = "server default"
+            return str(path).rsplit("/", 1)[-1] if path else "SmolLM2-135M-Instruct (built in)"
+        if profile.api == "local":
+            return str(profile.options.get("target", "local function"))
+        return "the server's default model"
+
+    def _show_profile(self) -> None:
+        profile = self.profile
+        model = self._model_label()
         self.sub_title = sanitize_title(f"{profile.name} · {profile.api} · {model}", limit=100)
+        if not self.turns:
+            self._show_welcome()
+
+    def _show_welcome(self) -> None:
+        """The first screen: who answers, the keys, and how to point tide elsewhere."""
+        from textual.widgets import Static
+
+        from tokentide.tui.plain import plain
+
+        def key(binding_id: str) -> str:
+            return {"escape": "Esc"}.get(name := self._key_for(binding_id), name)
+
+        text = (
+            f"{self._model_label()} answers here (profile {self.profile.name}, "
+            f"{self.profile.api}).\n"
+            f"Enter sends · ctrl+j new line · {key('stop')} or ctrl+c stops · "
+            f"{key('retry')} regenerates · {key('edit_last')} edits the last prompt · "
+            f"{key('toggle_sidebar')} conversations · ctrl+p every command · ctrl+q quits\n"
+            "Another server: tide chat --api openai --url http://HOST:PORT/v1, or a "
+            "profile in the config file (tide config path; tide config init writes one)."
+        )
+        existing = self.view.query("#welcome")
+        if existing:
+            existing.first(Static).update(plain(text))
+        else:
+            self.view.mount(Static(plain(text), id="welcome", markup=False))
+
+    def _hide_welcome(self) -> None:
+        for widget in self.view.query("#welcome"):
+            widget.remove()
 
     def _checkpoint(self) -> None:
         """Bound the text a crash can lose in time too, when tokens pause; retry the
@@ -463,6 +496,7 @@ class ChatScreen(Screen[None]):
         except TideError as error:
             self.notify(str(error), title="History", severity="error")
         widget = UserMessage(text)
+        self._hide_welcome()
         self.turns.append(Turn("user", text, widgets=[widget], message_id=message_id))
         self.view.mount(widget)
         self.answer()
@@ -569,6 +603,15 @@ class ChatScreen(Screen[None]):
         self.view.unfold()
         message.finish(status, note=f"{note} · {describe_stats(generation.stats)}")
         self.call_after_refresh(_settle_gc)  # at rest: never while a stream runs
+        if recorder is not None and status == "stopped" and not text and not message.reasoning:
+            # Stopped (or quit) before anything arrived: keep the prompt, not an empty
+            # "stopped" answer that every reopening would show.
+            try:
+                if self.store is not None:
+                    self.store.delete_message(recorder.message_id)
+            except TideError as error:
+                self.notify(str(error), title="History", severity="error")
+            recorder = None
         if recorder is not None:
             try:
                 recorder.finish(
@@ -796,6 +839,7 @@ class ChatScreen(Screen[None]):
     async def action_new_conversation(self) -> None:
         await self._wait_idle()
         self._clear()
+        self._show_welcome()
         self.conversation_id = None
         self.composer.focus()
         self._refresh_sidebar()
