@@ -703,7 +703,8 @@ async def test_switching_profile_closes_the_old_backend(db: Path, server: LLMSer
         from tokentide.tui.palette import ProfileCommands
 
         commands = [hit.text async for hit in ProfileCommands(app.screen).discover()]
-        assert commands == ["Switch profile: other"]
+        # The built-in embedded model is offered too, though the config names it nowhere.
+        assert commands == ["Switch profile: local", "Switch profile: other"]
         chat(app).switch_profile("other")
         await app.workers.wait_for_complete()
         assert old.closed

@@ -431,9 +431,12 @@ class ChatScreen(Screen[None]):
             await backend.aclose()
 
     def switch_profile(self, name: str) -> None:
-        profile = self.settings.profiles.get(name)
-        if profile is None:
-            self.notify(f"No profile {name!r}.", severity="error")
+        from tokentide.config.load import resolve_profile
+
+        try:
+            profile = resolve_profile(self.settings, name)  # the built-in local included
+        except TideError as error:
+            self.notify(str(error), severity="error")
             return
         from tokentide.backends.registry import create_backend
 

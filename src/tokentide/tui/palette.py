@@ -24,7 +24,8 @@ _MATCH = Style(bold=True, underline=True)
 
 
 class ProfileCommands(Provider):
-    """One "Switch profile: <name>" hit per profile other than the one in use."""
+    """One "Switch profile: <name>" hit per profile other than the one in use, the
+    built-in ``local`` included."""
 
     def _commands(self) -> Iterator[tuple[str, Content, Callable[[], Any]]]:
         from tokentide.tui.chat_screen import ChatScreen
@@ -33,10 +34,15 @@ class ProfileCommands(Provider):
         settings = getattr(self.app, "settings", None)
         if not isinstance(chat, ChatScreen) or settings is None:
             return
-        for name in sorted(settings.profiles):
+        from tokentide.config.load import BUILTIN_LOCAL
+
+        # The built-in embedded model is always offered, once (a config may define its own
+        # "local", which then is the one offered).
+        profiles = {BUILTIN_LOCAL.name: BUILTIN_LOCAL, **settings.profiles}
+        for name in sorted(profiles):
             if name == chat.profile.name:
                 continue
-            profile = settings.profiles[name]
+            profile = profiles[name]
             title = sanitize(f"Switch profile: {name}")
             detail = sanitize(f"{profile.api} · {profile.url or ''} · {profile.model or ''}")
             yield title, Content(detail), partial(chat.switch_profile, name)
