@@ -84,6 +84,19 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
 
 
+def tide_env(config: Path, data: Path) -> dict[str, str]:
+    """The environment of a tide started in tmux: this checkout's sources, its own config
+    and data dir, a 256-colour terminal, nothing of the caller's tmux or tide settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "TMUX"))}
+    env.update(
+        TIDE_CONFIG=str(config),
+        TIDE_DATA_DIR=str(data),
+        TERM="xterm-256color",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    return env
+
+
 def words(screen: str) -> int:
     """The highest ``wN`` token number on screen, +1 (0 if none)."""
     found = [int(n) for n in re.findall(r"\bw(\d+)\b", screen)]
@@ -99,13 +112,7 @@ def test_type_watch_stop_in_a_real_terminal(
     config.write_text(
         f'default = "loop"\n\n[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "m"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "TMUX"))}
-    env.update(
-        TIDE_CONFIG=str(config),
-        TIDE_DATA_DIR=str(data),
-        TERM="xterm-256color",
-        PYTHONPATH=str(ROOT / "src"),
-    )
+    env = tide_env(config, data)
     tmux = Tmux(env)
     tmux.start(f"{sys.executable} -m tokentide chat")
     try:
@@ -170,13 +177,7 @@ def test_markup_from_the_server_and_config_is_shown_literally_in_a_real_terminal
     config.write_text(
         f'default = "loop"\n\n[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "[/]m"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "TMUX"))}
-    env.update(
-        TIDE_CONFIG=str(config),
-        TIDE_DATA_DIR=str(data),
-        TERM="xterm-256color",
-        PYTHONPATH=str(ROOT / "src"),
-    )
+    env = tide_env(config, data)
     for command, prompt in (("chat", True), ("chat --continue", False)):
         tmux = Tmux(env)
         tmux.start(f"{sys.executable} -m tokentide {command}")
@@ -204,13 +205,7 @@ def test_alt_o_copies_the_code_block_in_a_real_terminal(server: LLMServer, tmp_p
     config = tmp_path / "config.toml"
     url = server.url(text="Here:\n\n```py\nprint(1)\n```\n", tag="alt-o") + "/v1"
     config.write_text(f'[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "m"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "TMUX"))}
-    env.update(
-        TIDE_CONFIG=str(config),
-        TIDE_DATA_DIR=str(tmp_path / "data"),
-        TERM="xterm-256color",
-        PYTHONPATH=str(ROOT / "src"),
-    )
+    env = tide_env(config, tmp_path / "data")
     tmux = Tmux(env)
     tmux.start(f"{sys.executable} -m tokentide chat -P loop")
     try:
