@@ -137,4 +137,3 @@ def redact(text: str) -> str:
     text = _QUERY_VALUE.sub(lambda m: f"{m['key']}={MASK}", text)
     text = _CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
     return _KEY_SHAPES.sub(MASK, text)
-
