@@ -974,3 +974,15 @@ async def test_the_first_screen_says_who_answers_and_goes_with_the_first_prompt(
         await app.workers.wait_for_complete()
         await app.chat.action_new_conversation()
         await until(pilot, lambda: bool(app.query("#welcome")))
+
+
+async def test_edit_last_clears_the_status_of_the_answer_it_takes_away(db: Path) -> None:
+    app = make_app(db, ScriptedBackend(answer("one two three")))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "count")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: "3 tokens" in str(app.chat.status.render()))
+        await app.chat.action_edit_last()
+        await until(pilot, lambda: str(app.chat.status.render()) == "")
+        assert app.query_one(Composer).text == "count"
+        assert app.query("#welcome")  # the conversation is empty again

@@ -740,6 +740,9 @@ class ChatScreen(Screen[None]):
         if current.strip() and current != prompt:
             composer.remember(current)  # what was being typed stays reachable with up
         self._remove_turns(index)
+        self.status.clear()  # it described the answer just taken away
+        if not self.turns:
+            self._show_welcome()
         composer.set_prompt(prompt)
         composer.focus()
 
