@@ -252,7 +252,6 @@ class MarkdownMessage(Widget):
         self._queued = False
         # Frame scheduling.
         self._frame_pending = False
-        self._schedule_frame_after_this = False
         self._next_frame_at = 0.0
         self._holds_gc = False
         self._strips: dict[int, tuple[Line, Strip]] = {}
@@ -384,21 +383,18 @@ class MarkdownMessage(Widget):
             # that block, so a single huge paragraph costs O(n) in all, not O(n²).
             live = self._doc.live
             self._feed_backlog(max(self.FRAME_CHARS, len(live.source) if live else 0))
-            if self._backlog or self._closing_doc:
-                self._schedule_frame_after_this = True
         old_total = len(self._lines) + len(self._live_lines)
         first_changed = self._sync(width, deadline=start + self.FRAME_BUDGET)
-        if self._rendered_blocks < len(self._doc.finished):
-            self._schedule_frame_after_this = True  # more blocks than one frame renders
-        elif self._draining and not self._closing_doc and not self._doc.dirty:
+        # Text still waiting, or more finished blocks than one frame renders: go on.
+        more = bool(self._backlog) or self._rendered_blocks < len(self._doc.finished)
+        if not more and self._draining and not self._doc.dirty:
             self._draining = False  # the burst is all in and rendered
             self._release_gc()
         self._next_frame_at = start + max(
             self.FRAME_INTERVAL, (perf_counter() - start) / self.RENDER_DUTY
         )
         self._refresh_from(first_changed, old_total)
-        if self._schedule_frame_after_this:
-            self._schedule_frame_after_this = False
+        if more:
             self._schedule_frame()
 
     def _refresh_from(self, first_changed: int, old_total: int) -> None:
