@@ -26,6 +26,7 @@ _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "compare": (),
     "config": ("path", "show", "init", "check"),
     "history": ("list", "show", "export", "delete"),
+    "models": (),
 }
 """Every command of the typer app (tests/test_cli_typos.py checks this against it)."""
 _COMMANDS = frozenset(_SUBCOMMANDS)
