@@ -5,6 +5,7 @@ screen, in the history database, and the disconnect on the server."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -218,3 +219,41 @@ def test_alt_o_copies_the_code_block_in_a_real_terminal(server: LLMServer, tmp_p
         tmux.wait_exit()
     finally:
         tmux.kill()
+
+
+def test_ctrl_g_composes_the_prompt_in_the_editor_in_a_real_terminal(
+    server: LLMServer, tmp_path: Path
+) -> None:
+    """Issue 11 item 7: the app suspends, $VISUAL edits the draft, the composer gets it
+    back and the app paints again; the edited prompt is what is sent."""
+    config = tmp_path / "config.toml"
+    url = server.url(text="Got it.", tag="editor") + "/v1"
+    config.write_text(f'[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "m"\n')
+    editor = tmp_path / "editor.sh"
+    # A real full-screen program would own the terminal; this one shows a line, waits
+    # for Enter (so the test sees the app was really suspended), then edits the file.
+    editor.write_text(
+        '#!/bin/sh\necho "EDITOR OPEN: $(cat "$1")"\nread line\n'
+        'printf "%s and more from the editor\\n" "$(cat "$1")" > "$1"\n'
+    )
+    editor.chmod(0o755)
+    env = tide_env(config, tmp_path / "data")
+    env["VISUAL"] = str(editor)
+    tmux = Tmux(env)
+    tmux.start(f"{sys.executable} -m tokentide chat -P loop")
+    try:
+        tmux.wait_for(lambda s: "Send" in s)
+        tmux.keys("a draft")
+        tmux.wait_for(lambda s: "a draft" in s)
+        tmux.keys("C-g")
+        tmux.wait_for(lambda s: "EDITOR OPEN: a draft" in s and "Send" not in s)
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: "a draft and more from the editor" in s and "Send" in s)
+        tmux.keys("Enter")
+        tmux.wait_for(lambda s: "Got it." in s)
+        tmux.keys("C-q")
+        tmux.wait_exit()
+    finally:
+        tmux.kill()
+    body = server.record("editor").body
+    assert "a draft and more from the editor" in json.dumps(body)

@@ -401,6 +401,7 @@ class ChatScreen(Screen[None]):
 
     def watch_generating(self, generating: bool) -> None:
         self.set_class(generating, "-generating")
+        self.composer.answer_streaming = generating
         if not generating:
             self._idle.set()
         self.refresh_bindings()

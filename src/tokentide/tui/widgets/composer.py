@@ -6,6 +6,8 @@ A :class:`~textual.widgets.TextArea` with chat keys:
   (it is a plain line feed), shift+enter too where the terminal reports it;
 * up on the first line / down on the last line walk through the prompts sent before,
   keeping what was being typed as the newest entry;
+* ctrl+g opens the draft in ``$VISUAL`` / ``$EDITOR`` (the app suspends while it runs)
+  and takes back what was saved;
 * a huge paste does not go into the editor (a TextArea with megabytes in it is slow to
   edit and to lay out): it becomes a one-line placeholder, ``[pasted text #1: 12,345
   lines]``, expanded back to the exact text when the prompt is sent.
@@ -37,6 +39,7 @@ class Composer(TextArea):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "submit", "Send", id="send"),
         Binding("ctrl+j,shift+enter", "newline", "Newline", id="newline", show=False),
+        Binding("ctrl+g", "external_editor", "Editor", id="external_editor"),
     ]
 
     class Submitted(Message):
@@ -66,6 +69,10 @@ class Composer(TextArea):
         self._history_index: int | None = None
         self._draft = ""
         self._pastes: dict[int, str] = {}
+        self.answer_streaming = False
+        """Set by the chat screen: the editor waits while an answer streams, because the
+        app's event loop (and so the stream and its deadlines) is paused while the
+        editor runs."""
 
     # -- text -------------------------------------------------------------------------
 
@@ -152,6 +159,39 @@ class Composer(TextArea):
     def action_newline(self) -> None:
         if not self.read_only:
             self.insert("\n")
+
+    def action_external_editor(self) -> None:
+        """Edit the draft (pastes expanded) in the user's editor; a failure keeps it."""
+        from textual.app import SuspendNotSupported
+
+        from tokentide.tui.external_editor import EditorError, edit_text, editor_command
+
+        if self.read_only:
+            return
+        if self.answer_streaming:
+            self.notify(
+                "An answer is streaming: stop it (Esc) or let it finish, then open the editor.",
+                title="Editor",
+                severity="warning",
+            )
+            return
+        try:
+            argv = editor_command()
+            with self.app.suspend():
+                edited = edit_text(self.prompt, argv)
+        except EditorError as error:
+            self.notify(str(error), title="Editor", severity="warning")
+            return
+        except SuspendNotSupported:
+            self.notify(
+                "This terminal cannot hand the screen to an editor.",
+                title="Editor",
+                severity="warning",
+            )
+            return
+        if edited != self.prompt:
+            self.set_prompt(edited)
+        self.focus()
 
     def remember(self, text: str) -> None:
         """Add a sent prompt to the up/down history."""
