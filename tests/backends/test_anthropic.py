@@ -211,9 +211,8 @@ async def test_streamed_tool_use_without_arguments(server: LLMServer, make: Back
 
 async def test_create_returns_the_tool_use_blocks(server: LLMServer, make: BackendMaker) -> None:
     from tokentide.backends.events import ToolCallRequested
-    from tokentide.backends.tool_calls import tool_calls_of
 
     reply = await make(server.url(text="Hm.", tool="get_weather", tool_args=WEATHER)).create(ASK)
     assert reply.text == "Hm."
     assert reply.finish_reason == "tool_calls"
-    assert tool_calls_of(reply) == (ToolCallRequested("get_weather", WEATHER, "toolu_0"),)
+    assert tuple(reply.tool_calls) == (ToolCallRequested("get_weather", WEATHER, "toolu_0"),)

@@ -155,11 +155,10 @@ async def test_streamed_tool_calls(server: LLMServer, make: BackendMaker) -> Non
 
 async def test_create_returns_the_tool_calls(server: LLMServer, make: BackendMaker) -> None:
     from tokentide.backends.events import ToolCallRequested
-    from tokentide.backends.tool_calls import tool_calls_of
 
     reply = await make(server.url(text="", tool="get_weather", tool_args=WEATHER)).create(ASK)
     assert reply.text == ""
-    assert tool_calls_of(reply) == (ToolCallRequested("get_weather", WEATHER),)
+    assert tuple(reply.tool_calls) == (ToolCallRequested("get_weather", WEATHER),)
 
 
 def test_arguments_too_deep_to_serialise_are_named_not_a_crash() -> None:

@@ -315,10 +315,9 @@ def test_tool_call_fragments_with_null_names_and_repeated_ids() -> None:
 
 async def test_create_returns_the_tool_calls(server: LLMServer, make: BackendMaker) -> None:
     from tokentide.backends.events import ToolCallRequested
-    from tokentide.backends.tool_calls import tool_calls_of
 
     url = server.url(text="", tool="get_weather", tool_args=WEATHER)
     reply = await make(url + "/v1").create(ASK)
     assert reply.text == ""
     assert reply.finish_reason == "tool_calls"
-    assert tool_calls_of(reply) == (ToolCallRequested("get_weather", WEATHER, "call_0"),)
+    assert tuple(reply.tool_calls) == (ToolCallRequested("get_weather", WEATHER, "call_0"),)

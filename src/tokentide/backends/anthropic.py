@@ -31,7 +31,7 @@ from tokentide.backends.events import (
 )
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
-from tokentide.backends.tool_calls import FragmentAssembler, ToolReply, arguments_text
+from tokentide.backends.tool_calls import FragmentAssembler, arguments_text
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
 
@@ -244,7 +244,7 @@ class AnthropicBackend(HTTPBackend):
                     )
                 )
         usage = body.get("usage")
-        return ToolReply(
+        return Reply(
             text="".join(text),
             finish_reason=stop_reason(body.get("stop_reason")),
             usage=Usage(

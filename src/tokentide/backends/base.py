@@ -22,7 +22,14 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from tokentide.backends.events import Event, Finish, ReasoningDelta, TextDelta, Usage
+from tokentide.backends.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallRequested,
+    Usage,
+)
 from tokentide.config.model import Profile
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "GenerationRequest",
     "Message",
     "Reply",
+    "TokenEvents",
     "collect",
     "prompt_text",
     "sampling",
@@ -116,6 +124,9 @@ class Reply:
     seed: int | None = None
     tokens: Sequence[TextDelta] = ()
     """Per-token details where the server sent them (TGI ``details``); else empty."""
+    tool_calls: Sequence[ToolCallRequested] = ()
+    """The tools the model asked to call (OpenAI ``message.tool_calls``, Anthropic
+    ``tool_use`` blocks, Ollama ``message.tool_calls``), in the order it asked."""
 
 
 @runtime_checkable
@@ -141,11 +152,25 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenEvents(Protocol):
+    """A backend that declares how its content events count.
+
+    ``events_are_tokens`` true: every :class:`TextDelta` it streams is exactly one token
+    of the model (the in-process llama.cpp model), so a stream's figures count tokens
+    even when no usage is reported.  A backend that does not declare it is counted in
+    chunks unless the server reports usage or each event carries a token id."""
+
+    @property
+    def events_are_tokens(self) -> bool: ...
+
+
 async def collect(events: AsyncIterator[Event]) -> Reply:
     """Consume a stream into a :class:`Reply` (``create`` for stream-only protocols)."""
     text: list[str] = []
     reasoning: list[str] = []
     tokens: list[TextDelta] = []
+    calls: list[ToolCallRequested] = []
     finish = Finish()
     detailed = False
     async with aclosing(events) as stream:  # type: ignore[type-var]
@@ -158,6 +183,8 @@ async def collect(events: AsyncIterator[Event]) -> Reply:
                     detailed = detailed or event.token_id is not None or event.logprob is not None
                 case ReasoningDelta():
                     reasoning.append(event.text)
+                case ToolCallRequested():
+                    calls.append(event)
                 case Finish():
                     finish = event
                 case _:
@@ -169,4 +196,5 @@ async def collect(events: AsyncIterator[Event]) -> Reply:
         reasoning="".join(reasoning),
         seed=finish.seed,
         tokens=tuple(tokens) if detailed else (),
+        tool_calls=tuple(calls),
     )

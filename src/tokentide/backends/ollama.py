@@ -31,7 +31,7 @@ from tokentide.backends.events import (
     Usage,
 )
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
-from tokentide.backends.tool_calls import ToolReply, arguments_text
+from tokentide.backends.tool_calls import arguments_text
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
 
@@ -169,7 +169,7 @@ class OllamaBackend(HTTPBackend):
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         message = body["message"]
         thinking = message.get("thinking")
-        return ToolReply(
+        return Reply(
             text=message.get("content") or "",
             finish_reason=_reason(body),
             usage=_usage(body),

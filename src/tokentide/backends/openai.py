@@ -12,7 +12,7 @@ stream that ends without ``[DONE]`` is complete only if a ``finish_reason`` was 
 Tool calls (tokentide sends no tools, but a server may still ask): streamed
 ``delta.tool_calls`` fragments are joined by ``index`` (and the legacy
 ``delta.function_call``) and yielded as whole ``ToolCallRequested`` events just before
-the ``Finish``; a non-streaming ``message.tool_calls`` comes back in a ``ToolReply``.
+the ``Finish``; a non-streaming ``message.tool_calls`` fills ``Reply.tool_calls``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tokentide.backends.events import (
 )
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
 from tokentide.backends.sse import SSEEvent
-from tokentide.backends.tool_calls import FragmentAssembler, ToolReply, arguments_text
+from tokentide.backends.tool_calls import FragmentAssembler, arguments_text
 from tokentide.config.model import Profile
 from tokentide.errors import IncompleteStream, ProtocolError, ServerError, excerpt
 
@@ -226,7 +226,7 @@ class OpenAIChatBackend(_OpenAIBackend):
         choice = body["choices"][0]
         message = choice.get("message") or {}
         reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-        return ToolReply(
+        return Reply(
             text=message.get("content") or "",
             finish_reason=choice.get("finish_reason"),
             usage=_usage(body.get("usage")),

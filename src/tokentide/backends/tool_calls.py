@@ -9,18 +9,17 @@ dialects parse such calls so that they are reported instead of vanishing.
   ``delta.tool_calls[{index, id, function: {name, arguments: "<fragment>"}}]``, the id and
   name on the first fragment only, TGI repeating them; Anthropic ``tool_use`` blocks with
   ``input_json_delta`` fragments).
-* :class:`ToolReply`: a non-streaming :class:`~tokentide.backends.base.Reply` that also
-  carries its calls; :class:`KeepToolCalls` hands them to a consumer of a non-streaming
-  :class:`~tokentide.generation.Generation` (which passes on only text, reasoning and
-  the finish).
 * :func:`describe`: ``NAME(ARGS)`` made safe and short for a terminal.
+
+A non-streaming answer carries its calls in :attr:`~tokentide.backends.base.Reply.tool_calls`;
+a non-streaming :class:`~tokentide.generation.Generation` queues them as
+``ToolCallRequested`` events before the ``Finish``, as a stream would.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from tokentide.backends.base import Backend, GenerationRequest, Reply
@@ -29,23 +28,9 @@ from tokentide.backends.events import Event, ToolCallRequested
 __all__ = [
     "FragmentAssembler",
     "KeepToolCalls",
-    "ToolReply",
     "arguments_text",
     "describe",
-    "tool_calls_of",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolReply(Reply):
-    """A whole answer that also asked for tools."""
-
-    tool_calls: tuple[ToolCallRequested, ...] = ()
-
-
-def tool_calls_of(reply: Reply) -> tuple[ToolCallRequested, ...]:
-    """The tool calls of ``reply`` (none for a plain :class:`Reply`)."""
-    return reply.tool_calls if isinstance(reply, ToolReply) else ()
 
 
 def arguments_text(value: Any) -> str:
@@ -119,9 +104,10 @@ def describe(call: ToolCallRequested, *, limit: int = 200) -> str:
 
 
 class KeepToolCalls:
-    """A :class:`~tokentide.backends.base.Backend` that remembers the tool calls of the
-    last :meth:`create` reply of the backend it wraps (``calls``); everything else is
-    passed through."""
+    """Transitional: a pass-through :class:`~tokentide.backends.base.Backend` whose
+    ``calls`` stay empty.  A non-streaming generation now queues a reply's tool calls as
+    events itself; this is kept only until ``tide ask`` stops wrapping its backend in it
+    (then delete it).  It must not report the calls again, or they would print twice."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -135,10 +121,7 @@ class KeepToolCalls:
         return self.backend.stream(request)
 
     async def create(self, request: GenerationRequest) -> Reply:
-        self.calls = ()
-        reply = await self.backend.create(request)
-        self.calls = tool_calls_of(reply)
-        return reply
+        return await self.backend.create(request)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
