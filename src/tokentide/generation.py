@@ -12,7 +12,8 @@ event by event (``async for event in generation``).
 It also owns what is the same for every backend:
 
 * timing: time to first *content* token (not the first SSE frame or a role-only chunk),
-  inter-token gaps, token count, total time, in :class:`Stats`;
+  inter-token gaps, the count (tokens or chunks, honestly: see
+  :mod:`tokentide.generation_stats`), total time, in :class:`Stats`;
 * deadlines: first token and idle-between-content-tokens, checked by a watchdog task
   (zero cost per token; keep-alive comments never count as content); connect deadlines
   are the transport's;
@@ -36,19 +37,17 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
 
-from tokentide.backends.base import Backend, GenerationRequest
+from tokentide.backends.base import Backend, GenerationRequest, TokenEvents
 from tokentide.backends.events import Event, Finish, ReasoningDelta, Retrying, TextDelta
 from tokentide.config.model import Deadlines
 from tokentide.errors import BackendError, FirstTokenTimeout, HTTPStatusError, IdleTimeout
+from tokentide.generation_stats import Mode, Stats, Unit
 
-__all__ = ["Generation", "RetryPolicy", "State", "Stats", "TokenQueue"]
+__all__ = ["Generation", "Mode", "RetryPolicy", "State", "Stats", "TokenQueue", "Unit"]
 
 _log = logging.getLogger(__name__)
-
-Mode = Literal["stream", "create"]
 
 
 class State(enum.StrEnum):
@@ -83,70 +82,6 @@ class TokenQueue(asyncio.Queue[list[Event] | _End]):
         items = list(self._queue)
         self._queue.clear()
         return items
-
-
-@dataclass(slots=True)
-class Stats:
-    """Timings of one generation, in seconds of ``time.perf_counter``."""
-
-    mode: Mode = "stream"
-    started: float = 0.0
-    """When the request was sent (the last attempt's start is ``attempt_started``)."""
-    attempt_started: float = 0.0
-    first_token: float | None = None
-    last_token: float | None = None
-    ended: float | None = None
-    tokens: int = 0
-    """Content events received (for most servers one event is one token)."""
-    chars: int = 0
-    usage_tokens: int | None = None
-    """Completion tokens as the server counted them, when it said."""
-    attempts: int = 0
-    gaps: list[float] = field(default_factory=list)
-    """Time between consecutive content events."""
-
-    @property
-    def ttft(self) -> float | None:
-        """Time to first content token, from sending the request (of the first attempt)."""
-        return None if self.first_token is None else self.first_token - self.started
-
-    @property
-    def total(self) -> float | None:
-        return None if self.ended is None else self.ended - self.started
-
-    @property
-    def elapsed(self) -> float:
-        return (self.ended if self.ended is not None else time.perf_counter()) - self.started
-
-    @property
-    def token_count(self) -> int:
-        """The best token count available: the server's, else content events."""
-        return self.usage_tokens if self.usage_tokens is not None else self.tokens
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Decode rate: tokens after the first over the time since the first; for a
-        non-streamed answer, tokens over the total time."""
-        count = self.token_count
-        if self.mode == "create":
-            total = self.total
-            return count / total if total and count else None
-        if self.first_token is None or self.last_token is None or count < 2:
-            return None
-        span = self.last_token - self.first_token
-        return (count - 1) / span if span > 0 else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "ttft_s": self.ttft,
-            "total_s": self.total,
-            "tokens": self.token_count,
-            "events": self.tokens,
-            "chars": self.chars,
-            "tokens_per_s": self.tokens_per_s,
-            "attempts": self.attempts,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +136,8 @@ class Generation:
         self._rng = rng or random.Random()
         self.queue = TokenQueue()
         self.stats = Stats(mode=mode)
+        if mode == "stream" and isinstance(backend, TokenEvents):
+            self.stats.token_events = backend.events_are_tokens
         self.state = State.WAITING
         self.error: BackendError | None = None
         self.finish: Finish | None = None
@@ -326,6 +263,8 @@ class Generation:
                         stats.gaps.append(now - stats.last_token)  # type: ignore[operator]
                     stats.last_token = now
                     stats.tokens += 1
+                    if event.token_id is not None:
+                        stats.id_events += 1
             elif isinstance(event, ReasoningDelta):
                 self._activity = now
                 self._reasoning.append(event.text)
@@ -349,20 +288,26 @@ class Generation:
             return
         reply = await self.backend.create(self.request)
         now = self._clock()
+        stats = self.stats
         events: list[Event] = []  # one queue item: the whole answer lands at once
         if reply.reasoning:
             events.append(ReasoningDelta(reply.reasoning))
         if reply.text:
             self._text.append(reply.text)
-            self.stats.chars = len(reply.text)
-            self.stats.first_token = self.stats.last_token = now
-            self.stats.tokens = 1
+            stats.chars = len(reply.text)
+            stats.first_token = stats.last_token = now
+            stats.tokens = 1  # one event; counted as tokens only with details or usage
             self._set_state(State.STREAMING)
             events.append(TextDelta(reply.text))
+        if reply.tokens:  # per-token details (TGI): real tokens, counted as a stream's
+            stats.tokens = sum(1 for t in reply.tokens if t.text and not t.special)
+            stats.id_events = sum(1 for t in reply.tokens if t.token_id is not None)
+            stats.token_events = True
+        events.extend(reply.tool_calls)  # the calls come before the Finish, as streamed
         finish = Finish(reply.finish_reason, reply.usage, reply.seed, reply.text)
         self.finish = finish
         if reply.usage is not None and reply.usage.completion_tokens is not None:
-            self.stats.usage_tokens = reply.usage.completion_tokens
+            stats.usage_tokens = reply.usage.completion_tokens
         events.append(finish)
         self.queue.put_nowait(events)
 

@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from tokentide.backends.base import GenerationRequest, Reply, collect
-from tokentide.backends.events import Event, Finish, Retrying, TextDelta, Usage
+from tokentide.backends.events import (
+    Event,
+    Finish,
+    Retrying,
+    TextDelta,
+    ToolCallRequested,
+    Usage,
+)
 from tokentide.config.model import Deadlines
 from tokentide.errors import (
     BackendError,
@@ -24,7 +31,7 @@ from tokentide.errors import (
     Overloaded,
     ServerError,
 )
-from tokentide.generation import Generation, RetryPolicy, State
+from tokentide.generation import Generation, Mode, RetryPolicy, State, Stats
 
 REQUEST = GenerationRequest.from_prompt("hi")
 Step = Event | BackendError | float  # a float is a pause in seconds
@@ -227,6 +234,81 @@ async def test_create_mode_delivers_the_whole_answer_at_once() -> None:
     assert gen.stats.token_count == 2
     assert gen.stats.ttft is not None and gen.stats.ttft >= 0.05
     assert gen.stats.gaps == []
+
+
+async def test_create_mode_queues_the_tool_calls_before_the_finish() -> None:
+    calls = [ToolCallRequested("get_weather", '{"city": "Paris"}', "call_0"),
+             ToolCallRequested("get_time", "{}", "call_1")]  # fmt: skip
+    backend = Scripted([TextDelta("Let me check."), *calls, Finish("tool_calls")])
+    gen = Generation(backend, REQUEST, mode="create")
+    events = [event async for event in gen]
+    assert events == [
+        TextDelta("Let me check."),
+        *calls,
+        Finish("tool_calls", text="Let me check."),
+    ]
+
+
+# -- honest counts (issue 11 item 6) ----------------------------------------------------
+
+
+class DeclaresTokens(Scripted):
+    events_are_tokens = True
+
+
+async def _stats(backend: Scripted, mode: Mode = "stream") -> Stats:
+    gen = Generation(backend, REQUEST, mode=mode)
+    async with gen:
+        assert await gen.wait() is State.DONE
+    return gen.stats
+
+
+async def test_a_stream_without_usage_counts_chunks() -> None:
+    stats = await _stats(Scripted([TextDelta("a"), 0.01, TextDelta("bc"), 0.01, TextDelta("d"),
+                                   Finish("stop")]))  # fmt: skip
+    assert (stats.count, stats.unit, stats.count_label()) == (3, "chunks", "3 chunks")
+    assert stats.rate_label() is not None and stats.rate_label().endswith(" chunks/s")  # type: ignore[union-attr]
+    assert stats.as_dict()["unit"] == "chunks" and stats.as_dict()["tokens"] == 3
+
+
+async def test_usage_from_the_server_counts_tokens() -> None:
+    stats = await _stats(
+        Scripted([TextDelta("a"), 0.01, TextDelta("b"), Finish("stop", Usage(3, 7))])
+    )
+    assert (stats.count, stats.unit, stats.count_label()) == (7, "tokens", "7 tokens")
+    assert stats.rate_label() is not None and stats.rate_label().endswith(" tok/s")  # type: ignore[union-attr]
+
+
+async def test_events_with_token_ids_are_tokens() -> None:
+    stats = await _stats(Scripted([TextDelta("a", token_id=1), TextDelta("b", token_id=2),
+                                   Finish("stop")]))  # fmt: skip
+    assert (stats.count, stats.unit) == (2, "tokens")
+    mixed = await _stats(Scripted([TextDelta("a", token_id=1), TextDelta("b"), Finish("stop")]))
+    assert (mixed.count, mixed.unit) == (2, "chunks")
+
+
+async def test_a_backend_that_declares_token_events_counts_tokens() -> None:
+    stats = await _stats(DeclaresTokens([TextDelta("a"), Finish("stop")]))
+    assert (stats.count, stats.unit, stats.count_label()) == (1, "tokens", "1 token")
+
+
+async def test_create_without_a_count_says_no_count_and_no_rate() -> None:
+    stats = await _stats(Scripted([TextDelta("whole "), TextDelta("answer"), Finish("stop")]),
+                         "create")  # fmt: skip
+    assert (stats.count, stats.unit, stats.token_count) == (None, None, 0)
+    assert stats.count_label() is None and stats.rate_label() is None
+    assert stats.tokens_per_s is None
+    assert (stats.as_dict()["tokens"], stats.as_dict()["unit"]) == (None, None)
+    declared = await _stats(DeclaresTokens([TextDelta("a"), Finish("stop")]), "create")
+    assert declared.count is None  # the declaration is about stream events, not one reply
+
+
+async def test_create_with_per_token_details_counts_them() -> None:
+    script: list[Step] = [TextDelta("a", token_id=5), TextDelta("b", token_id=6),
+              TextDelta("</s>", token_id=2, special=True), Finish("stop")]  # fmt: skip
+    stats = await _stats(Scripted(script), "create")
+    assert (stats.count, stats.unit, stats.count_label()) == (2, "tokens", "2 tokens")
+    assert stats.rate_label() is not None
 
 
 async def test_state_callback_sees_every_transition() -> None:

@@ -186,6 +186,10 @@ def default_threads() -> int:
 class LlamaCppBackend:
     """One GGUF model in this process.  See the module docstring."""
 
+    events_are_tokens = True
+    """Each streamed chunk of ``create_chat_completion`` is one sampled token
+    (:class:`~tokentide.backends.base.TokenEvents`)."""
+
     def __init__(
         self,
         model_path: Path,
