@@ -346,7 +346,8 @@ class ChatScreen(Screen[None]):
         text = (
             f"{self._model_label()} answers here (profile {self.profile.name}, "
             f"{self.profile.api}).\n"
-            f"Enter sends · ctrl+j new line · {key('stop')} or ctrl+c stops · "
+            f"Enter sends · ctrl+j new line · {key('external_editor')} your editor · "
+            f"{key('stop')} or ctrl+c stops · "
             f"{key('retry')} regenerates · {key('edit_last')} edits the last prompt · "
             f"{key('toggle_sidebar')} conversations · ctrl+p every command · ctrl+q quits\n"
             "Another server: tide chat --api openai --url http://HOST:PORT/v1, or a "
@@ -669,7 +670,7 @@ class ChatScreen(Screen[None]):
         keys = keymap.get(binding_id)
         if keys:
             return str(keys).split(",")[0]
-        for binding in self.BINDINGS:
+        for binding in [*self.BINDINGS, *Composer.BINDINGS]:
             if isinstance(binding, Binding) and binding.id == binding_id:
                 return binding.key.split(",")[0]
         return binding_id

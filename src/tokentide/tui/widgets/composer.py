@@ -39,7 +39,7 @@ class Composer(TextArea):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "submit", "Send", id="send"),
         Binding("ctrl+j,shift+enter", "newline", "Newline", id="newline", show=False),
-        Binding("ctrl+g", "external_editor", "Editor", id="external_editor"),
+        Binding("ctrl+g", "external_editor", "Editor", id="external_editor", show=False),
     ]
 
     class Submitted(Message):
