@@ -34,6 +34,7 @@ from tokentide.compare.runner import (
     summary_sentences,
 )
 from tokentide.config.model import Profile
+from tokentide.generation import Unit
 
 PROMPT = "Count to twenty."
 
@@ -287,7 +288,7 @@ def summary(mode: Mode, ttft: float | None, total: float | None, **kw: int) -> S
     return Summary(
         target="t", mode=mode, runs=1, ok=1, errors=0, ttft_p50_s=ttft, ttft_p90_s=ttft,
         total_p50_s=total, total_p90_s=total, tokens_p50=20, tokens_per_s_p50=20.0,
-        gap_p50_s=None, gap_p99_s=None, texts_matched=kw.get("matched", 0),
+        unit="tokens", gap_p50_s=None, gap_p99_s=None, texts_matched=kw.get("matched", 0),
         texts_compared=kw.get("compared", 0),
     )  # fmt: skip
 
@@ -309,10 +310,10 @@ def test_compare_sentence_wording() -> None:
 
 def test_table_is_aligned_plain_text() -> None:
     rows = [
-        RunResult("t", "stream", 1, "done", 0.0, 0.05, 1.0, 20, 20, 20, 19.0, 0.05, 0.06, 60, 1,
-                  "stop", None, None, "text", [0.05] * 19),
-        RunResult("t", "create", 1, "error", 0.0, None, 0.1, 0, None, 0, None, None, None, 0, 1,
-                  None, "Overloaded", "slow", ""),
+        RunResult("t", "stream", 1, "done", 0.0, 0.05, 1.0, 20, "tokens", 20, 20, 19.0, 0.05,
+                  0.06, 60, 1, "stop", None, None, "text", [0.05] * 19),
+        RunResult("t", "create", 1, "error", 0.0, None, 0.1, None, None, None, 0, None, None,
+                  None, 0, 1, None, "Overloaded", "slow", ""),
     ]  # fmt: skip
     table = format_table(summarize(rows))
     lines = table.splitlines()
@@ -328,3 +329,26 @@ def test_table_is_aligned_plain_text() -> None:
     # Right-aligned numbers: every row ends at the same column as the header.
     assert len({len(line) for line in lines}) == 1
     assert set(rows[0].as_dict()) == {*CSV_FIELDS, "gaps_s", "text"}
+
+
+def _run(mode: Mode, tokens: int | None, unit: Unit | None, rate: float | None) -> RunResult:
+    return RunResult("t", mode, 1, "done", 0.0, 0.05, 1.0, tokens, unit, None, 1, rate, None,
+                     None, 60, 1, "stop", None, None, "text")  # fmt: skip
+
+
+def test_chunks_say_so_and_an_uncounted_reply_has_no_figure() -> None:
+    # A server that reports no usage: the stream counted its chunks, the reply nothing.
+    summaries = summarize([_run("stream", 12, "chunks", 11.5), _run("create", None, None, None)])
+    stream, create = summaries
+    assert (stream.unit, stream.tokens_p50, create.unit, create.tokens_p50) == (
+        "chunks", 12, None, None)  # fmt: skip
+    assert stream.as_dict()["unit"] == "chunks"
+    lines = format_table(summaries).splitlines()
+    assert "12 chunks" in lines[1] and "11.5 chunks/s" in lines[1]
+    assert lines[2].split()[7:9] == ["–", "–"]  # no count and no rate, not "1"
+    assert _run("create", None, None, None).as_dict()["unit"] is None
+
+
+def test_runs_that_count_different_units_give_no_median() -> None:
+    (mixed,) = summarize([_run("stream", 12, "chunks", 11.0), _run("stream", 20, "tokens", 19.0)])
+    assert (mixed.unit, mixed.tokens_p50, mixed.tokens_per_s_p50) == (None, None, None)

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from tokentide.backends.base import Backend, GenerationRequest
 from tokentide.config.model import Profile
-from tokentide.generation import Generation, RetryPolicy, State
+from tokentide.generation import Generation, RetryPolicy, State, Unit
 
 __all__ = [
     "CSV_FIELDS",
@@ -237,6 +237,7 @@ CSV_FIELDS: tuple[str, ...] = (
     "ttft_s",
     "total_s",
     "tokens",
+    "unit",
     "usage_tokens",
     "events",
     "tokens_per_s",
@@ -267,8 +268,11 @@ class RunResult:
     """Time to the first content token from sending the request; for ``create``, the
     time to the whole answer."""
     total_s: float | None
-    tokens: int
-    """The server's completion-token count when it reported one, else content events."""
+    tokens: int | None
+    """The count in ``unit``: the server's completion tokens when it reported them, else
+    content events; None for a non-streamed answer nobody counted."""
+    unit: Unit | None
+    """``tokens`` or ``chunks`` (what ``tokens`` and ``tokens_per_s`` count)."""
     usage_tokens: int | None
     events: int
     """Content events received (one per streamed token on most servers; 1 for create)."""
@@ -328,7 +332,8 @@ def result_from(
         start_s=stats.started - origin,
         ttft_s=stats.ttft,
         total_s=stats.total,
-        tokens=stats.token_count,
+        tokens=stats.count,
+        unit=stats.unit,
         usage_tokens=stats.usage_tokens,
         events=stats.tokens,
         tokens_per_s=stats.tokens_per_s,
@@ -373,6 +378,9 @@ class Summary:
     total_p90_s: float | None
     tokens_p50: float | None
     tokens_per_s_p50: float | None
+    unit: Unit | None
+    """What ``tokens_p50`` and ``tokens_per_s_p50`` count (None: no run was counted, or
+    the runs counted different things, so no figure is given)."""
     gap_p50_s: float | None
     gap_p99_s: float | None
     """Over every inter-token gap of every successful run, pooled."""
@@ -397,6 +405,10 @@ def summarize(results: Iterable[RunResult]) -> list[Summary]:
         good = [r for r in group if r.ok]
         gaps = [gap for r in good for gap in r.gaps_s]
         compared = [r for r in group if r.text_matched is not None]
+        counted = [r for r in good if r.tokens is not None]
+        units = {r.unit for r in counted}
+        unit = units.pop() if len(units) == 1 else None
+        counted = counted if unit is not None else []
         summaries.append(
             Summary(
                 target=target,
@@ -408,8 +420,9 @@ def summarize(results: Iterable[RunResult]) -> list[Summary]:
                 ttft_p90_s=percentile(_values(good, "ttft_s"), 90),
                 total_p50_s=median(_values(good, "total_s")),
                 total_p90_s=percentile(_values(good, "total_s"), 90),
-                tokens_p50=median(float(r.tokens) for r in good),
-                tokens_per_s_p50=median(_values(good, "tokens_per_s")),
+                tokens_p50=median(_values(counted, "tokens")),
+                tokens_per_s_p50=median(_values(counted, "tokens_per_s")),
+                unit=unit,
                 gap_p50_s=percentile(gaps, 50),
                 gap_p99_s=percentile(gaps, 99),
                 texts_matched=sum(1 for r in compared if r.text_matched),
@@ -500,8 +513,14 @@ def summary_sentences(summaries: Sequence[Summary]) -> list[str]:
     return sentences
 
 
+def _unit_suffix(summary: Summary, per: str) -> str:
+    """`` chunks`` / `` chunks/s`` after a figure that counts chunks (tokens: nothing)."""
+    return f" chunks{per}" if summary.unit == "chunks" else ""
+
+
 def format_table(summaries: Sequence[Summary]) -> str:
-    """The summary as plain, aligned text (no colour), one row per target × mode."""
+    """The summary as plain, aligned text (no colour), one row per target × mode; a
+    count of chunks says so in its cell (the columns are headed in tokens)."""
     header = (
         "target", "mode", "ok/runs", "TTFT p50 ms", "TTFT p90 ms", "total p50 ms",
         "total p90 ms", "tokens", "tok/s", "gap p50 ms", "gap p99 ms", "errors",
@@ -517,8 +536,10 @@ def format_table(summaries: Sequence[Summary]) -> str:
                 format_ms(s.ttft_p90_s),
                 format_ms(s.total_p50_s),
                 format_ms(s.total_p90_s),
-                "–" if s.tokens_p50 is None else f"{s.tokens_p50:,.0f}",
-                "–" if s.tokens_per_s_p50 is None else f"{s.tokens_per_s_p50:,.1f}",
+                "–" if s.tokens_p50 is None else f"{s.tokens_p50:,.0f}{_unit_suffix(s, '')}",
+                "–"
+                if s.tokens_per_s_p50 is None
+                else f"{s.tokens_per_s_p50:,.1f}{_unit_suffix(s, '/s')}",
                 format_ms(s.gap_p50_s),
                 format_ms(s.gap_p99_s),
                 str(s.errors),
