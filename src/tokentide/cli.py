@@ -6,6 +6,7 @@
     tide compare PROMPT       streaming vs non-streaming, side by side
     tide config path|show|init|check
     tide history list|show|export|delete
+    tide models [-P NAME]     the models the server offers
 
 Importing this module is cheap: backends, Textual and the history store are imported by
 the commands that need them.
@@ -263,11 +264,13 @@ def _register_subcommands() -> None:
     """Commands that live with their own packages (imported only for the full CLI)."""
     from tokentide.compare.cli import register
     from tokentide.history.cli import history_app
+    from tokentide.models_cli import register as register_models
 
     app.add_typer(
         history_app, name="history", help="List, show, export and delete saved conversations."
     )
     register(app)
+    register_models(app)
 
 
 def main() -> None:

@@ -26,6 +26,12 @@ Routes (the dialect is chosen by the path; everything before it is ignored, so
 ``POST …/predictions/remote``, ``GET …/blob/N``         Muna remote predictions
 ``POST …/api/chat``                                     Ollama native (NDJSON)
 ``GET …/health``                                        200 ``ok``
+``GET …/models``                                        OpenAI model list (``tide models``)
+``GET …/v1/models`` with ``anthropic-version``          Anthropic model list
+``GET …/api/tags``                                      Ollama model list
+``GET …/info``                                          TGI model information
+``POST …/v2/repository/index``                          Triton repository index
+``GET …/props``                                         llama.cpp server (``flavor=llamacpp``)
 =====================================================  ===================================
 
 Knobs
@@ -105,6 +111,16 @@ Dialect specifics:
     (default) / ``percent`` / ``url`` (an http URL served by ``GET …/blob/N``),
     ``delta=1`` (delta instead of cumulative results).
   Ollama: ``model`` ``nope`` is unknown (404).
+
+Model listings (``status``, ``status_body``, ``html``, ``api_key`` and ``ctype`` apply too):
+  ``models``      the ids, comma-separated, or a JSON array (default: one per dialect)
+  ``flavor``      OpenAI list as ``openai`` (default), ``vllm`` (``max_model_len``, ``root``)
+                  or ``llamacpp`` (``meta``; and ``/props`` answers with ``n_ctx``)
+  ``n_ctx``       the context those report (default 2048; ``n_ctx_train`` is 8192)
+  ``pad=N``       an N-byte ``description`` on every entry (an oversized list)
+  ``list_body``   the exact HTTP 200 body instead (garbage, a wrong shape)
+  ``page=K``      Anthropic: K models per page (``has_more``, ``after_id``)
+  ``unavailable`` Triton: this model is listed ``UNAVAILABLE`` with a reason
 
 Every request is recorded (:class:`Record`): method, path, knobs, lower-cased headers,
 JSON body, the number of tokens sent, whether the response completed, and
@@ -555,10 +571,9 @@ def _route(ctx: Ctx) -> Routed:
         return 200, [("content-type", "text/plain; charset=utf-8")], blob
     dialect: Callable[[Ctx], Routed]
     error_body: Callable[[Ctx, str], Any]
-    triton = re.search(
-        r"/v2/models/([^/]+)(?:/versions/([^/]+))?/(generate_stream|generate)$", path
-    )
-    if triton:
+    if (listing := _listing_route(ctx)) is not None:
+        dialect, error_body = listing
+    elif re.search(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/(generate_stream|generate)$", path):
         dialect, error_body = _triton, lambda c, m: {"error": m}
     elif path.endswith(("/chat/completions", "/completions")):
         dialect, error_body = _openai, _openai_error_body
@@ -1297,6 +1312,187 @@ def _ollama(ctx: Ctx) -> Routed:
 
 
 # -- running it -------------------------------------------------------------------------
+
+
+# -- model listings (tide models) -------------------------------------------------------
+
+
+def _listing_route(ctx: Ctx) -> tuple[Callable[[Ctx], Routed], Callable[[Ctx, str], Any]] | None:
+    """The listing dialect for this path, with its error body, or None."""
+    path, headers = ctx.record.path, ctx.record.headers
+    if path.endswith("/v1/models") and "anthropic-version" in headers:
+        return _anthropic_models, _anthropic_error_body
+    if path.endswith("/models"):
+        return _openai_models, _openai_error_body
+    if path.endswith("/api/tags"):
+        return _ollama_tags, lambda c, m: {"error": m}
+    if path.endswith("/info"):
+        return _tgi_info, _tgi_error_body
+    if path.endswith("/v2/repository/index"):
+        return _triton_index, lambda c, m: {"error": m}
+    if path.endswith("/props"):
+        return _llamacpp_props, lambda c, m: {"error": {"code": 404, "message": m}}
+    return None
+
+
+def _listed(ctx: Ctx, default: list[str]) -> list[str]:
+    raw = ctx.k.get("models")
+    if raw is None:
+        return default
+    if raw.startswith("["):
+        return [str(item) for item in json.loads(raw)]
+    return [item for item in raw.split(",") if item]
+
+
+def _list_reply(ctx: Ctx, obj: Any) -> Routed:
+    if (raw := ctx.k.get("list_body")) is not None:
+        ctype = ctx.k.get("ctype", "application/json") or "application/json"
+        return 200, [("content-type", ctype)], raw.encode()
+    return _json_reply(ctx, obj)
+
+
+def _padded(ctx: Ctx, entry: dict[str, Any]) -> dict[str, Any]:
+    if pad := ctx.k.num("pad"):
+        entry["description"] = "x" * pad
+    return entry
+
+
+def _openai_models(ctx: Ctx) -> Routed:
+    flavor = ctx.k.get("flavor", "openai")
+    n_ctx = ctx.k.num("n_ctx", 2048)
+    data = []
+    for model in _listed(ctx, ["test-model"]):
+        entry: dict[str, Any] = {"id": model, "object": "model", "created": 1733011200}
+        if flavor == "vllm":
+            entry.update(
+                owned_by="vllm",
+                root=f"/models/{model}",
+                parent=None,
+                max_model_len=n_ctx,
+                permission=[],
+            )
+        elif flavor == "llamacpp":
+            entry.update(
+                owned_by="llamacpp",
+                meta={
+                    "vocab_type": 2,
+                    "n_vocab": 49152,
+                    "n_ctx_train": 8192,
+                    "n_embd": 576,
+                    "n_params": 134515008,
+                    "size": 98296320,
+                },
+            )
+        else:
+            entry["owned_by"] = "system"
+        data.append(_padded(ctx, entry))
+    return _list_reply(ctx, {"object": "list", "data": data})
+
+
+def _llamacpp_props(ctx: Ctx) -> Routed:
+    if ctx.k.get("flavor") != "llamacpp":
+        return _json_reply(ctx, {"detail": "Not Found"}, 404)
+    n_ctx = ctx.k.num("n_ctx", 2048)
+    return _json_reply(ctx, {"default_generation_settings": {"n_ctx": n_ctx}, "total_slots": 1})
+
+
+def _ollama_tags(ctx: Ctx) -> Routed:
+    models = []
+    for model in _listed(ctx, ["llama3.2:latest"]):
+        models.append(
+            _padded(
+                ctx,
+                {
+                    "name": model,
+                    "model": model,
+                    "modified_at": "2025-11-30T10:00:00.0+01:00",
+                    "size": 2019393189,
+                    "digest": "a80c4f17acd5",
+                    "details": {
+                        "parent_model": "",
+                        "format": "gguf",
+                        "family": "llama",
+                        "families": ["llama"],
+                        "parameter_size": "3.2B",
+                        "quantization_level": "Q4_K_M",
+                    },
+                },
+            )
+        )
+    return _list_reply(ctx, {"models": models})
+
+
+def _tgi_info(ctx: Ctx) -> Routed:
+    model = (_listed(ctx, ["test-model"]) or [""])[0]
+    info = {
+        "model_id": model,
+        "model_sha": None,
+        "model_dtype": "torch.float16",
+        "model_device_type": "cpu",
+        "model_pipeline_tag": "text-generation",
+        "max_concurrent_requests": 128,
+        "max_best_of": 2,
+        "max_stop_sequences": 4,
+        "max_input_tokens": 1024,
+        "max_total_tokens": ctx.k.num("n_ctx", 2048),
+        "validation_workers": 2,
+        "max_client_batch_size": 4,
+        "router": "text-generation-router",
+        "version": "3.3.6",
+        "sha": None,
+    }
+    return _list_reply(ctx, _padded(ctx, info))
+
+
+def _anthropic_models(ctx: Ctx) -> Routed:
+    headers = ctx.record.headers
+    if (key := ctx.k.get("api_key")) is not None and headers.get("x-api-key") != key:
+        return _error_reply(
+            ctx,
+            401,
+            {
+                "type": "error",
+                "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+            },
+        )
+    models = _listed(ctx, ["claude-test-1", "claude-test-0"])
+    start = 0
+    if after := ctx.k.get("after_id"):
+        start = models.index(after) + 1 if after in models else len(models)
+    size = ctx.k.num("page") or 1000
+    page = models[start : start + size]
+    data = [
+        _padded(
+            ctx,
+            {
+                "type": "model",
+                "id": m,
+                "display_name": m.replace("-", " ").title(),
+                "created_at": "2025-05-14T00:00:00Z",
+            },
+        )
+        for m in page
+    ]
+    return _list_reply(
+        ctx,
+        {
+            "data": data,
+            "has_more": start + size < len(models),
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        },
+    )
+
+
+def _triton_index(ctx: Ctx) -> Routed:
+    broken = ctx.k.get("unavailable")
+    index = []
+    for model in _listed(ctx, ["toy_stream"]):
+        entry = {"name": model, "version": "1", "state": "READY"}
+        if model == broken:
+            entry.update(state="UNAVAILABLE", reason="unable to load model 'x'")
+        index.append(_padded(ctx, entry))
+    return _list_reply(ctx, index)
 
 
 class _Server(uvicorn.Server):
