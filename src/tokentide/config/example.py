@@ -33,6 +33,7 @@ api = "llamacpp"
 # api = "openai"
 # url = "http://127.0.0.1:8000/v1"
 # model = "meta-llama/Llama-3.1-8B-Instruct"
+# context_window = 8192   # tokens, when the server does not report it (or reports wrong)
 
 # OpenAI itself.  The key is read from $OPENAI_API_KEY (sent only to api.openai.com or
 # to $OPENAI_BASE_URL), never stored here; with no url, $OPENAI_BASE_URL or OpenAI's.
@@ -40,6 +41,8 @@ api = "llamacpp"
 # [profiles.openai]
 # api = "openai"
 # model = "gpt-4o-mini"
+# price_in = 0.15         # per million prompt tokens (any currency: shown as written)
+# price_out = 0.60        # per million answer tokens
 
 # Hugging Face TGI, native /generate_stream with per-token details.
 # [profiles.tgi]
@@ -52,6 +55,15 @@ api = "llamacpp"
 # url = "127.0.0.1:8001"
 # model = "vllm_model"
 # params = { max_tokens = 256 }
+
+# Templates: a profile (or the default one), a model, a system prompt and sampling to
+# start from.  tide ask -t review "..."; "New conversation from template" in the chat.
+# Command-line flags beat the template; the template beats the profile.
+# [templates.review]
+# profile = "vllm"
+# system = "You review code. Point out bugs first, then style. Be brief."
+# temperature = 0.2
+# max_tokens = 800
 """
 
 

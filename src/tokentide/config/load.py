@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from tokentide.config.example import EXAMPLE_CONFIG, write_example
-from tokentide.config.model import Deadlines, Limits, Profile, Settings
+from tokentide.config.model import Deadlines, Limits, Profile, Settings, Template
 from tokentide.config.paths import config_path
 from tokentide.errors import ConfigError
 
@@ -47,10 +47,10 @@ COMMON_KEYS = frozenset(
         "api", "url", "model", "api_key_env", "api_key", "system", "temperature",
         "max_tokens", "seed", "top_p", "headers", "params", "connect_timeout",
         "first_token_timeout", "idle_timeout", "max_retries", "max_event_bytes",
-        "max_answer_bytes",
+        "max_answer_bytes", "price_in", "price_out", "context_window",
     }
 )  # fmt: skip
-_TOP_KEYS = frozenset({"default", "theme", "ui", "keys", "profiles"})
+_TOP_KEYS = frozenset({"default", "theme", "ui", "keys", "profiles", "templates"})
 GRPC_APIS: Final = frozenset({"triton-grpc"})
 """Apis whose url is a gRPC target (``host:port``), not an http(s) URL."""
 MAX_RETRIES: Final = 100
@@ -113,7 +113,8 @@ def parse_profile(
         allowed = sorted(spec.options)
         raise ConfigError(
             f"{here(unknown[0])}profile {name!r}: unknown key{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(k) for k in unknown)}.",
+            f"{', '.join(repr(k) for k in unknown)}."
+            + v.did_you_mean(unknown[0], COMMON_KEYS | spec.options),
             hint=(
                 "Common keys: " + ", ".join(map(_key_hint, sorted(COMMON_KEYS)))
                 + (f"; api {api!r} also takes: {', '.join(allowed)}." if allowed else ".")
@@ -178,6 +179,9 @@ def parse_profile(
         deadlines=deadlines,
         limits=limits,
         max_retries=count("max_retries", 2, minimum=0, maximum=MAX_RETRIES),
+        price_in=opt_number("price_in"),
+        price_out=opt_number("price_out"),
+        context_window=count("context_window", 0, minimum=1) if "context_window" in table else None,
         options=options,
     )
 
@@ -253,7 +257,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(
             f"{v.at(where(unknown[0]))}unknown top-level key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)}.",
-            hint="Top-level keys: default, theme, [ui], [keys], [profiles.NAME].",
+            hint="Top-level keys: default, theme, [ui], [keys], [profiles.NAME], [templates.NAME].",
         )
     profiles: dict[str, Profile] = {}
     raw_profiles = v.table(document.get("profiles", {}), "profiles", where("profiles"))
@@ -272,6 +276,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
                 f"[profiles.{visible_key(default)}].",
                 hint=f"Profiles: {', '.join(map(repr, profiles)) or '(none)'}.",
             )
+    templates = _templates(document, profiles, file, lines)
     ui = v.table(document.get("ui", {}), "ui", where("ui"))
     theme = document.get("theme", ui.get("theme"))
     keys = v.table(document.get("keys", {}), "keys", where("keys"))
@@ -280,6 +285,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         warnings.append(warning)
     return Settings(
         profiles=profiles,
+        templates=templates,
         default=default,
         theme=None if theme is None else v.string(theme, "theme", where("theme")),
         keys={
@@ -289,6 +295,26 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         path=str(file),
         warnings=tuple(warnings),
     )
+
+
+def _templates(
+    document: Mapping[str, Any], profiles: Mapping[str, Profile], file: Path, lines: LineIndex
+) -> dict[str, Template]:
+    """The ``[templates.NAME]`` tables, checked (their profiles must exist)."""
+    if "templates" not in document:
+        return {}
+    from tokentide.config import validate as v
+    from tokentide.config.templates import parse_template
+
+    where = partial(_where, file, lines, (), "templates")
+    known = [*profiles, *([] if BUILTIN_LOCAL.name in profiles else [BUILTIN_LOCAL.name])]
+    templates: dict[str, Template] = {}
+    for name, table in v.table(document["templates"], "templates", where).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where()}templates.{name!r} must be a table: [templates.NAME].")
+        here = partial(_where, file, lines, ("templates", name))
+        templates[name] = parse_template(name, table, profiles=known, here=here)
+    return templates
 
 
 def resolve_profile(settings: Settings, name: str | None = None) -> Profile:
@@ -318,8 +344,12 @@ def profile_from_flags(
     temperature: float | None = None,
     seed: int | None = None,
     target: str | None = None,
+    template: Template | None = None,
 ) -> Profile:
-    """Apply command-line flags on top of a profile (or build an ad-hoc one from them)."""
+    """Apply command-line flags on top of a profile (or build an ad-hoc one from them).
+
+    A ``template`` is applied first: the flags beat it, and it beats the profile.
+    """
     from tokentide.backends.registry import api_spec
 
     if base is None or (api is not None and api != base.api):
@@ -327,6 +357,10 @@ def profile_from_flags(
             raise ConfigError("Give --api KIND (or --profile NAME).")
         api_spec(api)
         base = Profile(name="command line", api=api)
+    if template is not None:
+        from tokentide.config.templates import apply_template
+
+        base = apply_template(base, template)
     from tokentide.config import validate as v
 
     if url is not None:

@@ -10,11 +10,16 @@ api_key_env = "MY_KEY"            # the key is read from this environment variab
                                   # (default: the provider's, for its own host only)
 system = "..."                    # system prompt
 temperature / max_tokens / seed / top_p
+price_in / price_out              # currency units per million prompt / answer tokens
+context_window                    # tokens; overrides what the server reports
 connect_timeout / first_token_timeout / idle_timeout   (seconds)
 max_retries / max_event_bytes / max_answer_bytes
 headers = { "X-Api-Key-Header" = "..." }
 params = { ... }                  # extra request fields sent as they are
 ...                               # backend-specific keys, checked by the backend
+[templates.NAME]                  # a starting point: tide ask -t NAME, "New conversation
+profile / model / system          # from template" in the app; flags beat the template,
+temperature / max_tokens / top_p / seed   # the template beats the profile
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Deadlines", "Limits", "Profile", "Settings"]
+__all__ = ["Deadlines", "Limits", "Profile", "Settings", "Template"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,12 @@ class Profile:
     max_tokens: int | None = None
     seed: int | None = None
     top_p: float | None = None
+    price_in: float | None = None
+    """Currency units per million prompt tokens (for a cost estimate; no currency implied)."""
+    price_out: float | None = None
+    """Currency units per million generated tokens."""
+    context_window: int | None = None
+    """The model's context length in tokens, when the server does not say (or says wrong)."""
     headers: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     deadlines: Deadlines = field(default_factory=Deadlines)
@@ -85,10 +96,31 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class Template:
+    """One ``[templates.NAME]`` table: a starting point for a conversation or a prompt.
+
+    ``None`` leaves the value to the profile (and the command line beats both):
+    :func:`tokentide.config.templates.start_from_template` applies it.
+    """
+
+    name: str
+    profile: str | None = None
+    """The profile to talk to; ``None``: the default profile."""
+    model: str | None = None
+    """Overrides the profile's model."""
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole config file."""
 
     profiles: Mapping[str, Profile] = field(default_factory=dict)
+    templates: Mapping[str, Template] = field(default_factory=dict)
     default: str | None = None
     theme: str | None = None
     keys: Mapping[str, str] = field(default_factory=dict)

@@ -23,7 +23,10 @@ __all__ = ["show_lines", "visible", "visible_key"]
 _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 _FIELDS: Final = (
     "api", "url", "model", "api_key_env", "system", "temperature", "top_p", "max_tokens",
-    "seed",
+    "seed", "price_in", "price_out", "context_window",
+)  # fmt: skip
+_TEMPLATE_FIELDS: Final = (
+    "profile", "model", "system", "temperature", "top_p", "max_tokens", "seed",
 )  # fmt: skip
 
 
@@ -69,6 +72,12 @@ def show_lines(
         yield ""
         yield f"[profiles.{visible_key(name)}]"
         yield from _profile_lines(profile, env)
+    for name, template in settings.templates.items():
+        yield ""
+        yield f"[templates.{visible_key(name)}]"
+        for key in _TEMPLATE_FIELDS:
+            if (value := getattr(template, key)) is not None:
+                yield f"{key} = {_value(value)}"
 
 
 def _profile_lines(profile: Profile, env: Mapping[str, str]) -> Iterator[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeAlias
 
 from tokentide.errors import ConfigError
@@ -24,6 +24,7 @@ __all__ = [
     "check_header",
     "check_url",
     "count",
+    "did_you_mean",
     "number",
     "string",
     "table",
@@ -49,6 +50,14 @@ Where: TypeAlias = str | Callable[[], str]
 
 def at(where: Where) -> str:
     return where if isinstance(where, str) else where()
+
+
+def did_you_mean(word: str, names: Iterable[str]) -> str:
+    """`` Did you mean 'url'?`` for a misspelt key, or ``""`` when nothing is close."""
+    from difflib import get_close_matches  # only for a key that is wrong
+
+    close = get_close_matches(word, sorted(names), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def string(value: Any, what: str, where: Where) -> str:
