@@ -191,6 +191,11 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
             "New conversation", "Start an empty conversation", chat.action_new_conversation
         )
         yield SystemCommand(
+            "Switch model",
+            "Pick one of the server's models for this chat (listed live)",
+            chat.action_switch_model,
+        )
+        yield SystemCommand(
             "Conversations", "Show or hide the conversation list", chat.action_toggle_sidebar
         )
         yield SystemCommand(

@@ -53,6 +53,7 @@ from tokentide.tui.widgets.sidebar import ConversationItem, Sidebar
 from tokentide.tui.widgets.status import StatusLine, describe_stats
 
 if TYPE_CHECKING:
+    from tokentide.backends.models import ModelInfo
     from tokentide.history.store import AnswerRecorder, HistoryStore, StoredMessage
     from tokentide.tui.widgets.messages import AssistantMessage
 
@@ -225,6 +226,7 @@ class ChatScreen(Screen[None]):
         # priority: the composer would otherwise take alt+o as the letter "o".
         Binding("alt+o", "copy_code", "Copy code", id="copy_code", show=False, priority=True),
         Binding("ctrl+t", "token_details", "Token details", id="token_details", show=False),
+        Binding("f2", "switch_model", "Model", id="switch_model", show=False),
         Binding("ctrl+end", "follow", "Latest", id="follow_latest", show=False),
     ]
 
@@ -440,23 +442,53 @@ class ChatScreen(Screen[None]):
         except TideError as error:
             self.notify(str(error), severity="error")
             return
+        if self._use_profile(profile, f"Profile {name}"):
+            self.notify(f"Now using profile {name}.", timeout=3)
+
+    def action_switch_model(self) -> None:
+        """Pick one of the server's models for this chat (listed live)."""
+        from tokentide.backends.models import can_switch
+        from tokentide.tui.model_picker import ModelPicker
+
+        if not can_switch(self.profile):
+            self.notify(
+                f"Profile {self.profile.name} ({self.profile.api}) runs one model; "
+                "switch profile (ctrl+p) to use another.",
+                title="Switch model",
+                severity="warning",
+            )
+            return
+        self.app.push_screen(ModelPicker(self.profile), self._model_chosen)
+
+    def _model_chosen(self, info: ModelInfo | None) -> None:
+        from tokentide.backends.models import with_model
+
+        if info is None or info.id == self.profile.model:
+            return
+        try:
+            profile = with_model(self.profile, info)
+        except TideError as error:
+            self.notify(str(error), title="Switch model", severity="error")
+            return
+        if self._use_profile(profile, "Switch model"):
+            self.notify(f"Now using model {info.label()}.", timeout=3)
+
+    def _use_profile(self, profile: Profile, title: str) -> bool:
+        """Answer with ``profile`` from now on (a new backend; the old one closes once
+        idle).  False, with the reason shown, when its backend cannot be built."""
         from tokentide.backends.registry import create_backend
 
         try:
             backend = create_backend(profile)
         except TideError as error:
-            self.notify(
-                str(error),
-                title=f"Profile {name}",
-                severity="error",
-            )
-            return
+            self.notify(str(error), title=title, severity="error")
+            return False
         self.action_stop()
         old, self.backend, self.profile = self.backend, backend, profile
         self._show_profile()
         if old is not None:
             self._close_later(old)
-        self.notify(f"Now using profile {name}.", timeout=3)
+        return True
 
     @work(group="close-backend")
     async def _close_later(self, backend: Backend) -> None:
