@@ -53,6 +53,7 @@ import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from tokentide.config.model import Profile
 from tokentide.errors import BackendTimeout, ConfigError
@@ -98,6 +99,10 @@ class ModelInfo:
     ready: bool = True
     """False for a Triton model that is not loaded (state other than READY): the
     server would refuse it, so a model switcher should not offer it."""
+
+    def __post_init__(self) -> None:
+        # A read-only view of a copy: no caller can change an entry another one holds.
+        object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
 
     def label(self) -> str:
         """The id, safe to show on one line (sanitised, whitespace collapsed)."""
