@@ -201,3 +201,16 @@ def test_models_is_in_the_help(env: dict[str, str]) -> None:
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert "models" in result.stdout
+
+
+def test_listing_never_imports_textual(env: dict[str, str]) -> None:
+    write_config(env, '[profiles.f]\napi = "local"\ntarget = "my_model.py:generate"\n')
+    code = (
+        "import sys\nfrom tokentide.entry import main\nsys.argv = ['tide', 'models', '-P', 'f']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('textual' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+        check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.stdout.splitlines() == ["my_model.py:generate", "False"], result.stderr
