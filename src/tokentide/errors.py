@@ -23,6 +23,9 @@ Messages may quote text from a server (untrusted): every message, hint and quote
 sanitised and redacted (:func:`tokentide.redact.redact`) when the error is made, so a key
 a server echoes back ("Invalid API key: Bearer sk-…") reaches no terminal, history or
 export through an error, whoever prints or stores it.
+
+A failure to reach a server (refused, DNS, TLS, connect deadline; HTTP or gRPC) is built
+by :func:`cannot_connect`: one line that names the URL and why, and one hint line.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ __all__ = [
     "ServerError",
     "TideError",
     "UsageError",
+    "cannot_connect",
+    "connect_hint",
 ]
 
 EXCERPT = 300
@@ -112,6 +117,9 @@ class BackendError(TideError):
 class CannotConnect(BackendError):
     exit_code = 3
     retryable = True
+    """Only where the failure may pass (a connection closed before the answer, a gRPC
+    UNAVAILABLE status); :func:`cannot_connect` makes a refused, unresolvable or untrusted
+    address final, so it is said once, at once."""
 
 
 class BackendTimeout(BackendError):
@@ -183,3 +191,49 @@ class LimitExceeded(BackendError):
 
 class LocalFunctionError(BackendError):
     pass
+
+
+AD_HOC_PROFILE = "command line"
+"""The name of the profile ``--api``/``--url`` make without a config file."""
+
+
+def connect_hint(
+    profile: str | None = None,
+    *,
+    first: str = "Is the server running? Start it",
+    note: str = "",
+) -> str:
+    """The one hint under a connection failure: start the server or point tide elsewhere
+    (at the profile's url when the address came from a named profile).  ``note`` is
+    added before the full stop, e.g. a backend's usual port."""
+    if profile is None or profile == AD_HOC_PROFILE:
+        where = "point tide at another one with --url or a profile"
+    else:
+        where = f"fix the url of profile {profile!r}"
+    return f"{first}, or {where}{note}."
+
+
+def cannot_connect(
+    url: str,
+    reason: str,
+    *,
+    server: str | None = None,
+    profile: str | None = None,
+    hint: str | None = None,
+    timeout: bool = False,
+    retryable: bool = False,
+) -> CannotConnect | ConnectTimeout:
+    """``Cannot connect to URL: REASON.`` on one line (a credential in the URL is masked,
+    the reason shortened to one line) and one hint line (:func:`connect_hint` unless
+    ``hint``).  ``timeout``: the connect deadline passed (a :class:`ConnectTimeout`,
+    exit 5).  Not ``retryable`` unless said: a refused or unresolvable address does not
+    start answering a second later, and every retry would say the same thing again."""
+    message = f"Cannot connect to {url}: {excerpt(reason, 200).rstrip('.')}."
+    hint = excerpt(hint if hint is not None else connect_hint(profile), 400)
+    error: CannotConnect | ConnectTimeout
+    if timeout:
+        error = ConnectTimeout(message, server=server or url, hint=hint)
+    else:
+        error = CannotConnect(message, server=server or url, hint=hint)
+    error.retryable = retryable
+    return error

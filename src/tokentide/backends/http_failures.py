@@ -4,7 +4,9 @@ statuses with their bodies, and a 200 answer that is not the stream asked for.""
 
 from __future__ import annotations
 
+import socket
 import ssl
+from typing import TypeVar
 
 import httpx
 
@@ -20,16 +22,19 @@ from tokentide.errors import (
     BackendError,
     BackendTimeout,
     CannotConnect,
-    ConnectTimeout,
     HTTPStatusError,
     IncompleteStream,
     Overloaded,
     ProtocolError,
     ServerError,
+    cannot_connect,
+    connect_hint,
     excerpt,
 )
 
 __all__ = ["check_stream_type", "status_error", "transport_error"]
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 def transport_error(
@@ -37,25 +42,18 @@ def transport_error(
 ) -> BackendError:
     """A transport failure of httpx as a message for a person."""
     if isinstance(error, httpx.ConnectTimeout):
-        return ConnectTimeout(
-            f"Timed out connecting to {url} (connect deadline {profile.deadlines.connect:g} s).",
+        deadline = profile.deadlines.connect
+        return cannot_connect(
+            url,
+            "no connection within the connect deadline"
+            + ("" if deadline is None else f" of {deadline:g} s"),
             server=server,
-            hint="Check that the server is running and reachable.",
-        )
-    if isinstance(error, httpx.ConnectError) and _is_certificate_error(error):
-        return CannotConnect(
-            f"The TLS certificate of {url} could not be verified ({error}); "
-            "nothing was sent to it.",
-            server=server,
-            hint="The server's certificate is not trusted (self-signed, expired or for "
-            "another name), or something is intercepting the connection.",
+            profile=profile.name,
+            timeout=True,
+            retryable=True,  # a lost SYN may pass; a refusal (below) does not
         )
     if isinstance(error, httpx.ConnectError):
-        return CannotConnect(
-            f"Cannot connect to {url}: {error or 'connection refused'}.",
-            server=server,
-            hint=f"Is the server running? Check the url of profile {profile.name!r}.",
-        )
+        return _connect_error(error, url, profile, server)
     if isinstance(error, httpx.TimeoutException):
         return BackendTimeout(f"Timed out talking to {url}.", server=server)
     if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError)):
@@ -158,6 +156,53 @@ def check_stream_type(
             server=server,
             hint=f"Check that api = {api!r} is what this server speaks.",
         )
+
+
+def _connect_error(
+    error: httpx.ConnectError, url: str, profile: Profile, server: str
+) -> BackendError:
+    """Refused, unresolvable, untrusted: why, in words, from the OS error underneath
+    (httpx says "All connection attempts failed" for all of them)."""
+    if _is_certificate_error(error):
+        return cannot_connect(
+            url,
+            "its TLS certificate could not be verified, so nothing was sent "
+            f"({_cause(error, ssl.SSLError) or error})",
+            server=server,
+            hint="The certificate is not trusted (self-signed, expired or for another "
+            "name), or something is intercepting the connection.",
+        )
+    if (dns := _cause(error, socket.gaierror)) is not None:
+        host = httpx.URL(url).host
+        return cannot_connect(
+            url,
+            f"the host name {host!r} could not be resolved ({dns.strerror or dns})",
+            server=server,
+            hint=connect_hint(profile.name, first="Is the host name right? Correct it"),
+        )
+    if (tls := _cause(error, ssl.SSLError)) is not None:
+        return cannot_connect(
+            url, f"the TLS handshake failed ({tls.reason or tls})", server=server,
+            hint="Check that the server speaks https on that port (or use http://).",
+        )  # fmt: skip
+    if _cause(error, ConnectionRefusedError) is not None:
+        reason = "connection refused (nothing is listening there)"
+    else:
+        os_error = _cause(error, OSError)
+        reason = (os_error.strerror if os_error is not None else None) or str(error)
+    return cannot_connect(url, reason or "connection failed", server=server, profile=profile.name)
+
+
+def _cause(error: BaseException, kind: type[_E]) -> _E | None:
+    """The first exception of ``kind`` in the ``__cause__``/``__context__`` chain."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _is_certificate_error(error: BaseException) -> bool:

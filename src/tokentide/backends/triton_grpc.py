@@ -76,9 +76,7 @@ from tokentide.config.model import Profile
 from tokentide.errors import (
     BackendError,
     BackendTimeout,
-    CannotConnect,
     ConfigError,
-    ConnectTimeout,
     FirstTokenTimeout,
     HTTPStatusError,
     IncompleteStream,
@@ -86,6 +84,8 @@ from tokentide.errors import (
     Overloaded,
     ProtocolError,
     ServerError,
+    cannot_connect,
+    connect_hint,
     excerpt,
 )
 from tokentide.logsetup import register_secret
@@ -234,11 +234,13 @@ def rpc_error(
                 f"The connection to {server} broke in the middle of the answer ({said}).",
                 server=server,
             )
-        return CannotConnect(
-            f"Cannot reach the gRPC server at {server} ({said}).",
-            server=server,
-            hint=f"Is Triton running with gRPC on that port? Check url in profile {profile!r} "
-            f"(Triton's gRPC port is {DEFAULT_PORT}; 8000 is HTTP).",
+        return cannot_connect(
+            server,
+            said,
+            hint=connect_hint(
+                profile, note=f" (Triton's gRPC port is {DEFAULT_PORT}; 8000 is HTTP)"
+            ),
+            retryable=True,  # a status the server (or a proxy) sent: it may pass
         )
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         return Overloaded(
@@ -420,31 +422,39 @@ class TritonGRPCBackend:
             async with asyncio.timeout(deadline):
                 while state is not grpc.ChannelConnectivity.READY:
                     if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
-                        raise CannotConnect(
-                            f"Cannot connect to the gRPC server at {self.target}: the "
-                            "connection was refused or did not become a gRPC (HTTP/2) "
-                            "connection"
-                            + (" (or the TLS handshake failed)." if self._credentials else "."),
+                        raise cannot_connect(
+                            self.url,
+                            "connection refused, or not gRPC (HTTP/2) on that port"
+                            + (", or the TLS handshake failed" if self._credentials else ""),
                             server=self.target,
-                            hint=f"Is Triton running with gRPC on that port? Check url in "
-                            f"profile {self.profile.name!r} (Triton's gRPC port is "
-                            f"{DEFAULT_PORT}; 8000 is HTTP)"
-                            + ("; and its tls / ca_file." if self._credentials else "."),
+                            hint=self._connect_hint(),
                         )
                     if state is grpc.ChannelConnectivity.SHUTDOWN:
                         raise BackendError(f"The channel to {self.target} was closed.")
                     await channel.wait_for_state_change(state)
                     state = channel.get_state(try_to_connect=True)
         except TimeoutError:
-            raise ConnectTimeout(
-                f"Timed out connecting to the gRPC server at {self.target} (connect deadline "
-                f"{deadline:g} s).",
+            raise cannot_connect(
+                self.url,
+                f"no gRPC connection within the connect deadline of {deadline:g} s",
                 server=self.target,
-                hint="Check that the server is running and speaks gRPC"
-                + (" with TLS" if self._credentials else " without TLS")
-                + " on that port.",
+                hint=self._connect_hint(),
+                timeout=True,
+                retryable=True,
             ) from None
         return stub
+
+    @property
+    def url(self) -> str:
+        """The address as a URL, for messages: ``grpc://host:port`` or ``grpcs://``."""
+        return f"{'grpcs' if self._credentials is not None else 'grpc'}://{self.target}"
+
+    def _connect_hint(self) -> str:
+        tls = "; check tls / ca_file" if self._credentials else ""
+        return connect_hint(
+            self.profile.name,
+            note=f" (Triton's gRPC port is {DEFAULT_PORT}; 8000 is HTTP{tls})",
+        )
 
     def _error(self, error: grpc.aio.AioRpcError, *, started: bool = False) -> BackendError:
         return rpc_error(
