@@ -157,8 +157,11 @@ async def grpc_server() -> AsyncIterator[TritonServer]:
 
 async def test_triton_grpc_repository_index(grpc_server: TritonServer) -> None:
     models = await list_models(profile("triton-grpc", grpc_server.target), env={})
-    assert {m.id for m in models} >= {"toy", "unary", "renamed"}
-    assert all(m.ready and m.details["version"] == "1" for m in models)
+    ready = {m.id for m in models if m.ready}
+    assert ready >= {"toy", "unary", "renamed"} and all(m.details["version"] == "1" for m in models)
+    (broken,) = [m for m in models if not m.ready]
+    assert broken.id == "broken" and broken.details["state"] == "UNAVAILABLE"
+    assert broken.details["reason"] == "failed to load 'broken'"
     assert grpc_server.calls["RepositoryIndex"] == 1
 
 

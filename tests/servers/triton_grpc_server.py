@@ -25,7 +25,8 @@ Models (all answer ``ServerLive``/``ServerReady``/``ModelReady``/``ModelMetadata
 ``numeric``     decoupled; output ``text_output`` is FP32 (a wrong profile)
 ==============  =========================================================================
 
-Any other name is unknown: ``ModelMetadata``/``ModelInfer`` answer ``NOT_FOUND``, and a
+``RepositoryIndex`` lists these as ``READY`` and, unless ``ready`` is asked, ``broken``
+as ``UNAVAILABLE`` (a model that failed to load).  Any other name is unknown: ``ModelMetadata``/``ModelInfer`` answer ``NOT_FOUND``, and a
 stream gets Triton's in-stream error ``Request for unknown model: 'x' is not found``.
 
 Knobs are request parameters (so a profile's ``params`` sets them):
@@ -265,6 +266,10 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         response = pb.RepositoryIndexResponse()
         for name in MODELS:
             response.models.add(name=name, version="1", state="READY")
+        if not request.ready:  # as Triton lists a model that failed to load
+            response.models.add(
+                name="broken", version="1", state="UNAVAILABLE", reason="failed to load 'broken'"
+            )
         return response
 
     # -- inference ---------------------------------------------------------------------
