@@ -27,7 +27,8 @@ Models (all answer ``ServerLive``/``ServerReady``/``ModelReady``/``ModelMetadata
 
 ``RepositoryIndex`` lists these as ``READY`` and, unless ``ready`` is asked, ``broken``
 as ``UNAVAILABLE`` (a model that failed to load).  Any other name is unknown:
-``ModelMetadata``/``ModelInfer`` answer ``NOT_FOUND``, and a stream gets Triton's in-stream error ``Request for unknown model: 'x' is not found``.
+``ModelMetadata``/``ModelInfer`` answer ``NOT_FOUND``, and a stream gets Triton's
+in-stream error ``Request for unknown model: 'x' is not found``.
 
 Knobs are request parameters (so a profile's ``params`` sets them):
 
