@@ -16,7 +16,6 @@ byte is ever written.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -38,7 +37,7 @@ from tokentide.config.model import Profile
 from tokentide.errors import TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy, State
 
-__all__ = ["AskOptions", "build_parser", "build_prompt", "main", "run_ask"]
+__all__ = ["AskArgs", "AskOptions", "build_prompt", "main", "run_ask"]
 
 EXIT_OK = 0
 EXIT_TOOL_CALL = 4
@@ -46,6 +45,31 @@ EXIT_TOOL_CALL = 4
 outcome, so the server-error code)."""
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
+
+
+@dataclass(frozen=True, slots=True)
+class AskArgs:
+    """The command line of ``tide ask``: one field per option of
+    :data:`tokentide.entry.ASK_OPTIONS` (which says what each means), and the prompt."""
+
+    prompt: tuple[str, ...] = ()
+    profile: str | None = None
+    template: str | None = None
+    api: str | None = None
+    url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    target: str | None = None
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    no_stream: bool = False
+    json: bool = False
+    stats: bool = False
+    raw: bool = False
+    config: str | None = None
+    debug: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,51 +363,6 @@ def run_ask(
     return code
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The options of ``tide ask``.
-
-    ``tide ask`` is parsed with argparse rather than through the typer app: typer 0.29
-    imports pydantic, which alone costs more than the whole one-shot answer on loopback.
-    """
-    parser = argparse.ArgumentParser(
-        prog="tide ask",
-        description="Send one prompt and stream the answer to stdout. Piped stdin is "
-        "appended to the prompt after a blank line.",
-        epilog="Exit codes: 0 ok, 2 usage or config, 3 cannot connect, 4 server or "
-        "protocol error or a tool call (tools are off), 5 timeout, 130 interrupted.",
-    )
-    add = parser.add_argument
-    add("prompt", nargs="*", help="the prompt")
-    add("-P", "--profile", help="profile from the config file")
-    add("--api", help="backend kind for an ad-hoc profile (openai, tgi, ollama, ...)")
-    add("--url", help="server base URL, e.g. http://127.0.0.1:8000/v1")
-    add("-m", "--model", help="model name sent to the server")
-    add("--api-key-env", metavar="VAR", help="environment variable holding the API key")
-    add("--target", help="for --api local: path/to/file.py:function or module:function")
-    add("-s", "--system", help="system prompt")
-    add("--max-tokens", type=int, metavar="N", help="most tokens to generate")
-    add("-t", "--temperature", type=float, metavar="T", help="sampling temperature")
-    add("--seed", type=int, help="sampling seed")
-    add(
-        "--no-stream", action="store_true", help="wait for the whole answer (non-streaming request)"
-    )
-    add("--json", action="store_true", help="one JSON object per event on stdout")
-    add("--stats", action="store_true", help="time to first token, tokens, tokens/s on stderr")
-    add(
-        "--raw",
-        action="store_true",
-        help="write the model's text unmodified (unsafe on a terminal)",
-    )
-    add(
-        "-c",
-        "--config",
-        metavar="PATH",
-        help="config file (default: $TIDE_CONFIG or the platform dir)",
-    )
-    add("--debug", action="store_true", help="write a debug log (secrets redacted)")
-    return parser
-
-
 def _fail(error: TideError, stderr: IO[str]) -> int:
     from tokentide.sanitize import sanitize
 
@@ -391,12 +370,12 @@ def _fail(error: TideError, stderr: IO[str]) -> int:
     return error.exit_code
 
 
-def main(argv: list[str], *, config: str | None = None, stdin: IO[str] | None = None) -> int:
-    """``tide ask`` from its arguments; returns the exit code."""
+def main(args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = None) -> int:
+    """``tide ask`` from its command line; returns the exit code.  ``config`` is the file
+    ``tide --config`` named (``args.config``, after ``ask``, wins)."""
     from tokentide.backends.registry import create_backend
     from tokentide.config.load import load_settings, profile_from_flags, resolve_profile
 
-    args = build_parser().parse_args(argv)
     stdin = sys.stdin if stdin is None else stdin
     if args.debug:
         from tokentide.config.paths import data_dir
@@ -404,7 +383,7 @@ def main(argv: list[str], *, config: str | None = None, stdin: IO[str] | None = 
 
         sys.stderr.write(f"debug log: {setup_debug_log(data_dir() / 'debug.log')}\n")
     try:
-        text = build_prompt(args.prompt, stdin)
+        text = build_prompt(list(args.prompt), stdin)
         if not text.strip():
             raise UsageError(
                 "No prompt given.",
@@ -413,11 +392,18 @@ def main(argv: list[str], *, config: str | None = None, stdin: IO[str] | None = 
         settings = load_settings(args.config or config)
         for warning in settings.warnings:
             sys.stderr.write(warning + "\n")
-        base = resolve_profile(settings, args.profile) if (args.profile or not args.api) else None
+        template = None
+        if args.template is not None:
+            from tokentide.config.templates import resolve_template
+
+            template = resolve_template(settings, args.template)
+        # -P beats the template's profile; --api without -P is an ad-hoc profile.
+        name = args.profile or (template.profile if template and not args.api else None)
+        base = resolve_profile(settings, name) if (name or not args.api) else None
         profile = profile_from_flags(
             base, api=args.api, url=args.url, model=args.model, api_key_env=args.api_key_env,
             system=args.system, max_tokens=args.max_tokens, temperature=args.temperature,
-            seed=args.seed, target=args.target,
+            seed=args.seed, target=args.target, template=template,
         )  # fmt: skip
         backend = create_backend(profile)
     except TideError as error:
@@ -429,6 +415,7 @@ def main(argv: list[str], *, config: str | None = None, stdin: IO[str] | None = 
         max_tokens=profile.max_tokens,
         temperature=profile.temperature,
         seed=profile.seed,
+        top_p=profile.top_p,
     )
     options = AskOptions(stream=not args.no_stream, json=args.json, stats=args.stats, raw=args.raw)
     return run_ask(backend, request, profile, options)

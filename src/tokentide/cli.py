@@ -1,7 +1,8 @@
 """The ``tide`` command line.
 
     tide                      chat on a terminal; with piped stdin, same as ``tide ask``
-    tide ask [PROMPT]...      one-shot: the answer streamed to stdout (never imports Textual)
+    tide ask [PROMPT]...      one-shot: the answer streamed to stdout (never imports Textual;
+                              a well-formed one never imports typer either: entry.py)
     tide chat                 the Textual chat app
     tide compare PROMPT       streaming vs non-streaming, side by side
     tide config path|show|init|check
@@ -15,6 +16,7 @@ the commands that need them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +40,8 @@ app.add_typer(config_app, name="config")
 
 class _State:
     config: Path | None = None
+    debug: bool = False
+    """``tide --debug`` set the debug log up already."""
 
 
 def config_option() -> Path | None:
@@ -87,6 +91,7 @@ def root(
         typer.echo(f"tokentide {__version__}")
         raise typer.Exit()
     _State.config = config
+    _State.debug = debug
     if debug:
         from tokentide.config.paths import data_dir
         from tokentide.logsetup import setup_debug_log
@@ -96,27 +101,62 @@ def root(
     if ctx.invoked_subcommand is not None:
         return
     if not sys.stdin.isatty():
-        from tokentide.ask import main as ask_main
-
-        raise typer.Exit(code=ask_main([], config=str(config) if config else None))
+        ctx.invoke(ask)  # cat notes.md | tide
     else:
         ctx.invoke(chat)
 
 
-@app.command(
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
-    add_help_option=False,
-)
-def ask(ctx: typer.Context) -> None:
-    """Send one prompt and stream the answer to stdout (tide ask --help for options)."""
-    from tokentide.ask import main as ask_main
+def _ask_command() -> Callable[..., None]:
+    """``tide ask`` with the options of :data:`tokentide.entry.ASK_OPTIONS`.
 
-    config = str(_State.config) if _State.config else None
-    raise typer.Exit(code=ask_main(list(ctx.args), config=config))
+    Its options are declared once, there, because the entry point reads a well-formed
+    ``tide ask`` without importing typer (see :mod:`tokentide.entry`); this command is
+    what prints its help and its errors, completes it, and runs it otherwise.
+    """
+    import inspect
+
+    from tokentide.entry import ASK_OPTIONS
+
+    def ask(**values: Any) -> None:
+        """Send one prompt and stream the answer to stdout.
+
+        Piped stdin is appended to the prompt after a blank line.
+        """
+        from tokentide.ask import AskArgs
+        from tokentide.ask import main as ask_main
+
+        values["prompt"] = tuple(values.get("prompt") or ())
+        if _State.debug:
+            values["debug"] = False  # tide --debug set the log up already
+        config = str(_State.config) if _State.config else None
+        raise typer.Exit(code=ask_main(AskArgs(**values), config=config))
+
+    annotated: Any = Annotated  # built from data, so not a type mypy can check
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    prompt = typer.Argument(help="The prompt (words are joined with spaces).", show_default=False)
+    parameters = [
+        inspect.Parameter("prompt", keyword, default=None, annotation=annotated[list[str] | None, prompt])
+    ]  # fmt: skip
+    for option in ASK_OPTIONS:
+        flag = option.kind is bool
+        info = typer.Option(
+            *option.names, help=option.help, metavar=option.metavar, show_default=False
+        )
+        kind: Any = option.kind if flag else option.kind | None
+        parameters.append(
+            inspect.Parameter(
+                option.dest, keyword, default=False if flag else None, annotation=annotated[kind, info]
+            )
+        )  # fmt: skip
+    ask.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return ask
+
+
+ask = app.command(
+    "ask",
+    epilog="Exit codes: 0 ok, 2 usage or config, 3 cannot connect, 4 server or protocol "
+    "error or a tool call (tools are off), 5 timeout, 130 interrupted.",
+)(_ask_command())
 
 
 @app.command()
@@ -273,6 +313,7 @@ def _register_subcommands() -> None:
     register_models(app)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the typer app on ``argv`` (default: the process's arguments)."""
     _register_subcommands()
-    app()
+    app(args=argv)

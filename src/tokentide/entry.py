@@ -1,9 +1,16 @@
-"""The ``tide`` executable's first stop: route the one-shot path around typer.
+"""The ``tide`` executable's first stop: the one-shot path without importing typer.
 
 ``tide ask`` (and ``tide`` with piped stdin and no subcommand, e.g.
-``cat notes.md | tide -P work "summarise"``) is parsed by :mod:`tokentide.ask` with
-argparse; everything else goes to the typer app in :mod:`tokentide.cli`.  typer 0.29
-imports pydantic, which costs more than a whole one-shot answer on loopback.
+``cat notes.md | tide -P work "summarise"``) is a command of the typer app in
+:mod:`tokentide.cli` like every other, with its options declared once, in
+:data:`ASK_OPTIONS` here.  But typer 0.29 costs a one-shot answer ~16 ms to import and
+~80 ms more for pydantic, which it imports to convert any option value that is not a
+flag (docs/performance.md, "tide ask on the Typer app"); the whole answer takes ~180 ms.
+So a well-formed ``tide ask`` command line is read here by :func:`parse_ask`, which
+accepts only what the typer command would read the same way, and anything else
+(``--help``, a mistake, ``-Pwork``, a value that is not plainly a number) goes to the
+typer app, which prints the help or the error exactly as for every other command.
+Shell completion always goes to the typer app.
 
 A mistyped command (``tide histroy list``, ``tide confg path``) is caught here, before
 either path: a word in the command position that is not a command but is within edit
@@ -14,10 +21,102 @@ sent to a model.  ``tide ask "chta is a word"`` always sends its prompt.
 from __future__ import annotations
 
 import os
+import re
 import sys
-from typing import NoReturn
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
 
-__all__ = ["main"]
+__all__ = ["ASK_OPTIONS", "AskOption", "main", "parse_ask"]
+
+
+@dataclass(frozen=True, slots=True)
+class AskOption:
+    """One option of ``tide ask``; the typer command in :mod:`tokentide.cli` is made
+    from these, and :func:`parse_ask` reads them the same way."""
+
+    dest: str
+    """The field of :class:`tokentide.ask.AskArgs` it sets."""
+    names: tuple[str, ...]
+    kind: type[str] | type[int] | type[float] | type[bool]
+    """``bool``: a flag; otherwise the option takes one value of this type."""
+    help: str
+    metavar: str | None = None
+
+
+ASK_OPTIONS: Final = (
+    AskOption("profile", ("--profile", "-P"), str, "Profile from the config file.", "NAME"),
+    AskOption(
+        "template", ("--template", "-t"), str,
+        "Template from the config file ([templates.NAME]): its profile or model, system "
+        "prompt and sampling; the other options beat it.", "NAME",
+    ),
+    AskOption("api", ("--api",), str, "Backend kind for an ad-hoc profile (openai, tgi, ollama, ...).", "KIND"),
+    AskOption("url", ("--url",), str, "Server base URL, e.g. http://127.0.0.1:8000/v1.", "URL"),
+    AskOption("model", ("--model", "-m"), str, "Model name sent to the server.", "NAME"),
+    AskOption("api_key_env", ("--api-key-env",), str, "Environment variable holding the API key.", "VAR"),
+    AskOption("target", ("--target",), str, "For --api local: path/to/file.py:function or module:function.", "TARGET"),
+    AskOption("system", ("--system", "-s"), str, "System prompt.", "TEXT"),
+    AskOption("max_tokens", ("--max-tokens",), int, "Most tokens to generate.", "N"),
+    AskOption("temperature", ("--temperature",), float, "Sampling temperature (no short form: -t is --template).", "T"),
+    AskOption("seed", ("--seed",), int, "Sampling seed.", "N"),
+    AskOption("no_stream", ("--no-stream",), bool, "Wait for the whole answer (the server's non-streaming request)."),
+    AskOption("json", ("--json",), bool, "One JSON object per event on stdout."),
+    AskOption("stats", ("--stats",), bool, "Time to first token, tokens, tokens/s on stderr."),
+    AskOption("raw", ("--raw",), bool, "Write the model's text unmodified (unsafe on a terminal)."),
+    AskOption("config", ("--config", "-c"), str, "Config file (default: $TIDE_CONFIG or the platform config dir).", "PATH"),
+    AskOption("debug", ("--debug",), bool, "Write a debug log (secrets redacted) for bug reports."),
+)  # fmt: skip
+_ASK_BY_NAME: Final = {name: option for option in ASK_OPTIONS for name in option.names}
+_INT: Final = re.compile(r"-?[0-9]+")
+_FLOAT: Final = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+"""Values read the same by ``int()``/``float()`` and by typer (pydantic); any other
+spelling (``1_000``, ``nan``, ``٣``, `` 5``) is left to typer to accept or refuse."""
+
+
+def parse_ask(args: list[str]) -> dict[str, Any] | None:
+    """The options and prompt words of ``tide ask ARGS`` as typer reads them, or ``None``
+    when typer must read them (help, an error, a form this reader does not take).
+
+    Taken: ``--name value``, ``--name=value``, ``-X value``, flags, prompt words
+    anywhere, ``--`` before words that start with ``-``; the last of a repeated option
+    wins; an option's value is the next word whatever it looks like (as in click).
+    """
+    values: dict[str, Any] = {}
+    prompt: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            prompt.extend(args[i:])
+            break
+        if arg[:1] != "-" or arg == "-":
+            prompt.append(arg)
+            continue
+        name, equals, attached = arg.partition("=") if arg[:2] == "--" else (arg, "", "")
+        option = _ASK_BY_NAME.get(name)
+        if option is None:
+            return None
+        if option.kind is bool:
+            if equals:
+                return None
+            values[option.dest] = True
+            continue
+        if equals:
+            text = attached
+        elif i < len(args):
+            text = args[i]
+            i += 1
+        else:
+            return None
+        if option.kind is str:
+            values[option.dest] = text
+        elif (_INT if option.kind is int else _FLOAT).fullmatch(text):
+            values[option.dest] = option.kind(text)
+        else:
+            return None
+    values["prompt"] = tuple(prompt)
+    return values
 
 
 _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
@@ -124,13 +223,19 @@ def _refuse_typo(word: str, near: str, prompt: str | None) -> NoReturn:
     _exit_now(2)
 
 
-def _is_ask(argv: list[str]) -> bool:
-    """``tide ask ...``, or ``tide [PROMPT] [ask options]`` with piped stdin."""
-    if argv[:1] == ["ask"]:
-        return True
+def _ask_argv(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """``(root options, ask arguments)`` for ``tide [-c PATH] [--debug] ask ...``, or
+    ``tide [PROMPT] [ask options]`` with piped stdin; ``None`` for anything else."""
+    i = _command_position(argv)
+    if i > len(argv):
+        return None  # ``-c`` without its path: typer says so
+    if argv[i : i + 1] == ["ask"]:
+        return argv[:i], argv[i + 1 :]
     if sys.stdin.isatty():
-        return False
-    return not argv or (argv[0] not in _COMMANDS and argv[0] not in _ROOT_OPTIONS)
+        return None
+    if i == len(argv) or (argv[i] not in _COMMANDS and argv[i] not in _ROOT_OPTIONS):
+        return argv[:i], argv[i:]
+    return None
 
 
 def main() -> None:
@@ -144,17 +249,22 @@ def main() -> None:
         return
     if argv[:1] != ["ask"] and (typo := _typo(argv)) is not None:
         _refuse_typo(*typo)
-    if _is_ask(argv):
+    if (split := _ask_argv(argv)) is not None:
         # httpx imports its optional command-line tool (click + rich, ~55 ms) whenever
         # click is installed; its own __init__ falls back when that import fails, and the
         # one-shot path never uses it.
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-        from tokentide.ask import main as ask_main
+        root, rest = split
+        # The root options before ``ask`` are ask's own -c/--config and --debug.
+        if (values := parse_ask([*root, *rest])) is not None:
+            from tokentide.ask import AskArgs
+            from tokentide.ask import main as ask_main
 
-        _exit_now(ask_main(argv[1:] if argv[:1] == ["ask"] else argv))
+            _exit_now(ask_main(AskArgs(**values)))
+        argv = [*root, "ask", *rest]  # help or an error: the typer app says it
     from tokentide.cli import main as cli_main
 
-    cli_main()
+    cli_main(argv)
 
 
 def _exit_now(code: int) -> NoReturn:
