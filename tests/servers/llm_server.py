@@ -102,7 +102,10 @@ Dialect specifics:
   Triton: model ``nope`` is unknown (404); ``input`` / ``output`` tensor names (default
     ``text_input`` / ``text_output``; a missing input gives real Triton's 400 event-stream
     error); ``cumulative=1`` (cumulative text per response); ``decoupled=1`` (``/generate``
-    answers 200 + ``{"error"}`` like a decoupled model).
+    answers 200 + ``{"error"}`` like a decoupled model); a request with
+    ``return_finish_reason`` (top level or a parameter, as vLLM's backend takes it) gets a
+    ``finish_reason`` output on its last response (``length`` when cut by ``max_tokens``,
+    else ``stop`` or the ``finish`` knob), ``finish_reason_list=1`` as a one-element list.
   Substrate: ``key=nodeId`` (spelling of the node key), ``shape=choices``
     (``data.choices`` ``array.item`` deltas), ``delta_upto=k`` (only k tokens as deltas;
     ``node.result`` carries the rest), ``error_node=i`` (which node fails, default 0),
@@ -1031,11 +1034,18 @@ def _triton(ctx: Ctx) -> Routed:
     prompt = str(body[input_name])
     params = body.get("parameters") or {}
     limit = body.get("max_tokens", params.get("max_tokens"))
-    tokens, _ = ctx.plan(prompt, limit if isinstance(limit, int) else None)
+    tokens, cut = ctx.plan(prompt, limit if isinstance(limit, int) else None)
     cumulative = k.flag("cumulative")
+    # vLLM's Triton backend: a finish_reason output when the request asks for it.
+    reason = (k.get("finish") or ("length" if cut else "stop")) if (
+        body.get("return_finish_reason") or params.get("return_finish_reason")
+    ) else None  # fmt: skip
 
-    def out(text: str) -> dict[str, Any]:
-        return {"model_name": model, "model_version": version, output_name: text}
+    def out(text: str, last: bool = False) -> dict[str, Any]:
+        obj = {"model_name": model, "model_version": version, output_name: text}
+        if last and reason is not None:
+            obj["finish_reason"] = [reason] if k.flag("finish_reason_list") else reason
+        return obj
 
     if route == "generate":
         if k.flag("decoupled"):
@@ -1047,13 +1057,13 @@ def _triton(ctx: Ctx) -> Routed:
             )
         if k.num("error_at") is not None:
             return _json_reply(ctx, {"error": ctx.error_message(0)}, 400)
-        return _json_reply(ctx, out("".join(tokens)))
+        return _json_reply(ctx, out("".join(tokens), last=True))
 
     def items() -> Iterator[Item]:
         so_far = ""
-        for token in tokens:
+        for i, token in enumerate(tokens):
             so_far += token
-            yield "token", ctx.sse(out(so_far if cumulative else token))
+            yield "token", ctx.sse(out(so_far if cumulative else token, i == len(tokens) - 1))
 
     def error(position: int) -> bytes:
         return ctx.sse({"error": ctx.error_message(position)})

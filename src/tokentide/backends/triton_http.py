@@ -19,6 +19,11 @@ exception inside the model real Triton answers **400 with an event-stream body**
 one error event.  ``/generate`` on a decoupled model answers HTTP 200 with an
 ``{"error": "generate expects model to produce exactly 1 response..."}`` body; ``create``
 then falls back to consuming the stream.
+
+Finish reason: the generate extension has none of its own, so an answer ends with
+``Finish(None)``, unless a response carries a ``finish_reason`` output (vLLM's Triton
+backend sends one when the request has ``return_finish_reason``: add it to ``params``);
+its word is kept (``length`` at the token limit, ``stop``, ``abort``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, ProtocolError, ServerError, excerpt
 
 __all__ = ["TritonHTTPBackend", "from_profile"]
+
+
+def finish_reason(obj: Mapping[str, Any]) -> str | None:
+    """A ``finish_reason`` output (a string, or a one-element list of one) if sent."""
+    value = obj.get("finish_reason")
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value if isinstance(value, str) and value else None
 
 
 def output_text(obj: Mapping[str, Any], tensor: str, server: str) -> str | None:
@@ -63,6 +76,7 @@ class TritonHTTPParser(StreamParser):
         self.output_tensor = output_tensor
         self.text = Accumulator(yields, server)
         self.done = False
+        self.reason: str | None = None
 
     def feed(self, item: SSEEvent) -> list[Event]:
         obj = loads_event(item.data, self.server)
@@ -84,12 +98,13 @@ class TritonHTTPParser(StreamParser):
                 server=self.server,
                 hint="Set output_tensor in the profile to the model's text output.",
             )
+        self.reason = finish_reason(obj) or self.reason
         delta = self.text.feed(piece)
         return [TextDelta(delta)] if delta else []
 
     def end(self) -> list[Event]:
         # No terminator in this protocol: a clean end of the body is the end.
-        return [Finish()]
+        return [Finish(self.reason)]
 
 
 class TritonHTTPBackend(HTTPBackend):
@@ -151,7 +166,7 @@ class TritonHTTPBackend(HTTPBackend):
         text = output_text(body, self.output_tensor, self.base_url)
         if text is None:
             raise KeyError(self.output_tensor)
-        return Reply(text=text)
+        return Reply(text=text, finish_reason=finish_reason(body))
 
     async def create(self, request: GenerationRequest) -> Reply:
         try:
