@@ -3,8 +3,9 @@ item 1): no error, the partial text kept, streaming and not, each dialect agains
 loopback server's own limit (the request's max_tokens / max_new_tokens / num_predict is
 honoured and answered with that dialect's word for it).
 
-Substrate and Muna have no word for it in their protocols: they end cleanly with no
-reason (None), never an error; that is asserted too, so a change is noticed.  The
+Substrate and Muna have no word for it in their protocols, and Triton over gRPC sends
+only the text output tokentide asks for: they end cleanly with no reason (None), never
+an error; that is asserted too, so a change is noticed.  The
 in-process llama.cpp model's real context limit is in ``test_llamacpp.py``.
 """
 
@@ -18,9 +19,11 @@ from typing import Any
 import pytest
 
 from tests.servers.llm_server import BackendMaker, LLMServer, drain
+from tests.servers.triton_grpc_server import serve as serve_grpc
 from tokentide.backends.base import Backend, GenerationRequest
 from tokentide.backends.events import Finish
 from tokentide.backends.local import from_profile
+from tokentide.backends.registry import create_backend
 from tokentide.config.model import Profile
 from tokentide.generation import Generation, Mode, State
 
@@ -140,3 +143,19 @@ async def test_a_local_generator_that_hits_its_limit(tmp_path: Path, mode: Mode)
         await backend.aclose()
     assert gen.error is None and gen.text == " w0 w1 w2"
     assert gen.finish is not None and gen.finish.reason == "length"
+
+
+@pytest.mark.parametrize("mode", ["stream", "create"])
+async def test_triton_grpc_stops_at_the_limit_cleanly(mode: Mode) -> None:
+    async with serve_grpc() as grpc_server:
+        profile = Profile(name="t", api="triton-grpc", url=grpc_server.target, model="toy",
+                          max_tokens=LIMIT, params={"tokens": 10},
+                          options={"max_tokens_tensor": "max_tokens"})  # fmt: skip
+        backend = create_backend(profile, {})
+        try:
+            gen = await _run(backend, mode)
+        finally:
+            await backend.aclose()
+    assert gen.error is None and gen.state is State.DONE, gen.error
+    assert gen.text == CUT
+    assert gen.finish is not None and gen.finish.reason is None
