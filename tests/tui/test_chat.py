@@ -104,7 +104,7 @@ async def test_send_streams_the_answer_and_saves_both_messages(db: Path) -> None
         assert app.query_one(Composer).text == ""
         assert app.focused is app.query_one(Composer)
         status = str(app.chat.status.render())
-        assert status.startswith("done (stop)") and "tokens" in status
+        assert status.startswith("done (stop)") and "3 chunks" in status
         request = backend.requests[0]
         assert [(m.role, m.content) for m in request.messages] == [
             ("system", "Be brief."),
@@ -713,7 +713,9 @@ async def test_switching_profile_closes_the_old_backend(db: Path, server: LLMSer
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.query_one(AssistantMessage).source == "from new"
-        assert server.record("new").body["model"] == "m2"
+        # (after the answer the app also asks GET /models once, for the context window)
+        (request,) = [r for r in server.records if r.tag == "new" and r.method == "POST"]
+        assert request.body["model"] == "m2"
 
 
 async def test_reasoning_is_shown_while_streaming_then_summarised(db: Path) -> None:
@@ -952,12 +954,12 @@ async def test_a_reopened_answer_shows_its_saved_finish_reason_and_stats(db: Pat
         await send(pilot, "count")
         await app.workers.wait_for_complete()
         live = str(app.query_one(AssistantMessage).border_subtitle)
-    assert live.startswith("length · 3 tokens")
+    assert live.startswith("length · 3 chunks")  # scripted events are not tokens
     again = make_app(db, ScriptedBackend(answer("x")), continue_last=True)
     async with again.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: bool(again.query(AssistantMessage)))
         reopened = str(again.query_one(AssistantMessage).border_subtitle)
-    assert reopened.startswith("length · 3 tokens")
+    assert reopened.startswith("length · 3 chunks")
 
 
 async def test_the_first_screen_says_who_answers_and_goes_with_the_first_prompt(
@@ -981,7 +983,7 @@ async def test_edit_last_clears_the_status_of_the_answer_it_takes_away(db: Path)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, "count")
         await app.workers.wait_for_complete()
-        await until(pilot, lambda: "3 tokens" in str(app.chat.status.render()))
+        await until(pilot, lambda: "3 chunks" in str(app.chat.status.render()))
         await app.chat.action_edit_last()
         await until(pilot, lambda: str(app.chat.status.render()) == "")
         assert app.query_one(Composer).text == "count"

@@ -91,7 +91,8 @@ async def test_hostile_model_names_are_shown_as_text_and_sent_back_exactly(
             pilot,
             lambda: isinstance(app.screen, ModelPicker) and (app.screen.models or app.screen.error),
         )
-        assert app.screen.models, app.screen.error
+        picker: Any = app.screen
+        assert picker.models, picker.error
         screen = painted(app)
         assert "\x1b" not in screen and "evil[/]" in screen
         await pilot.press("enter")

@@ -46,6 +46,7 @@ from tokentide.backends.events import (
 from tokentide.config.model import Profile, Settings
 from tokentide.errors import BackendError, TideError
 from tokentide.generation import Generation, RetryPolicy, State
+from tokentide.meter import AnswerUse, Meter
 from tokentide.sanitize import sanitize_for_clipboard, sanitize_title
 from tokentide.tui.dialogs import ConfirmDialog, TextDialog
 from tokentide.tui.widgets.composer import Composer
@@ -261,6 +262,9 @@ class ChatScreen(Screen[None]):
         self._recorder: AnswerRecorder | None = None
         self._history_waiting = False
         self._parts: dict[str, Widget] = {}
+        self.meter = Meter()
+        """Prompt tokens, context and cost of this conversation (:mod:`tokentide.meter`)."""
+        self._windows: dict[tuple[str, str | None, str | None], int | None] = {}
         self.history_painted = asyncio.Event()
         """Set once an opened conversation's newest messages have been painted."""
 
@@ -470,6 +474,8 @@ class ChatScreen(Screen[None]):
         except TideError as error:
             self.notify(str(error), title="Switch model", severity="error")
             return
+        if info.context_window:
+            self._windows[(profile.api, profile.url, profile.model)] = info.context_window
         if self._use_profile(profile, "Switch model"):
             self.notify(f"Now using model {info.label()}.", timeout=3)
 
@@ -638,7 +644,10 @@ class ChatScreen(Screen[None]):
             State.ERROR: "error",
         }[state]
         self.view.unfold()
-        message.finish(status, note=f"{note} · {describe_stats(generation.stats)}")
+        figures = describe_stats(generation.stats)
+        message.finish(status, note=f"{note} · {figures}" if figures else note)
+        use = AnswerUse.of(generation.finish.usage if generation.finish else None, self.profile)
+        self.meter.add(use)
         self.call_after_refresh(_settle_gc)  # at rest: never while a stream runs
         if recorder is not None and status == "stopped" and not text and not message.reasoning:
             # Stopped (or quit) before anything arrived: keep the prompt, not an empty
@@ -656,7 +665,7 @@ class ChatScreen(Screen[None]):
                     text=text,
                     reasoning=message.reasoning,
                     details=message.details,
-                    stats=generation.stats.as_dict(),
+                    stats={**generation.stats.as_dict(), **use.as_dict()},
                     finish_reason=generation.finish.reason if generation.finish else None,
                     error=generation.error.message if generation.error else None,
                 )
@@ -674,9 +683,45 @@ class ChatScreen(Screen[None]):
         if state is State.ERROR and generation.error is not None:
             self._show_error(generation.error, keep_answer=bool(text))
         self.status.refresh_now()
+        self._show_use()
         self.generation = None
         self.generating = False
         self._refresh_sidebar()
+
+    # -- context and cost -----------------------------------------------------------------
+
+    def _window_key(self) -> tuple[str, str | None, str | None]:
+        return (self.profile.api, self.profile.url, self.profile.model)
+
+    def _window(self) -> int | None:
+        """The model's context window: the profile's ``context_window``, else what the
+        server's model list said (learnt once per server and model)."""
+        return self.profile.context_window or self._windows.get(self._window_key())
+
+    def _show_use(self) -> None:
+        self.status.show_use(self.meter.line(self._window()))
+        key = self._window_key()
+        if self.meter.last.prompt_tokens is not None and self._window() is None:
+            if key not in self._windows:
+                self._windows[key] = None  # asked once, whatever the answer
+                self._learn_window(self.profile, key)
+
+    @work(group="context-window")
+    async def _learn_window(
+        self, profile: Profile, key: tuple[str, str | None, str | None]
+    ) -> None:
+        from tokentide.backends.models import configured_model, list_models
+
+        try:
+            models = await list_models(profile, timeout=10.0)
+        except TideError:
+            return  # no list, no window: the status line shows the context used alone
+        info = configured_model(models, profile) or (models[0] if len(models) == 1 else None)
+        if info is None or not info.context_window:
+            return
+        self._windows[key] = info.context_window
+        if self._window_key() == key and not self.generating:
+            self.status.show_use(self.meter.line(self._window()))
 
     def _show_error(self, error: TideError, *, keep_answer: bool = False) -> None:
         from tokentide.tui.widgets.messages import ErrorMessage
@@ -886,6 +931,7 @@ class ChatScreen(Screen[None]):
 
     def _clear(self) -> None:
         self.view.unfold()
+        self.meter.reset()
         self.turns.clear()
         self.view.remove_children()
         self.status.clear()
@@ -920,10 +966,12 @@ class ChatScreen(Screen[None]):
                     pending.append((self.turns[-1], saved))  # an error note on the prompt
                     continue
                 turn = Turn("assistant", saved.content, status, message_id=saved.id)
+                self.meter.add(AnswerUse.from_saved(saved.stats))
             else:
                 continue
             self.turns.append(turn)
             pending.append((turn, saved))
+        self.status.show_use(self.meter.line(self._window()))
         view = self.view
         tail, older = pending[-HISTORY_FIRST_PAINT:], pending[:-HISTORY_FIRST_PAINT]
         painted = asyncio.Event()

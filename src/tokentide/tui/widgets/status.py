@@ -25,27 +25,35 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def describe_stats(stats: Stats) -> str:
-    """``12 tokens · 45 tok/s · TTFT 0.31 s · 1.2 s`` (whatever is known)."""
-    return _describe(stats.token_count, stats.tokens_per_s, stats.ttft, stats.total)
+    """``12 tokens · 45.0 tok/s · TTFT 0.31 s · 1.2 s`` (whatever is known; chunks where
+    the count is not of tokens, no count where nobody counted)."""
+    return _describe(stats.count_label(), stats.rate_label(), stats.ttft, stats.total)
 
 
-def describe_saved_stats(stats: Mapping[str, float | int | None]) -> str | None:
-    """The same line from the stats the history saved with an answer (None: none)."""
-    tokens = stats.get("tokens")
-    if not isinstance(tokens, int):
-        return None
+def describe_saved_stats(stats: Mapping[str, float | int | str | None]) -> str | None:
+    """The same line from the stats the history saved with an answer (None: none).
+    Answers saved before units were recorded counted tokens."""
 
     def number(key: str) -> float | None:
         value = stats.get(key)
         return float(value) if isinstance(value, int | float) else None
 
-    return _describe(tokens, number("tokens_per_s"), number("ttft_s"), number("total_s"))
+    tokens = stats.get("tokens")
+    unit = stats.get("unit") or "tokens"
+    if unit not in ("tokens", "chunks"):
+        unit = "tokens"
+    count = rate = None
+    if isinstance(tokens, int):
+        count = f"{tokens:,} {unit if tokens != 1 else unit[:-1]}"
+        if (value := number("tokens_per_s")) is not None:
+            rate = f"{value:,.1f} {'tok/s' if unit == 'tokens' else 'chunks/s'}"
+    if count is None and number("total_s") is None:
+        return None
+    return _describe(count, rate, number("ttft_s"), number("total_s"))
 
 
-def _describe(tokens: int, rate: float | None, ttft: float | None, total: float | None) -> str:
-    parts = [f"{tokens:,} token{'s' if tokens != 1 else ''}"]
-    if rate is not None:
-        parts.append(f"{rate:,.0f} tok/s")
+def _describe(count: str | None, rate: str | None, ttft: float | None, total: float | None) -> str:
+    parts = [part for part in (count, rate) if part]
     if ttft is not None:
         parts.append(f"TTFT {ttft:.2f} s")
     if total is not None:
@@ -63,6 +71,7 @@ class StatusLine(Static):
         self._retry: Retrying | None = None
         self._timer: Timer | None = None
         self._clock: Callable[[], float] = time.perf_counter
+        self._tail = ""
 
     @property
     def generation(self) -> Generation | None:
@@ -74,6 +83,7 @@ class StatusLine(Static):
         self._generation = generation
         self._clock = clock
         self._retry = self._retry_until = None
+        self._tail = ""
         self.set_class(True, "-active")
         self.set_class(False, "-error")
         self.set_class(False, "-stopped")
@@ -90,10 +100,20 @@ class StatusLine(Static):
 
     def clear(self) -> None:
         self._generation = None
+        self._tail = ""
         if self._timer is not None:
             self._timer.pause()
         self.set_classes("")
         self.update("")
+
+    def show_use(self, tail: str) -> None:
+        """Put ``tail`` (context, prompt tokens, cost: :meth:`tokentide.meter.Meter.line`)
+        after the finished answer's figures."""
+        self._tail = tail
+        if self._generation is None:
+            self.update(Text(tail, no_wrap=True, overflow="ellipsis"))
+        else:
+            self._tick()
 
     def refresh_now(self) -> None:
         """Redraw from the generation's current state (e.g. right after it finished)."""
@@ -120,7 +140,7 @@ class StatusLine(Static):
         elif state is State.STREAMING:
             text = f"{spin} streaming · {describe_stats(stats)} · Esc stops"
         else:
-            text = self._final(generation)
+            text = " · ".join(part for part in (self._final(generation), self._tail) if part)
             if self._timer is not None:
                 self._timer.pause()
             self.set_class(False, "-active")
@@ -133,9 +153,11 @@ class StatusLine(Static):
         stats = describe_stats(generation.stats)
         if generation.state is State.DONE:
             reason = generation.finish.reason if generation.finish else None
-            return f"done ({sanitize(reason or 'end')}) · {stats}"
+            return " · ".join(
+                part for part in (f"done ({sanitize(reason or 'end')})", stats) if part
+            )
         if generation.state is State.STOPPED:
-            return f"stopped · {stats}"
+            return " · ".join(part for part in ("stopped", stats) if part)
         error = generation.error
         message = sanitize(error.message) if error is not None else "failed"
         return f"error: {message} · ctrl+r retries"
