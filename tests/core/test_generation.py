@@ -1,8 +1,9 @@
 """The generation object: queue, batching, stats, deadlines, retries, cancellation.
 
-The backend here is a scripted in-process double, because what is tested is the
+The backend here is mostly a scripted in-process double, because what is tested is the
 generation object's own logic; the same paths against real loopback servers are in
-tests/test_ask.py and the backend tests.
+tests/test_ask.py and the backend tests, and the honest counts of each dialect at the
+end of this file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from tokentide.backends.base import GenerationRequest, Reply, collect
+from tests.servers.llm_server import BackendMaker, LLMServer
+from tokentide.backends.base import Backend, GenerationRequest, Reply, collect
 from tokentide.backends.events import (
     Event,
     Finish,
@@ -256,7 +258,7 @@ class DeclaresTokens(Scripted):
     events_are_tokens = True
 
 
-async def _stats(backend: Scripted, mode: Mode = "stream") -> Stats:
+async def _stats(backend: Backend, mode: Mode = "stream") -> Stats:
     gen = Generation(backend, REQUEST, mode=mode)
     async with gen:
         assert await gen.wait() is State.DONE
@@ -319,3 +321,33 @@ async def test_state_callback_sees_every_transition() -> None:
     async with gen:
         await gen.wait()
     assert states == [State.STREAMING, State.DONE]
+
+
+# -- honest counts against the loopback server, per dialect -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("api", "suffix", "knobs", "mode", "label"),
+    [
+        ("openai", "/v1", {}, "stream", "4 tokens"),  # the usage chunk counts
+        ("openai", "/v1", {"usage": 0}, "stream", "4 chunks"),  # no usage: events
+        ("openai", "/v1", {}, "create", "4 tokens"),
+        ("openai", "/v1", {"usage": 0}, "create", None),  # one reply is not "1 token"
+        ("tgi", "", {}, "stream", "5 tokens"),  # token ids (and the EOS the server counts)
+        ("tgi", "", {}, "create", "5 tokens"),
+        ("triton-http", "", {}, "stream", "4 chunks"),
+        ("triton-http", "", {}, "create", None),
+    ],
+)  # fmt: skip
+async def test_counts_on_the_loopback_server(
+    server: LLMServer, api: str, suffix: str, knobs: dict[str, int], mode: Mode, label: str | None
+) -> None:
+    maker = BackendMaker(api)
+    backend = maker(server.url(tokens=4, **knobs) + suffix, model="m")
+    try:
+        stats = await _stats(backend, mode)
+    finally:
+        await maker.aclose()
+    assert stats.count_label() == label
+    assert (stats.rate_label() is None) == (label is None)
+    assert stats.as_dict()["unit"] == (None if label is None else label.split()[1])

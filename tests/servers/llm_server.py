@@ -93,7 +93,8 @@ Framing (SSE dialects):
 
 Dialect specifics:
   OpenAI: ``role_first=0`` (default 1: first chunk ``{"role":"assistant","content":null}``),
-    ``usage=0`` (default: a ``choices: []`` usage chunk when ``stream_options.include_usage``),
+    ``usage=0`` (default: a ``choices: []`` usage chunk when ``stream_options.include_usage``,
+    and ``usage`` in a non-streaming reply; 0: neither, a server that does not count),
     ``done=0`` (no ``[DONE]``), ``all_roles=1`` (TGI-v1: role on every delta).
   TGI: ``special=0`` (default 1: an EOS ``</s>`` special token ends an ``eos_token``
     answer), ``null_logprob=1`` (logprob null), ``overloaded=1`` (shortcut: ``/generate``
@@ -663,7 +664,8 @@ def _openai(ctx: Ctx) -> Routed:
         obj = "chat.completion" if chat else "text_completion"
         return _json_reply(
             ctx,
-            {"id": "cmpl-1", "object": obj, "model": model, "choices": [choice], "usage": usage},
+            {"id": "cmpl-1", "object": obj, "model": model, "choices": [choice],
+             "usage": usage if k.flag("usage", True) else None},  # fmt: skip
         )
     obj = "chat.completion.chunk" if chat else "text_completion"
     all_roles = k.flag("all_roles")
