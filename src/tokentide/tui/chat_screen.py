@@ -701,10 +701,10 @@ class ChatScreen(Screen[None]):
     def _show_use(self) -> None:
         self.status.show_use(self.meter.line(self._window()))
         key = self._window_key()
-        if self.meter.last.prompt_tokens is not None and self._window() is None:
-            if key not in self._windows:
-                self._windows[key] = None  # asked once, whatever the answer
-                self._learn_window(self.profile, key)
+        learn = self.meter.last.prompt_tokens is not None and self._window() is None
+        if learn and key not in self._windows:
+            self._windows[key] = None  # asked once, whatever the answer
+            self._learn_window(self.profile, key)
 
     @work(group="context-window")
     async def _learn_window(
