@@ -23,7 +23,7 @@ RUN_FIELDS = {*CSV_FIELDS, "gaps_s", "text"}
 SUMMARY_FIELDS = {
     "target", "mode", "runs", "ok", "errors", "ttft_p50_s", "ttft_p90_s", "total_p50_s",
     "total_p90_s", "tokens_p50", "tokens_per_s_p50", "gap_p50_s", "gap_p99_s",
-    "texts_matched", "texts_compared",
+    "texts_matched", "texts_compared", "unit",
 }  # fmt: skip
 
 
@@ -184,3 +184,29 @@ def test_ctrl_c_cancels_every_generation_and_exits_130(
         assert record.finished.wait(5)
         assert record.disconnected_at is not None  # the client closed both requests
         assert not record.completed
+
+
+def test_a_template_applies_to_each_profile_and_flags_beat_it(
+    loopback: LLMServer, env: dict[str, str]
+) -> None:
+    config = Path(env["TIDE_CONFIG"])
+    url = loopback.url(tokens=3, tag="compare-template") + "/v1"
+    config.write_text(
+        f'[profiles.t]\napi = "openai"\nurl = "{url}"\nmodel = "m"\nmax_retries = 0\n'
+        '[templates.terse]\nprofile = "t"\nsystem = "One word."\ntemperature = 0.3\n'
+        "max_tokens = 9\n"
+    )
+    proc = tide("Hi", "-t", "terse", "--temperature", "0", "--runs", "1", "--warmup", "0",
+                "--json", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    bodies = [r.body for r in loopback.records if r.tag == "compare-template"]
+    assert sorted(body["stream"] for body in bodies) == [False, True]
+    for body in bodies:
+        assert body["messages"][0] == {"role": "system", "content": "One word."}
+        assert (body["temperature"], body["max_tokens"]) == (0, 9)
+
+
+def test_dash_t_is_a_template_not_a_temperature(env: dict[str, str]) -> None:
+    proc = tide("Hi", "-t", "0.5", "--json", env=env)
+    assert proc.returncode == 2
+    assert "No template named '0.5'" in proc.stderr and "--temperature 0.5" in proc.stderr

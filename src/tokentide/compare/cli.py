@@ -2,7 +2,7 @@
 
     tide compare PROMPT -P NAME [-P NAME ...] [--mode both|stream|create]
                  [--runs N] [--warmup K] [--sequential] [--json | --csv]
-                 [--max-tokens N] [--temperature T] [--seed S]
+                 [-t TEMPLATE] [--max-tokens N] [--temperature T] [--seed S]
                  [--api KIND --url URL --model M --api-key-env VAR]
 
 On a terminal (and without ``--json``/``--csv``) it opens the live comparison screen;
@@ -90,8 +90,18 @@ def compare(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help="Most tokens to generate.")
     ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            "-t",
+            help="Template from the config file: its profile (unless -P), model, system "
+            "prompt and sampling; the other options beat it.",
+        ),
+    ] = None,
     temperature: Annotated[
-        float | None, typer.Option("--temperature", "-t", help="Sampling temperature.")
+        float | None,
+        typer.Option("--temperature", help="Sampling temperature (-t is --template)."),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed.")] = None,
     api: Annotated[
@@ -114,7 +124,7 @@ def compare(
         if json_out and csv_out:
             raise UsageError("Give --json or --csv, not both.")
         chosen = _profiles(
-            profiles or [],
+            profiles or [], template,
             api=api, url=url, model=model, api_key_env=api_key_env,
             max_tokens=max_tokens, temperature=temperature, seed=seed,
         )  # fmt: skip
@@ -169,6 +179,7 @@ def _settings() -> Settings:
 
 def _profiles(
     names: Sequence[str],
+    template_name: str | None,
     *,
     api: str | None,
     url: str | None,
@@ -178,19 +189,27 @@ def _profiles(
     temperature: float | None,
     seed: int | None,
 ) -> list[Profile]:
-    """-P profiles with the flags applied; else an ad-hoc profile from --api/--url/...;
-    else the default profile."""
+    """-P profiles with the template, then the flags, applied; else an ad-hoc profile from
+    --api/--url/...; else the template's profile, else the default profile."""
     from tokentide.config.load import profile_from_flags, resolve_profile
 
     flags: dict[str, Any] = {
         "api": api, "url": url, "model": model, "api_key_env": api_key_env,
         "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
     }  # fmt: skip
+    settings = _settings() if names or api is None or template_name is not None else None
+    template = None
+    if settings is not None and template_name is not None:
+        from tokentide.config.templates import resolve_template
+
+        template = resolve_template(settings, template_name)
     if not names and api is not None:
-        return [profile_from_flags(None, **flags)]
-    settings = _settings()
+        return [profile_from_flags(None, template=template, **flags)]
+    assert settings is not None
+    if not names:
+        names = [template.profile] if template is not None and template.profile else []
     bases = [resolve_profile(settings, name) for name in names] or [resolve_profile(settings)]
-    return [profile_from_flags(base, **flags) for base in bases]
+    return [profile_from_flags(base, template=template, **flags) for base in bases]
 
 
 def _prompt(prompt: str | None, stdin: IO[str] | None, *, required: bool) -> str | None:
