@@ -68,8 +68,8 @@ def test_unknown_key_names_file_line_and_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     assert f"{path}:4:" in str(caught.value)
-    assert "'modle'" in str(caught.value)
-    assert "model" in str(caught.value)  # the hint lists the valid keys
+    assert "'modle'. Did you mean 'model'?" in str(caught.value)
+    assert "price_in" in (caught.value.hint or "")  # the hint lists the valid keys
 
 
 def test_backend_specific_keys_are_checked_per_api(tmp_path: Path) -> None:

@@ -66,6 +66,12 @@ def error_of(path: Path) -> str:
         ('headers = { "Bad Name" = "x" }', "header name 'Bad Name' is not valid"),
         ('headers = { "X-A" = "a\\r\\nX-Injected: 1" }', "line break"),
         ('api_key = "sk-a\\nb"', "line break"),
+        ("price_in = -0.5", "price_in must be at least 0"),
+        ("price_out = nan", "price_out must be a finite number"),
+        ('price_out = "1.5"', "price_out must be a number"),
+        ("context_window = 0", "context_window must be at least 1"),
+        ("context_window = 4096.5", "context_window must be a whole number"),
+        ("contxt_window = 4096", "unknown key 'contxt_window'. Did you mean 'context_window'?"),
     ],
 )
 def test_bad_values_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
@@ -106,6 +112,18 @@ def test_good_numbers_load(tmp_path: Path) -> None:
     p = resolve_profile(load_settings(path), "p")
     assert (p.temperature, p.top_p, p.max_tokens, p.seed, p.max_retries) == (0, 1, 1, -1, 0)
     assert p.deadlines.connect == 0.5 and p.deadlines.idle is None
+    assert (p.price_in, p.price_out, p.context_window) == (None, None, None)
+
+
+def test_prices_and_context_window_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[profiles.p]\napi = "openai"\nurl = "http://h/v1"\nprice_in = 0\nprice_out = 2.5\n'
+        "context_window = 131072\n",
+    )
+    p = resolve_profile(load_settings(path), "p")
+    assert (p.price_in, p.price_out, p.context_window) == (0.0, 2.5, 131072)
+    assert isinstance(p.price_in, float)
 
 
 def test_top_level_errors_have_lines_too(tmp_path: Path) -> None:

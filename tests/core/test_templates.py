@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -222,3 +223,14 @@ def test_config_show_lists_templates_and_prices(env: dict[str, str]) -> None:
     at = lines.index("[templates.'t\\x1b]0;x\\x07']")
     assert lines[at + 1 : at + 3] == ["profile = 'p'", "system = 'S\\x1b[2J'"]
     assert "\x1b" not in result.stdout
+
+
+def test_the_examples_in_tide_config_init_load_when_uncommented(tmp_path: Path) -> None:
+    from tokentide.config.example import EXAMPLE_CONFIG
+
+    text = re.sub(r"(?m)^# (\[|[a-z_]+ = )", r"\1", EXAMPLE_CONFIG)
+    settings = load_settings(write(tmp_path, text))
+    assert settings.templates["review"].profile == "vllm"
+    assert settings.profiles["openai"].price_out == 0.6
+    assert settings.profiles["vllm"].context_window == 8192
+    assert start_from_template(settings, "review").profile.url == "http://127.0.0.1:8000/v1"
