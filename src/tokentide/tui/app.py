@@ -23,7 +23,7 @@ from tokentide.backends.base import Backend
 from tokentide.config.model import Profile, Settings
 from tokentide.errors import TideError
 from tokentide.tui.chat_screen import ChatScreen
-from tokentide.tui.palette import ProfileCommands
+from tokentide.tui.palette import ProfileCommands, TemplateCommands
 from tokentide.tui.plain import PlainNotifications, SafeClipboard
 from tokentide.tui.state import UiState, load_ui_state, save_ui_state
 
@@ -45,7 +45,7 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "tokentide"
     ENABLE_COMMAND_PALETTE = True
-    COMMANDS = App.COMMANDS | {ProfileCommands}
+    COMMANDS = App.COMMANDS | {ProfileCommands, TemplateCommands}
 
     def __init__(
         self,

@@ -449,6 +449,20 @@ class ChatScreen(Screen[None]):
         if self._use_profile(profile, f"Profile {name}"):
             self.notify(f"Now using profile {name}.", timeout=3)
 
+    async def new_from_template(self, name: str) -> None:
+        """A new, empty conversation with template ``name`` applied to its profile."""
+        from tokentide.config.templates import start_from_template
+
+        try:
+            start = start_from_template(self.settings, name)
+        except TideError as error:
+            self.notify(str(error), title=f"Template {name}", severity="error")
+            return
+        await self._wait_idle()
+        if self._use_profile(start.profile, f"Template {name}"):
+            await self.action_new_conversation()
+            self.notify(f"New conversation from template {name}.", timeout=3)
+
     def action_switch_model(self) -> None:
         """Pick one of the server's models for this chat (listed live)."""
         from tokentide.backends.models import can_switch

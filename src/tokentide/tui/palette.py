@@ -1,4 +1,5 @@
-"""The command palette's "Switch profile" commands, with names shown as data.
+"""The command palette's "Switch profile" and "New conversation from template" commands,
+with names shown as data.
 
 Textual's system commands parse their title and help as markup (``Content.from_markup``),
 and a profile's name, URL and model come from the config: a profile named "[/]" crashed the
@@ -23,7 +24,28 @@ if TYPE_CHECKING:
 _MATCH = Style(bold=True, underline=True)
 
 
-class ProfileCommands(Provider):
+class _PlainCommands(Provider):
+    """Hits built from plain content; subclasses yield ``(title, detail, callback)``."""
+
+    def _commands(self) -> Iterator[tuple[str, Content, Callable[[], Any]]]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for title, detail, callback in self._commands():
+            # Hit.help is typed str, but the palette passes Content through unparsed.
+            yield DiscoveryHit(Content(title), callback, text=title, help=cast(str, detail))
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, detail, callback in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(
+                    score, _highlight(matcher, title), callback, text=title, help=cast(str, detail)
+                )
+
+
+class ProfileCommands(_PlainCommands):
     """One "Switch profile: <name>" hit per profile other than the one in use, the
     built-in ``local`` included."""
 
@@ -47,19 +69,27 @@ class ProfileCommands(Provider):
             detail = sanitize(f"{profile.api} · {profile.url or ''} · {profile.model or ''}")
             yield title, Content(detail), partial(chat.switch_profile, name)
 
-    async def discover(self) -> Hits:
-        for title, detail, callback in self._commands():
-            # Hit.help is typed str, but the palette passes Content through unparsed.
-            yield DiscoveryHit(Content(title), callback, text=title, help=cast(str, detail))
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, detail, callback in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(
-                    score, _highlight(matcher, title), callback, text=title, help=cast(str, detail)
-                )
+class TemplateCommands(_PlainCommands):
+    """One "New conversation from template: <name>" hit per ``[templates.NAME]``."""
+
+    def _commands(self) -> Iterator[tuple[str, Content, Callable[[], Any]]]:
+        from tokentide.tui.chat_screen import ChatScreen
+
+        chat = self.screen
+        settings = getattr(self.app, "settings", None)
+        if not isinstance(chat, ChatScreen) or settings is None:
+            return
+        for name in sorted(settings.templates):
+            template = settings.templates[name]
+            title = sanitize(f"New conversation from template: {name}")
+            said = [
+                f"profile {template.profile}" if template.profile else "",
+                f"model {template.model}" if template.model else "",
+                f"system: {template.system}" if template.system else "",
+            ]
+            detail = sanitize(" · ".join(part for part in said if part)[:160])
+            yield title, Content(detail), partial(chat.new_from_template, name)
 
 
 def _highlight(matcher: Matcher, title: str) -> Content:
