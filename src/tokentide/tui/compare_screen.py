@@ -188,10 +188,9 @@ class ComparePane(Vertical):
             parts.append(f"TTFT {_seconds(ttft)}" if ttft is not None else "TTFT –")
         else:
             parts.append(f"answer {_seconds(ttft)}" if ttft is not None else "answer –")
-        count = stats.token_count
-        parts.append(f"{count:,} token{'s' if count != 1 else ''}")
-        rate = stats.tokens_per_s
-        parts.append(f"{rate:,.1f} tok/s" if rate is not None else "– tok/s")
+        # tokens where they are tokens, chunks where not, nothing where nobody counted
+        parts.append(stats.count_label() or ("not counted" if state.finished else "–"))
+        parts.append(stats.rate_label() or "– /s")
         self.stats_line.update(" · ".join(parts))
         shown = "empty" if self.empty else state.value
         self.border_subtitle = plain(shown)
