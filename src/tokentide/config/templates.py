@@ -126,7 +126,7 @@ def resolve_template(settings: Settings, name: str) -> Template:
     else:
         hint = "There are none yet: add a [templates.NAME] table to the config file."
     if _is_number(name):
-        hint += f" -t names a template now; for a temperature write --temperature {name}."
+        hint = f"-t names a template now; for a temperature write --temperature {name}. {hint}"
     raise ConfigError(f"No template named {name!r}{where}.", hint=hint)
 
 
