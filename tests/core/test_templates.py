@@ -234,3 +234,12 @@ def test_the_examples_in_tide_config_init_load_when_uncommented(tmp_path: Path) 
     assert settings.profiles["openai"].price_out == 0.6
     assert settings.profiles["vllm"].context_window == 8192
     assert start_from_template(settings, "review").profile.url == "http://127.0.0.1:8000/v1"
+
+
+def test_the_readme_config_with_a_template_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[templates." in b]
+    settings = load_settings(write(tmp_path, block))
+    start = start_from_template(settings, "review")
+    assert start.profile.name == "vllm" and start.profile.temperature == 0.2
+    assert settings.profiles["openai"].price_in == 0.15
