@@ -446,7 +446,10 @@ class TritonGRPCBackend:
 
     @property
     def url(self) -> str:
-        """The address as a URL, for messages: ``grpc://host:port`` or ``grpcs://``."""
+        """The address as a URL, for messages: ``grpc://host:port``, ``grpcs://…`` or the
+        ``unix:`` path as given."""
+        if self.target.startswith("unix:"):
+            return self.target
         return f"{'grpcs' if self._credentials is not None else 'grpc'}://{self.target}"
 
     def _connect_hint(self) -> str:
