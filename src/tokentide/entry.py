@@ -5,7 +5,7 @@
 :mod:`tokentide.cli` like every other, with its options declared once, in
 :data:`ASK_OPTIONS` here.  But typer 0.29 costs a one-shot answer ~16 ms to import and
 ~80 ms more for pydantic, which it imports to convert any option value that is not a
-flag (docs/performance.md, "tide ask on the Typer app"); the whole answer takes ~180 ms.
+flag (docs/performance.md, "tide ask on the Typer app"); the whole answer takes ~160 ms.
 So a well-formed ``tide ask`` command line is read here by :func:`parse_ask`, which
 accepts only what the typer command would read the same way, and anything else
 (``--help``, a mistake, ``-Pwork``, a value that is not plainly a number) goes to the
