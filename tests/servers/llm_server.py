@@ -662,10 +662,10 @@ def _openai(ctx: Ctx) -> Routed:
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         obj = "chat.completion" if chat else "text_completion"
+        counted = usage if k.flag("usage", True) else None
         return _json_reply(
             ctx,
-            {"id": "cmpl-1", "object": obj, "model": model, "choices": [choice],
-             "usage": usage if k.flag("usage", True) else None},  # fmt: skip
+            {"id": "cmpl-1", "object": obj, "model": model, "choices": [choice], "usage": counted},
         )
     obj = "chat.completion.chunk" if chat else "text_completion"
     all_roles = k.flag("all_roles")
