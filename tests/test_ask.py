@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -302,3 +303,22 @@ def test_a_hostile_tool_call_is_sanitised_and_shortened(
     assert line.startswith("tide: the model asked to call evil")
     assert line.endswith("…) but tools are off in tide ask")
     assert len(line) < 350
+
+
+def test_stats_say_chunks_when_nobody_counted_tokens_and_never_1_token(
+    server: LLMServer, env: dict[str, str]
+) -> None:
+    # Issue 11: a non-streamed answer said "1 tokens"; a stream without usage counted
+    # its events as tokens.
+    streamed = tide("ask", "hello", *openai(server, usage=0), "--stats", env=env)
+    assert streamed.returncode == 0, streamed.stderr
+    stats = streamed.stderr.decode()
+    assert re.search(r"\b\d+ chunks · [\d.,]+ chunks/s\b", stats), stats
+    assert "tokens" not in stats and "tok/s" not in stats
+    whole = tide("ask", "hello", *openai(server, usage=0), "--no-stream", "--stats", env=env)
+    assert whole.returncode == 0, whole.stderr
+    stats = whole.stderr.decode()
+    assert "first token" in stats and "total" in stats
+    assert "token " not in stats.replace("first token", "") and "chunk" not in stats, stats
+    counted = tide("ask", "hello", *openai(server), "--no-stream", "--stats", env=env)
+    assert re.search(r"\b\d+ tokens · [\d.,]+ tok/s\b", counted.stderr.decode())

@@ -95,9 +95,8 @@ def _format_stats(gen: Generation) -> str:
     parts = []
     if stats.ttft is not None:
         parts.append(f"first token {stats.ttft * 1000:.0f} ms")
-    parts.append(f"{stats.token_count} tokens")
-    if (rate := stats.tokens_per_s) is not None:
-        parts.append(f"{rate:,.1f} tok/s")
+    # tokens where they are tokens, else chunks; no count where nobody counted
+    parts.extend(label for label in (stats.count_label(), stats.rate_label()) if label)
     if (total := stats.total) is not None:
         parts.append(f"total {total:.3f} s")
     if stats.attempts > 1:
@@ -255,13 +254,12 @@ async def _run(
     err: Callable[[str], None],
     spin_on: IO[str] | None = None,
 ) -> int:
-    from tokentide.backends.tool_calls import KeepToolCalls, describe
+    from tokentide.backends.tool_calls import describe
     from tokentide.sanitize import StreamSanitizer
 
-    keeper = None if options.stream else KeepToolCalls(backend)  # create's calls
     calls: list[ToolCallRequested] = []
     gen = Generation(
-        keeper or backend,
+        backend,
         request,
         mode="stream" if options.stream else "create",
         deadlines=profile.deadlines,
@@ -306,10 +304,6 @@ async def _run(
         await backend.aclose()
     if not options.json and not out.at_line_start and not out.broken:
         out.write("\n")  # the partial or complete answer ends its line
-    if keeper is not None and keeper.calls:
-        calls.extend(keeper.calls)
-        if options.json:
-            out.write("".join(_event_json(call) for call in keeper.calls))
     for call in calls:
         report(f"tide: the model asked to call {describe(call)} but tools are off in tide ask")
     if options.json:

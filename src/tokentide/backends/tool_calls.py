@@ -19,15 +19,12 @@ a non-streaming :class:`~tokentide.generation.Generation` queues them as
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-from tokentide.backends.base import Backend, GenerationRequest, Reply
-from tokentide.backends.events import Event, ToolCallRequested
+from tokentide.backends.events import ToolCallRequested
 
 __all__ = [
     "FragmentAssembler",
-    "KeepToolCalls",
     "arguments_text",
     "describe",
 ]
@@ -101,27 +98,3 @@ def describe(call: ToolCallRequested, *, limit: int = 200) -> str:
     from tokentide.sanitize import sanitize_title
 
     return f"{sanitize_title(call.name, 60)}({sanitize_title(call.arguments, limit)})"
-
-
-class KeepToolCalls:
-    """Transitional: a pass-through :class:`~tokentide.backends.base.Backend` whose
-    ``calls`` stay empty.  A non-streaming generation now queues a reply's tool calls as
-    events itself; this is kept only until ``tide ask`` stops wrapping its backend in it
-    (then delete it).  It must not report the calls again, or they would print twice."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.calls: tuple[ToolCallRequested, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return self.backend.name
-
-    def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
-        return self.backend.stream(request)
-
-    async def create(self, request: GenerationRequest) -> Reply:
-        return await self.backend.create(request)
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
