@@ -304,7 +304,7 @@ class Generation:
             stats.id_events = sum(1 for t in reply.tokens if t.token_id is not None)
             stats.token_events = True
         events.extend(reply.tool_calls)  # the calls come before the Finish, as streamed
-        finish = Finish(reply.finish_reason, reply.usage, reply.seed, reply.text)
+        finish = Finish(reply.finish_reason, reply.usage, reply.seed, reply.text, reply.model)
         self.finish = finish
         if reply.usage is not None and reply.usage.completion_tokens is not None:
             stats.usage_tokens = reply.usage.completion_tokens

@@ -49,7 +49,7 @@ async def test_stream_text_usage_and_stop(server: LLMServer, make: BackendMaker)
         TextDelta("w0"),
         TextDelta(" w1"),
         TextDelta(" w2"),
-        Finish("stop", Usage(4, 3)),
+        Finish("stop", Usage(4, 3), model="claude-test"),
     ]
     record = server.record("basic")
     assert record.path == "/v1/messages"

@@ -45,7 +45,7 @@ async def test_stream_and_done_line(server: LLMServer, make: BackendMaker) -> No
     )
     events, error = await drain(backend.stream(ASK))
     assert error is None
-    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish("stop", Usage(5, 2))]
+    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish("stop", Usage(5, 2), model="llama3.2")]
     body = server.record("basic").body
     assert body["model"] == "llama3.2"
     assert body["stream"] is True
@@ -60,7 +60,7 @@ async def test_stream_and_done_line(server: LLMServer, make: BackendMaker) -> No
 
 async def test_num_predict_gives_length(server: LLMServer, make: BackendMaker) -> None:
     events, _ = await drain(make(server.url(tag="np"), max_tokens=3).stream(ASK))
-    assert events[-1] == Finish("length", Usage(5, 3))
+    assert events[-1] == Finish("length", Usage(5, 3), model="llama3.2")
     assert server.record("np").body["options"] == {"num_predict": 3}
 
 

@@ -48,7 +48,7 @@ async def test_chat_stream_role_chunk_usage_and_done(server: LLMServer, make: Ba
     )
     events, error = await drain(backend.stream(ASK))
     assert error is None
-    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish("stop", Usage(2, 2))]
+    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish("stop", Usage(2, 2), model="m")]
     record = server.record("chat")
     assert record.path == "/v1/chat/completions"
     assert record.headers["authorization"] == "Bearer sk-test"
@@ -163,7 +163,7 @@ async def test_completions(server: LLMServer, make: BackendMaker) -> None:
     backend = make(server.url(tokens=2, tag="cmpl") + "/v1", api="openai-completions")
     events, error = await drain(backend.stream(ASK))
     assert error is None
-    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish("stop", None)]
+    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish("stop", None, model="test-model")]
     record = server.record("cmpl")
     assert record.path == "/v1/completions"
     assert record.body["prompt"] == "Be brief.\n\nUser: Say hello\n\nAssistant:"

@@ -87,6 +87,25 @@ def test_stopped_and_failed_answers_keep_their_outcome(store: HistoryStore) -> N
         store.add_message(cid, "assistant", "not this way")
 
 
+def test_the_model_the_server_named_replaces_none_but_none_keeps_the_profiles(
+    store: HistoryStore,
+) -> None:
+    from tokentide.history.export import to_dict
+
+    cid = store.create_conversation(title="t")
+    store.add_message(cid, "user", "q")
+    named = store.begin_answer(cid, profile="p", model=None)
+    store.finish_answer(named, "a", status="complete", model="served-model-2024\x1b[2J")
+    store.add_message(cid, "user", "q2")
+    kept = store.begin_answer(cid, profile="p", model="from-profile")
+    store.finish_answer(kept, "b", status="complete", model=None)
+    by_id = {m.id: m for m in store.load(cid).messages}
+    assert by_id[named].model == "served-model-2024\x1b[2J"  # kept raw; shown sanitised
+    assert by_id[kept].model == "from-profile"
+    exported = [m["model"] for m in to_dict(store.load(cid))["messages"]]
+    assert exported == [None, "served-model-2024\x1b[2J", None, "from-profile"]
+
+
 def test_a_store_reopens_with_everything(db_path: Path) -> None:
     with HistoryStore.open(db_path) as first:
         cid = first.create_conversation(title="Persisted")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, sampling
+from tokentide.backends.base import GenerationRequest, Reply, model_name, sampling
 from tokentide.backends.events import (
     Event,
     Finish,
@@ -67,6 +67,7 @@ class AnthropicParser(StreamParser):
         self.server = server
         self.done = False
         self.reason: str | None = None
+        self.model: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.tools = FragmentAssembler()
@@ -139,6 +140,7 @@ class AnthropicParser(StreamParser):
             message = obj.get("message")
             if isinstance(message, dict):
                 self._take_usage(message.get("usage"))
+                self.model = model_name(message.get("model"))
             return []
         if kind == "message_delta":
             delta = obj.get("delta")
@@ -149,7 +151,7 @@ class AnthropicParser(StreamParser):
         if kind == "message_stop":
             self.done = True
             calls = [c for index in list(self.tool_inputs) for c in self._tool_call(index)]
-            return [*calls, Finish(self.reason, self._usage())]
+            return [*calls, Finish(self.reason, self._usage(), model=self.model)]
         return []  # event types added later
 
     def _tool_call(self, index: int | None) -> list[Event]:
@@ -254,6 +256,7 @@ class AnthropicBackend(HTTPBackend):
             else None,
             reasoning="".join(reasoning),
             tool_calls=tuple(calls),
+            model=model_name(body.get("model")),
         )
 
 

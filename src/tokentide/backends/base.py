@@ -113,6 +113,11 @@ def sampling(request: GenerationRequest, profile: Profile) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def model_name(value: object) -> str | None:
+    """A server's ``model`` field as kept: a non-empty string, at most 200 characters."""
+    return value[:200] if isinstance(value, str) and value.strip() else None
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A whole answer, as :meth:`Backend.create` returns it."""
@@ -127,6 +132,8 @@ class Reply:
     tool_calls: Sequence[ToolCallRequested] = ()
     """The tools the model asked to call (OpenAI ``message.tool_calls``, Anthropic
     ``tool_use`` blocks, Ollama ``message.tool_calls``), in the order it asked."""
+    model: str | None = None
+    """The model that answered, as the server named it (raw), where it said."""
 
 
 @runtime_checkable
@@ -197,4 +204,5 @@ async def collect(events: AsyncIterator[Event]) -> Reply:
         seed=finish.seed,
         tokens=tuple(tokens) if detailed else (),
         tool_calls=tuple(calls),
+        model=finish.model,
     )

@@ -90,6 +90,9 @@ class Finish:
     """The seed the server used, where it reports it (TGI)."""
     text: str | None = None
     """The whole answer as the server summarised it (TGI ``generated_text``), if sent."""
+    model: str | None = None
+    """The model that answered, as the server named it (OpenAI/Ollama ``model``,
+    Anthropic ``message.model``), raw server text; None if not said."""
 
 
 @dataclass(frozen=True, slots=True)

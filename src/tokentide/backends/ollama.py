@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, sampling
+from tokentide.backends.base import GenerationRequest, Reply, model_name, sampling
 from tokentide.backends.events import (
     Event,
     Finish,
@@ -105,7 +105,7 @@ class OllamaParser(StreamParser):
             events.extend(_tool_calls(message))
         if obj.get("done") is True:
             self.done = True
-            events.append(Finish(_reason(obj), _usage(obj)))
+            events.append(Finish(_reason(obj), _usage(obj), model=model_name(obj.get("model"))))
         return events
 
     def end(self) -> list[Event]:
@@ -175,6 +175,7 @@ class OllamaBackend(HTTPBackend):
             usage=_usage(body),
             reasoning=thinking if isinstance(thinking, str) else "",
             tool_calls=tuple(_tool_calls(message)),
+            model=model_name(body.get("model")),
         )
 
 

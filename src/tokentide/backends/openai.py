@@ -20,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
+from tokentide.backends.base import (
+    GenerationRequest,
+    Reply,
+    model_name,
+    prompt_text,
+    sampling,
+)
 from tokentide.backends.events import (
     Event,
     Finish,
@@ -64,9 +70,11 @@ class _OpenAIParser(StreamParser):
         self.usage: Usage | None = None
         self.done = False
         self.tools = FragmentAssembler()
+        self.model: str | None = None
 
     def _finish(self) -> list[Event]:
-        return [*self.tools.flush(), Finish(self.finish_reason, self.usage)]
+        finish = Finish(self.finish_reason, self.usage, model=self.model)
+        return [*self.tools.flush(), finish]
 
     def feed(self, item: SSEEvent) -> list[Event]:
         data = item.data
@@ -92,6 +100,8 @@ class _OpenAIParser(StreamParser):
         usage = obj.get("usage")
         if usage is not None:
             self.usage = _usage(usage) or self.usage
+        if self.model is None:
+            self.model = model_name(obj.get("model"))
         choices = obj.get("choices")
         if not choices:
             return []
@@ -232,6 +242,7 @@ class OpenAIChatBackend(_OpenAIBackend):
             usage=_usage(body.get("usage")),
             reasoning=reasoning if isinstance(reasoning, str) else "",
             tool_calls=_reply_tool_calls(message),
+            model=model_name(body.get("model")),
         )
 
 
@@ -252,6 +263,7 @@ class OpenAICompletionsBackend(_OpenAIBackend):
             text=choice.get("text") or "",
             finish_reason=choice.get("finish_reason"),
             usage=_usage(body.get("usage")),
+            model=model_name(body.get("model")),
         )
 
 

@@ -61,10 +61,10 @@ def _clean_error(text: str) -> str:
     return redact(_clean_text(text))
 
 
-def _stats_json(stats: Mapping[str, float | int | None] | None) -> str | None:
+def _stats_json(stats: Mapping[str, float | int | str | None] | None) -> str | None:
     if not stats:
         return None
-    clean: dict[str, float | int | None] = {}
+    clean: dict[str, float | int | str | None] = {}
     for key, value in stats.items():
         if isinstance(value, float) and not math.isfinite(value):
             value = None
@@ -72,7 +72,7 @@ def _stats_json(stats: Mapping[str, float | int | None] | None) -> str | None:
     return json.dumps(clean, sort_keys=True)
 
 
-def _stats_dict(text: str | None) -> dict[str, float | int | None]:
+def _stats_dict(text: str | None) -> dict[str, float | int | str | None]:
     if not text:
         return {}
     try:

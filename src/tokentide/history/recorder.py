@@ -128,12 +128,14 @@ class AnswerRecorder:
         text: str | None = None,
         finish_reason: str | None = None,
         error: str | None = None,
-        stats: Mapping[str, float | int | None] | None = None,
+        stats: Mapping[str, float | int | str | None] | None = None,
         reasoning: str | None = None,
         details: Mapping[str, Any] | None = None,
+        model: str | None = None,
     ) -> None:
         """Store the final state.  ``text`` and ``reasoning`` replace what was appended,
-        when given; ``details`` as :meth:`HistoryStore.finish_answer` takes them."""
+        when given; ``details`` and ``model`` as :meth:`HistoryStore.finish_answer`
+        takes them."""
         if self.finished:
             return
         final = self.text if text is None else text
@@ -146,5 +148,6 @@ class AnswerRecorder:
             stats=stats,
             reasoning=self.reasoning if reasoning is None else reasoning,
             details=details,
+            model=model,
         )
         self.finished = True

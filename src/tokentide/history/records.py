@@ -35,7 +35,7 @@ class StoredMessage:
     status: str
     finish_reason: str | None
     error: str | None
-    stats: dict[str, float | int | None]
+    stats: dict[str, float | int | str | None]
     profile: str | None
     model: str | None
     created_at: datetime

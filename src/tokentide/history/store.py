@@ -55,6 +55,9 @@ from tokentide.history.records import (
     make_title,
 )
 
+_MODEL_CHARS: Final = 200
+"""Longest model name kept (a server may send anything there)."""
+
 __all__ = [
     "DB_NAME",
     "TITLE_CHARS",
@@ -296,14 +299,16 @@ class HistoryStore(QueuedWrites):
         status: str,
         finish_reason: str | None = None,
         error: str | None = None,
-        stats: Mapping[str, float | int | None] | None = None,
+        stats: Mapping[str, float | int | str | None] | None = None,
         reasoning: str | None = None,
         details: Mapping[str, Any] | None = None,
+        model: str | None = None,
     ) -> None:
         """Store the final text and outcome (``complete``, ``stopped`` or ``error``),
         the model's reasoning (None or ``""``: none) and the answer's ``details`` (see
         :func:`answer_details`; ValueError for another shape).  Every field is replaced,
-        reasoning included."""
+        reasoning included; ``model`` (the model the server said answered) only when
+        given."""
         if status not in _FINAL_STATUSES:
             raise ValueError(f"an answer finishes as complete, stopped or error, not {status!r}")
         details_json = _details_json(details)
@@ -317,14 +322,15 @@ class HistoryStore(QueuedWrites):
             _clean_text(reasoning) if reasoning else None,
             details_json,
             now,
+            None if model is None else _clean_text(model)[:_MODEL_CHARS],
         )
 
         def run(db: sqlite3.Connection, resolve: Resolve) -> None:
             real = resolve(message_id)
             cursor = db.execute(
                 "UPDATE messages SET content = ?, status = ?, finish_reason = ?, error = ?,"
-                " stats = ?, reasoning = ?, details = ?, updated_at = ?"
-                " WHERE id = ? AND role = 'assistant'",
+                " stats = ?, reasoning = ?, details = ?, updated_at = ?,"
+                " model = COALESCE(?, model) WHERE id = ? AND role = 'assistant'",
                 (*values, real),
             )
             if cursor.rowcount:

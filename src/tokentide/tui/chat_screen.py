@@ -49,6 +49,7 @@ from tokentide.generation import Generation, RetryPolicy, State
 from tokentide.meter import AnswerUse, Meter
 from tokentide.sanitize import sanitize_for_clipboard, sanitize_title
 from tokentide.tui.dialogs import ConfirmDialog, TextDialog
+from tokentide.tui.plain import plain
 from tokentide.tui.widgets.composer import Composer
 from tokentide.tui.widgets.sidebar import ConversationItem, Sidebar
 from tokentide.tui.widgets.status import StatusLine, describe_stats
@@ -333,6 +334,13 @@ class ChatScreen(Screen[None]):
             return str(profile.options.get("target", "local function"))
         return "the server's default model"
 
+    def _recorded_model(self) -> str | None:
+        """The model an answer is titled and saved with before the server names it: the
+        profile's, or the in-process backend's own (a file, a function)."""
+        if self.profile.model or self.profile.api in ("llamacpp", "local"):
+            return self._model_label()
+        return None
+
     def _show_profile(self) -> None:
         profile = self.profile
         model = self._model_label()
@@ -343,8 +351,6 @@ class ChatScreen(Screen[None]):
     def _show_welcome(self) -> None:
         """The first screen: who answers, the keys, and how to point tide elsewhere."""
         from textual.widgets import Static
-
-        from tokentide.tui.plain import plain
 
         def key(binding_id: str) -> str:
             return {"escape": "Esc"}.get(name := self._key_for(binding_id), name)
@@ -587,7 +593,7 @@ class ChatScreen(Screen[None]):
             retry=RetryPolicy(max_retries=profile.max_retries),
             clock=self.clock,
         )
-        message = AssistantMessage(streaming=True, label=profile.model or profile.name)
+        message = AssistantMessage(streaming=True, label=self._recorded_model() or profile.name)
         message.set_status("streaming")
         recorder = self._begin_answer()
         self._recorder = recorder
@@ -662,6 +668,9 @@ class ChatScreen(Screen[None]):
         message.finish(status, note=f"{note} · {figures}" if figures else note)
         use = AnswerUse.of(generation.finish.usage if generation.finish else None, self.profile)
         self.meter.add(use)
+        served = generation.finish.model if generation.finish else None
+        if served and not self.profile.model:
+            message.border_title = plain(served)  # the server's default, as it named it
         self.call_after_refresh(_settle_gc)  # at rest: never while a stream runs
         if recorder is not None and status == "stopped" and not text and not message.reasoning:
             # Stopped (or quit) before anything arrived: keep the prompt, not an empty
@@ -682,6 +691,7 @@ class ChatScreen(Screen[None]):
                     stats={**generation.stats.as_dict(), **use.as_dict()},
                     finish_reason=generation.finish.reason if generation.finish else None,
                     error=generation.error.message if generation.error else None,
+                    model=served,
                 )
             except TideError as error:
                 self.notify(str(error), title="History", severity="error")
@@ -929,7 +939,7 @@ class ChatScreen(Screen[None]):
             return None
         try:
             return self.store.record_answer(
-                self.conversation_id, profile=self.profile.name, model=self.profile.model
+                self.conversation_id, profile=self.profile.name, model=self._recorded_model()
             )
         except TideError as error:
             self.notify(str(error), title="History", severity="error")
