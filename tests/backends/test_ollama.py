@@ -45,7 +45,11 @@ async def test_stream_and_done_line(server: LLMServer, make: BackendMaker) -> No
     )
     events, error = await drain(backend.stream(ASK))
     assert error is None
-    assert events == [TextDelta("w0"), TextDelta(" w1"), Finish("stop", Usage(5, 2), model="llama3.2")]
+    assert events == [
+        TextDelta("w0"),
+        TextDelta(" w1"),
+        Finish("stop", Usage(5, 2), model="llama3.2"),
+    ]
     body = server.record("basic").body
     assert body["model"] == "llama3.2"
     assert body["stream"] is True
