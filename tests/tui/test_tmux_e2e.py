@@ -255,5 +255,5 @@ def test_ctrl_g_composes_the_prompt_in_the_editor_in_a_real_terminal(
         tmux.wait_exit()
     finally:
         tmux.kill()
-    body = server.record("editor").body
-    assert "a draft and more from the editor" in json.dumps(body)
+    (sent,) = [r for r in server.records if r.tag == "editor" and r.method == "POST"]
+    assert "a draft and more from the editor" in json.dumps(sent.body)
