@@ -3,9 +3,10 @@ item 1): no error, the partial text kept, streaming and not, each dialect agains
 loopback server's own limit (the request's max_tokens / max_new_tokens / num_predict is
 honoured and answered with that dialect's word for it).
 
-Substrate and Muna have no word for it in their protocols, and Triton over gRPC sends
-only the text output tokentide asks for: they end cleanly with no reason (None), never
-an error; that is asserted too, so a change is noticed.  The
+Substrate and Muna have no word for it in their protocols, nor has Triton's, except
+where the model offers vLLM's ``finish_reason`` output (then tide asks for it): they end
+cleanly with no reason (None), never an error; that is asserted too, so a change is
+noticed.  The
 in-process llama.cpp model's real context limit is in ``test_llamacpp.py``.
 """
 
@@ -158,4 +159,26 @@ async def test_triton_grpc_stops_at_the_limit_cleanly(mode: Mode) -> None:
             await backend.aclose()
     assert gen.error is None and gen.state is State.DONE, gen.error
     assert gen.text == CUT
-    assert gen.finish is not None and gen.finish.reason is None
+    assert gen.finish is not None and gen.finish.reason is None  # toy has no such output
+
+
+@pytest.mark.parametrize("mode", ["stream", "create"])
+@pytest.mark.parametrize(("tokens", "reason"), [(10, "length"), (2, "stop")])
+async def test_triton_grpc_asks_a_vllm_model_why_it_stopped(
+    mode: Mode, tokens: int, reason: str
+) -> None:
+    # vLLM's Triton backend offers a return_finish_reason input and a finish_reason
+    # output; the model's metadata says so, and then tide asks for it.
+    async with serve_grpc() as grpc_server:
+        profile = Profile(name="t", api="triton-grpc", url=grpc_server.target, model="vllm",
+                          max_tokens=LIMIT, params={"tokens": tokens},
+                          options={"max_tokens_tensor": "max_tokens"})  # fmt: skip
+        backend = create_backend(profile, {})
+        try:
+            gen = await _run(backend, mode)
+        finally:
+            await backend.aclose()
+        assert grpc_server.last().asked_finish_reason
+    assert gen.error is None and gen.state is State.DONE, gen.error
+    assert gen.text == (CUT if tokens > LIMIT else "w0 w1")
+    assert gen.finish is not None and gen.finish.reason == reason

@@ -284,7 +284,7 @@ async def test_unknown_model_names_model_server_and_known_models(
     assert isinstance(error, HTTPStatusError) and error.status == 404
     message = str(error)
     assert "'nope'" in message and server.target in message
-    assert "It serves: batched, numeric, renamed, toy, unary." in message
+    assert "It serves: batched, numeric, renamed, toy, unary, vllm." in message
     assert "Check model" in message
     assert server.calls["ModelStreamInfer"] == 0  # caught by the metadata check
 

@@ -23,6 +23,10 @@ Models (all answer ``ServerLive``/``ServerReady``/``ModelReady``/``ModelMetadata
 ``unary``       not decoupled: ``ModelInfer`` answers the whole text in one response
 ``renamed``     decoupled; input ``prompt`` BYTES [1], output ``answer`` BYTES [1]
 ``numeric``     decoupled; output ``text_output`` is FP32 (a wrong profile)
+``vllm``        as vLLM's Triton backend: ``toy``'s inputs plus ``return_finish_reason``
+                BOOL [1], outputs ``text_output`` and ``finish_reason`` BYTES [-1]; when
+                asked, every response carries ``finish_reason``: ``None`` until the last
+                token's, then ``length`` (cut at ``max_tokens``) or ``stop``
 ==============  =========================================================================
 
 ``RepositoryIndex`` lists these as ``READY`` and, unless ``ready`` is asked, ``broken``
@@ -92,6 +96,10 @@ class ModelSpec:
     def output_name(self) -> str:
         return self.outputs[0][0]
 
+    @property
+    def output_names(self) -> frozenset[str]:
+        return frozenset(name for name, _, _ in self.outputs)
+
 
 _TOY_INPUTS = (
     ("text_input", "BYTES", (1,)),
@@ -110,6 +118,11 @@ MODELS = {
         ModelSpec("unary", _TOY_INPUTS, (("text_output", "BYTES", (-1,)),), decoupled=False),
         ModelSpec("renamed", (("prompt", "BYTES", (1,)),), (("answer", "BYTES", (1,)),)),
         ModelSpec("numeric", _TOY_INPUTS, (("text_output", "FP32", (1,)),)),
+        ModelSpec(
+            "vllm",
+            (*_TOY_INPUTS, ("return_finish_reason", "BOOL", (1,))),
+            (("text_output", "BYTES", (-1,)), ("finish_reason", "BYTES", (-1,))),
+        ),
     )
 }
 
@@ -128,6 +141,8 @@ class Record:
     status: str | None = None
     """How the handler ended: ``OK``, a status code name, or ``CANCELLED``."""
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    asked_finish_reason: bool = False
+    """The request set the ``return_finish_reason`` input (vLLM's backend) to true."""
 
     @property
     def params(self) -> dict[str, Any]:
@@ -158,6 +173,14 @@ def _params(request: pb.ModelInferRequest) -> dict[str, Any]:
         kind = param.WhichOneof("parameter_choice")
         out[key] = getattr(param, kind) if kind else None
     return out
+
+
+def _flag(request: pb.ModelInferRequest, name: str) -> bool:
+    """A BOOL input tensor's first element (False when not sent)."""
+    for index, tensor in enumerate(request.inputs):
+        if tensor.name == name and index < len(request.raw_input_contents):
+            return bytes(request.raw_input_contents[index][:1]) == b"\x01"
+    return False
 
 
 def _bytes_tensor(*elements: bytes) -> bytes:
@@ -195,6 +218,10 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
     def _answer(self, spec: ModelSpec, request: pb.ModelInferRequest) -> list[bytes]:
         """The answer's pieces, as bytes, one per response."""
+        return self._plan(spec, request)[0]
+
+    def _plan(self, spec: ModelSpec, request: pb.ModelInferRequest) -> tuple[list[bytes], bool]:
+        """The answer's pieces, and whether ``max_tokens`` cut it."""
         params = _params(request)
         if params.get("echo"):
             raw = request.raw_input_contents[0]
@@ -208,13 +235,14 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         for index, tensor in enumerate(request.inputs):
             if tensor.name == "max_tokens" and index < len(request.raw_input_contents):
                 (limit,) = struct.unpack("<i", request.raw_input_contents[index])
+        cut = limit is not None and len(pieces) > int(limit)
         if limit is not None:
             pieces = pieces[: int(limit)]
         if "bytes_at" in params:
             whole = b"".join(pieces)
             step = int(params["bytes_at"])
             pieces = [whole[i : i + step] for i in range(0, len(whole), step)]
-        return pieces
+        return pieces, cut
 
     def _response(
         self,
@@ -224,6 +252,7 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         *,
         final: bool,
         contents: bool = False,
+        reason: str | None = None,
     ) -> pb.ModelInferResponse:
         response = pb.ModelInferResponse(model_name=spec.name, model_version="1", id=request.id)
         response.parameters["triton_final_response"].bool_param = final
@@ -236,6 +265,12 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                 out.contents.bytes_contents.append(data)
             else:
                 response.raw_output_contents.append(_bytes_tensor(data))
+            if reason is not None and not contents:
+                why = response.outputs.add()
+                why.name = "finish_reason"
+                why.datatype = "BYTES"
+                why.shape.extend([1])
+                response.raw_output_contents.append(_bytes_tensor(reason.encode()))
         return response
 
     # -- health ------------------------------------------------------------------------
@@ -337,7 +372,8 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         params = _params(request)
         if params.get("hang"):
             await asyncio.Event().wait()
-        pieces = self._answer(spec, request)
+        pieces, cut = self._plan(spec, request)
+        record.asked_finish_reason = _flag(request, "return_finish_reason")
         error_at = params.get("error_at")
         status_at = int(params.get("status_at", 0)) if "status" in params else None
         stall_at = params.get("stall_at")
@@ -357,8 +393,14 @@ class _Servicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
                 await asyncio.sleep(delay)
             so_far += piece
             data = so_far if cumulative else piece
+            reason = None
+            if record.asked_finish_reason and "finish_reason" in spec.output_names:
+                last = index == len(pieces) - 1
+                reason = ("length" if cut else "stop") if last else "None"
             yield pb.ModelStreamInferResponse(
-                infer_response=self._response(spec, request, data, final=False, contents=contents)
+                infer_response=self._response(
+                    spec, request, data, final=False, contents=contents, reason=reason
+                )
             )
         if status_at is not None:
             record.status = str(params["status"])

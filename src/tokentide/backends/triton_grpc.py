@@ -312,6 +312,14 @@ class _Plan:
     input_shape: tuple[int, ...] = (1,)
     stream_shape: tuple[int, ...] = (1,)
     max_tokens_shape: tuple[int, ...] = (1,)
+    finish_reason_shape: tuple[int, ...] | None = None
+    """The model offers vLLM's ``return_finish_reason`` input and ``finish_reason``
+    output (the only way a Triton answer says it stopped at its limit); else None."""
+
+
+_ASK_REASON = "return_finish_reason"
+_REASON = "finish_reason"
+"""vLLM's Triton backend: set the BOOL input and it sends why it stopped as this output."""
 
 
 def _send_shape(tensor: TensorInfo | None) -> tuple[int, ...]:
@@ -597,10 +605,19 @@ class TritonGRPCBackend:
                 f"{output.datatype} tensor of {where}, not text (BYTES).",
                 hint=f"Its outputs: {listed_outputs}.",
             )
+        asks = by_input.get(_ASK_REASON)
+        says = by_output.get(_REASON)
+        offers_reason = (
+            asks is not None
+            and asks.datatype == "BOOL"
+            and says is not None
+            and says.datatype == "BYTES"
+        )
         return _Plan(
             input_shape=_send_shape(by_input[self.input_tensor]),
             stream_shape=_send_shape(by_input.get(self.stream_param or "")),
             max_tokens_shape=_send_shape(by_input.get(self.max_tokens_tensor or "")),
+            finish_reason_shape=_send_shape(asks) if offers_reason else None,
         )
 
     async def _prepare(self, model: str) -> tuple[pb_grpc.GRPCInferenceServiceStub, _Plan]:
@@ -656,8 +673,16 @@ class TritonGRPCBackend:
             limit.datatype = "INT32"
             limit.shape.extend(plan.max_tokens_shape)
             raw.append(struct.pack("<i", max_tokens))
+        if plan.finish_reason_shape is not None:
+            ask = message.inputs.add()
+            ask.name = _ASK_REASON
+            ask.datatype = "BOOL"
+            ask.shape.extend(plan.finish_reason_shape)
+            raw.append(b"\x01")
         message.raw_input_contents.extend(raw)
         message.outputs.add().name = self.output_tensor
+        if plan.finish_reason_shape is not None:
+            message.outputs.add().name = _REASON
         profile = self.profile
         if request.stop:
             chosen["stop"] = list(request.stop)
@@ -671,8 +696,17 @@ class TritonGRPCBackend:
 
     def _output(self, response: pb.ModelInferResponse) -> bytes | None:
         """The output tensor's bytes (its elements joined), or None when absent."""
+        return self._tensor_bytes(response, self.output_tensor)
+
+    def _reason(self, response: pb.ModelInferResponse) -> str | None:
+        """vLLM's ``finish_reason`` output, where sent and final (``None`` until then)."""
+        data = self._tensor_bytes(response, _REASON)
+        word = data.decode("utf-8", "replace").strip() if data else ""
+        return word if word and word != "None" else None
+
+    def _tensor_bytes(self, response: pb.ModelInferResponse, name: str) -> bytes | None:
         for index, output in enumerate(response.outputs):
-            if output.name == self.output_tensor:
+            if output.name == name:
                 raw = response.raw_output_contents
                 if index < len(raw):
                     try:
@@ -680,7 +714,7 @@ class TritonGRPCBackend:
                     except ValueError as error:
                         raise ProtocolError(
                             f"The server at {self.target} sent a malformed BYTES tensor "
-                            f"{self.output_tensor!r} for model {self.model!r}: {error}.",
+                            f"{name!r} for model {self.model!r}: {error}.",
                             server=self.target,
                         ) from None
                 else:
@@ -720,6 +754,7 @@ class TritonGRPCBackend:
         loop = asyncio.get_running_loop()
         deadline = None if first_token is None else loop.time() + first_token
         started = False
+        reason: str | None = None
         eof = grpc.aio.EOF
         call = stub.ModelStreamInfer(metadata=self._metadata)
         try:
@@ -741,6 +776,8 @@ class TritonGRPCBackend:
                         raise self._server_error(response.error_message)
                     infer = response.infer_response
                     data = self._output(infer)
+                    if plan.finish_reason_shape is not None:
+                        reason = self._reason(infer) or reason
                     if data:
                         size = len(data)
                         received += size
@@ -794,7 +831,7 @@ class TritonGRPCBackend:
         tail = decoder.decode(b"", final=True)
         if tail:
             yield TextDelta(tail)
-        yield Finish()
+        yield Finish(reason)
 
     async def create(self, request: GenerationRequest) -> Reply:
         if self.decoupled:
@@ -824,7 +861,7 @@ class TritonGRPCBackend:
                 server=self.target,
                 hint=f"Check output_tensor in profile {self.profile.name!r}.",
             )
-        return Reply(text=data.decode("utf-8", "replace"))
+        return Reply(text=data.decode("utf-8", "replace"), finish_reason=self._reason(response))
 
 
 def _tensors_from(items: list[dict[str, Any]]) -> list[TensorInfo]:
