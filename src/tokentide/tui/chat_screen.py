@@ -413,7 +413,8 @@ class ChatScreen(Screen[None]):
             badge.update("↓ new text · End" if self.generating else "↓ latest · End")
 
     def watch_generating(self, generating: bool) -> None:
-        self.set_class(generating, "-generating")
+        # (No CSS class for this: a class on the screen restyles every widget in it,
+        # ~40 ms with a few answers on screen, at the start and at the end of each.)
         self.composer.answer_streaming = generating
         if not generating:
             self._idle.set()
@@ -648,24 +649,46 @@ class ChatScreen(Screen[None]):
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(generation.wait()), 2.0)
             raise
+        # The last tokens first: the answer's final state is painted, then the rest of
+        # the end (saving, status, sidebar, garbage collection) runs (issue 17).
+        self._show_end(generation, message)
+        await self._painted()
         self._finish(generation, message, recorder)
 
-    def _finish(
-        self, generation: Generation, message: AssistantMessage, recorder: AnswerRecorder | None
-    ) -> None:
+    async def _painted(self) -> None:
+        """Return once the screen has been refreshed (or after 0.5 s, if nothing is
+        painting: a suspended app, a screen not shown)."""
+        painted = asyncio.Event()
+        self.call_after_refresh(painted.set)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await painted.wait()
+
+    def _end_state(self, generation: Generation) -> State:
         state = generation.state
-        if not state.finished:  # the worker was cancelled before the producer ended
-            state = State.STOPPED
-        status = _STATUS_OF[state]
-        text = message.source
+        # the worker was cancelled before the producer ended
+        return state if state.finished else State.STOPPED
+
+    def _show_end(self, generation: Generation, message: AssistantMessage) -> None:
+        """The answer's final text and footer: only what must be painted at the end."""
+        state = self._end_state(generation)
         note = {
             State.DONE: f"{(generation.finish.reason if generation.finish else None) or 'done'}",
             State.STOPPED: "stopped",
             State.ERROR: "error",
         }[state]
-        self.view.unfold()
         figures = describe_stats(generation.stats)
-        message.finish(status, note=f"{note} · {figures}" if figures else note)
+        message.finish(_STATUS_OF[state], note=f"{note} · {figures}" if figures else note)
+
+    def _finish(
+        self, generation: Generation, message: AssistantMessage, recorder: AnswerRecorder | None
+    ) -> None:
+        state = self._end_state(generation)
+        status = _STATUS_OF[state]
+        text = message.source
+        if message.is_streaming:
+            self._show_end(generation, message)
+        self.view.unfold()
         use = AnswerUse.of(generation.finish.usage if generation.finish else None, self.profile)
         self.meter.add(use)
         served = generation.finish.model if generation.finish else None

@@ -126,6 +126,11 @@ class _FullCollectionsDeferred:
             return
         self.holders -= 1
         if self.holders == 0 and self._saved is not None:
+            # Restoring the threshold alone would let the next young collection start
+            # the full one held back, over everything the stream left: 40-90 ms inside
+            # the paint of the answer's last tokens (issue 17).  Freezing the survivors
+            # first is O(1); the app's settle_gc() at rest unfreezes and collects them.
+            gc.freeze()
             gc.set_threshold(*self._saved)
             self._saved = None
 
