@@ -2,9 +2,9 @@
 
 * :class:`Session`: one app in its own tmux server (private socket, no user config,
   fixed size), its process found under the pane, and everything killed on close;
-* :func:`cpu_seconds`, :func:`rss_mb`, :func:`context_switches`: one process's CPU time
-  (all threads, nanoseconds from ``schedstat``), resident memory and voluntary +
-  involuntary context switches (all threads);
+* :func:`cpu_seconds`, :func:`rss_mb`, :func:`context_switches`, :func:`written_kb`: one
+  process's CPU time (all threads, nanoseconds from ``schedstat``), resident memory,
+  voluntary + involuntary context switches (all threads) and bytes written;
 * :func:`wait_quiet`: until a process's CPU stops increasing.
 """
 
@@ -29,6 +29,7 @@ __all__ = [
     "require_tmux",
     "rss_mb",
     "wait_quiet",
+    "written_kb",
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -92,6 +93,12 @@ def rss_mb(pid: int) -> float | None:
     """Resident memory (``VmRSS``) in MB (10^6 bytes); None once the process is gone."""
     value = _status(Path(f"/proc/{pid}/status")).get("VmRSS")
     return None if value is None else int(value.split()[0]) * 1024 / 1e6
+
+
+def written_kb(pid: int) -> float | None:
+    """Bytes ``pid`` has written so far (``wchar``: terminal, files, sockets), in kB."""
+    value = _status(Path(f"/proc/{pid}/io")).get("wchar")
+    return None if value is None else int(value) / 1e3
 
 
 def context_switches(pid: int) -> int | None:

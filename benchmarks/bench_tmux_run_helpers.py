@@ -20,6 +20,7 @@ from benchmarks.bench_tmux_helpers import (
     cpu_seconds,
     rss_mb,
     wait_quiet,
+    written_kb,
 )
 from benchmarks.bench_tui_render import make_answer, make_text
 from benchmarks.paced_source import serve_paced
@@ -60,6 +61,12 @@ class StreamRun:
     error: str | None = None
 
     @property
+    def rss_growth(self) -> float | None:
+        if self.rss_before is None or self.rss_after is None:
+            return None
+        return self.rss_after - self.rss_before
+
+    @property
     def mid_median(self) -> float | None:
         ok = [v for v in self.mid_lags if v is not None]
         return statistics.median(ok) if ok and len(ok) == len(self.mid_lags) else None
@@ -80,6 +87,7 @@ class OpenRun:
     cpu_until_idle: float | None
     idle_after: float | None
     rss: float | None
+    written_kb: float | None
     error: str | None = None
 
 
@@ -229,7 +237,7 @@ def open_run(app: AppSpec, pairs: list[tuple[str, str]], run: int, *, timeout: f
         env = _env(tmp, "http://127.0.0.1:9/v1", app)
         source = tmp / "pairs.json"
         source.write_text(json.dumps(pairs))
-        written = subprocess.run(
+        wrote = subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "bench_tmux_db_helpers.py"), str(source)],
             env={**os.environ, **env},
             cwd=app.tree or ROOT,
@@ -237,20 +245,22 @@ def open_run(app: AppSpec, pairs: list[tuple[str, str]], run: int, *, timeout: f
             text=True,
             check=False,
         )
-        if written.returncode != 0:
-            raise RuntimeError(f"could not write the conversation: {written.stderr.strip()}")
-        conversation = written.stdout.strip()
+        if wrote.returncode != 0:
+            raise RuntimeError(f"could not write the conversation: {wrote.stderr.strip()}")
+        conversation = wrote.stdout.strip()
         command = _command(app, "", "--conversation", conversation)
         with Session(command, cwd=app.tree or ROOT, env=env) as s:
             pid = s.find_app()
             seen = s.wait_for([OPEN_END], timeout)
+            n = 2 * len(pairs)
             if seen is None:
-                return OpenRun(app.name, run, 2 * len(pairs), chars, None, None, None,
-                               rss_mb(pid), f"last message not on screen within {timeout:.0f} s")  # fmt: skip
+                return OpenRun(app.name, run, n, chars, None, None, None, rss_mb(pid),
+                               written_kb(pid),
+                               f"last message not on screen within {timeout:.0f} s")  # fmt: skip
             quiet = wait_quiet(pid, quiet_for=1.0, threshold=QUIET, timeout=timeout)
-            rss = rss_mb(pid)
+            rss, written = rss_mb(pid), written_kb(pid)
             if quiet is None:
-                return OpenRun(app.name, run, 2 * len(pairs), chars, seen - s.started,
-                               cpu_seconds(pid), None, rss, f"not idle within {timeout:.0f} s")  # fmt: skip
-            return OpenRun(app.name, run, 2 * len(pairs), chars, seen - s.started, quiet[1],
-                           quiet[0] - s.started, rss)  # fmt: skip
+                return OpenRun(app.name, run, n, chars, seen - s.started, cpu_seconds(pid),
+                               None, rss, written, f"not idle within {timeout:.0f} s")  # fmt: skip
+            return OpenRun(app.name, run, n, chars, seen - s.started, quiet[1],
+                           quiet[0] - s.started, rss, written)  # fmt: skip
