@@ -315,8 +315,13 @@ class ChatScreen(Screen[None]):
         self.view.anchor()
         self.query_one("#new-text").display = False
         self.sidebar.display = False
-        self.set_interval(0.2, self._check_following)
-        self.set_interval(0.5, self._checkpoint)
+        # No timer runs while the chat is idle (issue 17): the "new text" badge follows
+        # scrolling and content changes, and polls only while an answer streams; the
+        # history checkpoint ticks only while an answer is recorded or writes wait.
+        self._follow_timer = self.set_interval(0.2, self._check_following, pause=True)
+        self._checkpoint_timer = self.set_interval(0.5, self._checkpoint, pause=True)
+        self.watch(self.view, "scroll_y", self._scrolled, init=False)
+        self.watch(self.view, "virtual_size", self._scrolled, init=False)
         if self.conversation_id is not None:
             self.open_conversation(self.conversation_id)
 
@@ -388,6 +393,21 @@ class ChatScreen(Screen[None]):
             except TideError as error:
                 self.notify(str(error), title="History", severity="error")
             self._report_history_wait(store.pending)
+        self._arm_checkpoint()
+
+    def _arm_checkpoint(self) -> None:
+        """Tick while an answer is being recorded or history writes wait; else sleep."""
+        store = self.store
+        recording = self._recorder is not None and not self._recorder.finished
+        waiting = store is not None and bool(store.pending or self._history_waiting)
+        if recording or waiting:
+            self._checkpoint_timer.resume()
+        else:
+            self._checkpoint_timer.pause()
+
+    def _scrolled(self) -> None:
+        if not self.generating:  # while streaming the timer checks at 5 Hz
+            self._check_following()
 
     def _report_history_wait(self, waiting: int) -> None:
         """Say once when writes start waiting, and once when they have all landed."""
@@ -416,8 +436,13 @@ class ChatScreen(Screen[None]):
         # (No CSS class for this: a class on the screen restyles every widget in it,
         # ~40 ms with a few answers on screen, at the start and at the end of each.)
         self.composer.answer_streaming = generating
-        if not generating:
+        if generating:
+            self._follow_timer.resume()
+        else:
+            self._follow_timer.pause()
+            self._check_following()
             self._idle.set()
+        self._arm_checkpoint()
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -885,6 +910,7 @@ class ChatScreen(Screen[None]):
                 self.store.truncate_after(self.conversation_id, first, inclusive=True)
             except TideError as error:
                 self.notify(str(error), title="History", severity="error")
+            self._arm_checkpoint()
 
     # -- copying, token details, following -------------------------------------------------
 
@@ -1073,6 +1099,9 @@ class ChatScreen(Screen[None]):
             self.composer.focus()
 
     def _refresh_sidebar(self) -> None:
+        """Show the store's conversations (after every change to them) and, if writes
+        are waiting for another process's lock, have the checkpoint retry them."""
+        self._arm_checkpoint()
         if self.store is None or not self.sidebar.display or not self.sidebar.built:
             return
         try:

@@ -21,6 +21,7 @@ from typing import ClassVar
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import TextArea
 
 __all__ = ["Composer"]
@@ -69,6 +70,7 @@ class Composer(TextArea):
         self._history_index: int | None = None
         self._draft = ""
         self._pastes: dict[int, str] = {}
+        self._blink_timer: Timer | None = None
         self.answer_streaming = False
         """Set by the chat screen: the editor waits while an answer streams, because the
         app's event loop (and so the stream and its deadlines) is paused while the
@@ -117,7 +119,28 @@ class Composer(TextArea):
                     keys = binding.key
         return {key.strip() for key in (keys or "").split(",") if key.strip()}
 
+    # -- the cursor blinks while you type, then rests (no timer ticks in an idle app) ----
+
+    BLINK_FOR: ClassVar[float] = 10.0
+    """Seconds after the last key (or focus) that the cursor goes on blinking; then it
+    stays lit, as terminals do, so an idle chat wakes the CPU for nothing."""
+
+    def _wake_cursor(self) -> None:
+        if not self.cursor_blink:
+            self.cursor_blink = True
+        if self._blink_timer is not None:
+            self._blink_timer.stop()  # a one-shot timer cannot be re-armed once it fired
+        self._blink_timer = self.set_timer(self.BLINK_FOR, self._rest_cursor)
+
+    def _rest_cursor(self) -> None:
+        self.cursor_blink = False
+
+    def _on_focus(self, event: events.Focus) -> None:
+        super()._on_focus(event)
+        self._wake_cursor()
+
     async def _on_key(self, event: events.Key) -> None:
+        self._wake_cursor()
         # Send/newline are handled here, in order with the typed characters: a priority
         # binding would run before the keys typed just ahead of it reached the editor
         # (``hello⏎`` arriving in one read would send an empty prompt).
