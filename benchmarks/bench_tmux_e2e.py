@@ -15,7 +15,10 @@ one more per ``--tree [LABEL=]PATH`` (``tide chat`` with ``PYTHONPATH=PATH/src``
 PATH), and ``stock`` (``benchmarks/stock_markdown_app.py``: Textual's ``Markdown``
 widget fed through ``MarkdownStream``, one ``write`` per token, as oterm and toad do).
 Runs are interleaved: for each run, for each rate × length, every app in turn (the
-order rotates from run to run).  Tables show medians of ``--runs`` (default 3).
+order rotates from run to run).  Tables show medians of ``--runs`` (default 3), the
+range, and each tide beside stock (and this checkout beside each ``--tree``) as a ratio
+(a difference for memory).  Ctrl-C, SIGTERM or SIGHUP stop it with the tables of the
+runs done so far.
 
 Per answer (rate × length):
 
@@ -50,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -122,29 +126,29 @@ STREAM_METRICS: list[tuple[str, Callable[[StreamRun], float | None], str, str]] 
 def stream_tables(
     apps: list[AppSpec], combos: list[tuple[float, int]], runs: list[StreamRun]
 ) -> str:
-    stock = next((a.name for a in apps if a.kind == "stock"), None)
-    ours = [a.name for a in apps if a.kind != "stock"]
+    # Comparisons: every tide beside stock, and this checkout beside each --tree.
+    stock = [a.name for a in apps if a.kind == "stock"]
+    trees = [a.name for a in apps if a.tree is not None]
+    pairs = [(a.name, b) for b in stock for a in apps if a.kind != "stock"]
+    pairs += [("tide", b) for b in trees]
     lines: list[str] = []
     for title, get, fmt, compare in STREAM_METRICS:
-        head = ["tok/s", "tokens", *[a.name for a in apps]]
-        if stock and compare:
-            sign = "/" if compare == "ratio" else "−"
-            head += [f"{name} {sign} stock" for name in ours]
+        shown = pairs if compare else []
+        sign = "/" if compare == "ratio" else "−"
+        head = ["tok/s", "tokens", *[a.name for a in apps], *[f"{x} {sign} {y}" for x, y in shown]]
         lines += [f"\n**{title}**\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for rate, n in combos:
             these = {a.name: [get(r) for r in runs if (r.app, r.rate, r.tokens) == (a.name, rate, n)]
                      for a in apps}  # fmt: skip
             row = [f"{rate:,.0f}", f"{n:,}", *[_cell(these[a.name], fmt) for a in apps]]
-            if stock and compare:
-                base = _median(these[stock])
-                for name in ours:
-                    mine = _median(these[name])
-                    if mine is None or base is None or (compare == "ratio" and base <= 0):
-                        row.append("–")
-                    elif compare == "ratio":
-                        row.append(f"{mine / base:.2f}×")
-                    else:
-                        row.append(f"{mine - base:+.1f}")
+            for x, y in shown:
+                mine, base = _median(these[x]), _median(these[y])
+                if mine is None or base is None or (compare == "ratio" and base <= 0):
+                    row.append("–")
+                elif compare == "ratio":
+                    row.append(f"{mine / base:.2f}×")
+                else:
+                    row.append(f"{mine - base:+.1f}")
             lines.append("| " + " | ".join(row) + " |")
         if title.startswith("mid lag (max"):
             lines.append("\n(– in a run: one of the words was never on screen in a capture: it "
@@ -163,6 +167,45 @@ def open_table(runs: list[OpenRun], names: list[str]) -> str:
                      f"{_cell([r.rss for r in mine], '.1f')} | "
                      f"{_cell([r.written_kb for r in mine], '.0f')} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def measure(
+    apps: list[AppSpec],
+    combos: list[tuple[float, int]],
+    runs: int,
+    conversation: list[tuple[str, str]],
+    idle: float,
+    timeout: float | None,
+    stream_results: list[StreamRun],
+    open_results: list[OpenRun],
+) -> None:
+    """Every run, interleaved; results are appended as they come (kept on Ctrl-C)."""
+    pairs = len(conversation)
+    for run in range(runs):
+        order = apps[run % len(apps) :] + apps[: run % len(apps)]
+        for rate, n in combos:
+            for app in order:
+                result = stream_run(
+                    app, rate, n, run, idle=idle, timeout=timeout or 4 * n / rate + 120
+                )
+                stream_results.append(result)
+                note = f" ERROR {result.error}" if result.error else ""
+                shown = "–" if result.end_lag is None else f"{result.end_lag:.3f} s"
+                print(f"  run {run + 1} {app.name:>8} {rate:>6,.0f} tok/s {n:>6,} tokens: "
+                      f"end lag {shown}, load {os.getloadavg()[0]:.2f}{note}", flush=True)  # fmt: skip
+        for app in order:
+            if conversation and app.kind == "tide":
+                opened = open_run(app, conversation, run, timeout=timeout or 120)
+                open_results.append(opened)
+                shown = "–" if opened.last_on_screen is None else f"{opened.last_on_screen:.2f} s"
+                cpu = "–" if opened.cpu_until_idle is None else f"{opened.cpu_until_idle:.2f} s"
+                note = f" ERROR {opened.error}" if opened.error else ""
+                print(f"  run {run + 1} {app.name:>8} open {2 * pairs:,} messages: last on "
+                      f"screen {shown}, CPU {cpu}{note}", flush=True)  # fmt: skip
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main() -> None:
@@ -184,7 +227,11 @@ def main() -> None:
     add("--no-stock", action="store_true", help="skip the stock MarkdownStream app")
     add("--tree", type=_tree, action="append", default=[], metavar="[LABEL=]PATH",
         help="also run tide chat from this checkout (PYTHONPATH=PATH/src); repeatable")  # fmt: skip
-    add("--timeout", type=float, help="per-run limit, s (default 4 × stream time + 60)")
+    add(
+        "--timeout",
+        type=float,
+        help="per-run limit, s (default 4 × stream time + 120; opening: 120)",
+    )
     add("--json", type=Path, metavar="FILE", help="write every run's raw numbers here")
     args = parser.parse_args()
     try:
@@ -223,26 +270,12 @@ def main() -> None:
     stream_results: list[StreamRun] = []
     open_results: list[OpenRun] = []
     conversation = conversation_pairs(pairs) if not args.no_open else []
-    for run in range(runs):
-        order = apps[run % len(apps) :] + apps[: run % len(apps)]
-        for rate, n in combos:
-            timeout = args.timeout or 4 * n / rate + 60
-            for app in order:
-                result = stream_run(app, rate, n, run, idle=idle, timeout=timeout)
-                stream_results.append(result)
-                note = f" ERROR {result.error}" if result.error else ""
-                shown = "–" if result.end_lag is None else f"{result.end_lag:.3f} s"
-                print(f"  run {run + 1} {app.name:>8} {rate:>6,.0f} tok/s {n:>6,} tokens: "
-                      f"end lag {shown}, load {os.getloadavg()[0]:.2f}{note}", flush=True)  # fmt: skip
-        for app in order:
-            if conversation and app.kind == "tide":
-                opened = open_run(app, conversation, run, timeout=args.timeout or 120)
-                open_results.append(opened)
-                shown = "–" if opened.last_on_screen is None else f"{opened.last_on_screen:.2f} s"
-                cpu = "–" if opened.cpu_until_idle is None else f"{opened.cpu_until_idle:.2f} s"
-                note = f" ERROR {opened.error}" if opened.error else ""
-                print(f"  run {run + 1} {app.name:>8} open {2 * pairs:,} messages: last on "
-                      f"screen {shown}, CPU {cpu}{note}", flush=True)  # fmt: skip
+    signal.signal(signal.SIGTERM, _interrupt)  # so every tmux server is still killed
+    signal.signal(signal.SIGHUP, _interrupt)
+    try:
+        measure(apps, combos, runs, conversation, idle, args.timeout, stream_results, open_results)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the tables show the runs done so far")
     if stream_results:
         print(stream_tables(apps, combos, stream_results))
     if open_results:

@@ -152,6 +152,17 @@ def _command(app: AppSpec, url: str, *extra: str) -> list[str]:
 def stream_run(
     app: AppSpec, rate: float, n_tokens: int, run: int, *, idle: float, timeout: float
 ) -> StreamRun:
+    """One answer streamed into ``app``; a failure is a run with its ``error`` set."""
+    try:
+        return _stream_run(app, rate, n_tokens, run, idle=idle, timeout=timeout)
+    except (RuntimeError, OSError) as error:
+        return StreamRun(app.name, rate, n_tokens, run, None, (None,) * len(MID_AT), None,
+                         None, None, None, None, None, str(error))  # fmt: skip
+
+
+def _stream_run(
+    app: AppSpec, rate: float, n_tokens: int, run: int, *, idle: float, timeout: float
+) -> StreamRun:
     tokens, marks, words = stream_tokens(n_tokens)
     holder: dict[str, float] = {}
 
@@ -231,7 +242,18 @@ def conversation_pairs(pairs: int) -> list[tuple[str, str]]:
 
 
 def open_run(app: AppSpec, pairs: list[tuple[str, str]], run: int, *, timeout: float) -> OpenRun:
+    """``app`` opening a saved conversation of ``pairs``; a failure has ``error`` set."""
     chars = sum(len(q) + len(a) for q, a in pairs)
+    try:
+        return _open_run(app, pairs, run, chars, timeout=timeout)
+    except (RuntimeError, OSError) as error:
+        return OpenRun(app.name, run, 2 * len(pairs), chars, None, None, None, None, None,
+                       str(error))  # fmt: skip
+
+
+def _open_run(
+    app: AppSpec, pairs: list[tuple[str, str]], run: int, chars: int, *, timeout: float
+) -> OpenRun:
     with tempfile.TemporaryDirectory(prefix="tide-bench-") as tmpdir:
         tmp = Path(tmpdir)
         env = _env(tmp, "http://127.0.0.1:9/v1", app)
