@@ -71,16 +71,22 @@ class _TokensMarkdown(RichMarkdown):
 
 @dataclass(slots=True, eq=False)
 class Block:
-    """One top-level Markdown block: its source lines and (until rendered) its tokens.
+    """One top-level Markdown block: where it is in the source and (until rendered) its
+    tokens.
 
-    Tokens are dropped once a finished block is rendered (``tokens = None``): a long
+    Offsets, not a copy of the block's text: a message's source is kept once, by its
+    :class:`IncrementalDocument` (issue 17: per-answer memory is what is shown).  Tokens
+    are dropped once a finished block is rendered (``tokens = None``): a long
     conversation would otherwise keep ~40 ``Token`` objects (each with its dicts and
     lists) per block alive, and the cyclic GC's full collections — event-loop stalls —
     grow with the number of live objects.  A re-render (new width) parses the block's
     source alone, which gives the same tokens.
     """
 
-    source: str
+    start: int
+    """Offset of the block's first character in the document's text."""
+    end: int
+    """Offset just past its last character."""
     tokens: list[Token] | None
 
 
@@ -142,10 +148,17 @@ BLANK_LINE: Final[Line] = (0,)
 
 
 def render_block(
-    block: Block, width: int, console: Console, options: ConsoleOptions, style: Style
+    block: Block,
+    text: str,
+    width: int,
+    console: Console,
+    options: ConsoleOptions,
+    style: Style,
 ) -> list[Line]:
-    """Render one block at ``width`` cells to lines on the base ``style``."""
-    tokens = block.tokens if block.tokens is not None else _PARSER.parse(block.source)
+    """Render one block of the document ``text`` at ``width`` cells on the base ``style``."""
+    tokens = (
+        block.tokens if block.tokens is not None else _PARSER.parse(text[block.start : block.end])
+    )
     md = _TokensMarkdown(tokens)
     render_options = options.update(width=width, height=None, highlight=False)
     lines = console.render_lines(md, render_options, style=style, pad=False)
@@ -196,9 +209,10 @@ class IncrementalDocument:
     document already is.
     """
 
-    __slots__ = ("_pending", "_tail_offset", "_text", "finished", "live")
+    __slots__ = ("_closed", "_pending", "_tail_offset", "_text", "finished", "live")
 
     def __init__(self) -> None:
+        self._closed = False
         self._text = ""
         self._pending: list[str] = []
         self._tail_offset = 0
@@ -236,12 +250,25 @@ class IncrementalDocument:
         last_end = max(end for _, end, _ in groups)
         starts = _line_starts(tail, last_end)
         finished = self.finished
+        base = self._tail_offset
         for start, end, tokens in groups[:-1]:
-            finished.append(Block(tail[starts[start] : starts[end]], tokens))
+            finished.append(Block(base + starts[start], base + starts[end], tokens))
         start, end, tokens = groups[-1]
-        self.live = Block(tail[starts[start] : starts[end]], tokens)
-        self._tail_offset += starts[start]
+        live = Block(base + starts[start], base + starts[end], tokens)
+        if self._closed:
+            # A complete document parsed again (after :meth:`forget`): nothing is live.
+            finished.append(live)
+            self.live = None
+            self._tail_offset = len(text)
+            return len(groups)
+        self.live = live
+        self._tail_offset = base + starts[start]
         return len(groups) - 1
+
+    @property
+    def closed(self) -> bool:
+        """:meth:`close` was called: the text is complete."""
+        return self._closed
 
     def close(self) -> None:
         """The text is complete: parse what is pending and finish the live block."""
@@ -250,6 +277,14 @@ class IncrementalDocument:
             self.finished.append(self.live)
             self.live = None
         self._tail_offset = len(self._text)
+        self._closed = True
+
+    def forget(self) -> None:
+        """Drop the blocks of a complete document (its lines are rendered and kept by
+        the caller); the next :meth:`update` parses the whole text again."""
+        if self._closed:
+            self.finished = []
+            self._tail_offset = 0
 
 
 def estimate_height(text: str, width: int) -> int:

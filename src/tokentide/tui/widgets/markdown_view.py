@@ -139,57 +139,250 @@ full_collections_deferred = _FullCollectionsDeferred()
 
 
 class _BackgroundRenderer:
-    """Renders off-screen finished messages of one app in short slices, newest first.
+    """Renders the finished messages of one app that can become visible soon.
 
-    One per app, so that 200 messages opened at once become one stream of ≤ 8 ms
-    slices rather than 200 callbacks ready in the same event-loop iteration.
+    One per app, so that 500 messages opened at once become one stream of ≤ 8 ms slices
+    rather than 500 callbacks ready in the same event-loop iteration (issue 17):
+
+    * Only messages within :attr:`WINDOW_SCREENS` viewport heights above or below their
+      scroll container's viewport are rendered, nearest first; the rest keep their
+      estimated height until the user scrolls towards them (a watcher on the
+      container's ``scroll_y`` extends the window every half screen scrolled).  A
+      message that becomes visible before it is reached renders itself when painted.
+    * Height corrections (estimate → real) are applied in batches, one layout each;
+      corrections above the viewport move the scroll position by the same amount, so
+      what is on screen stays in place (unless the view follows the end, which Textual
+      keeps at the bottom anyway).  Rendering itself refreshes nothing.
+    * Complete messages outside the window keep their rendered lines only up to
+      :attr:`KEEP_LINES` lines in all (nearest kept); the others drop them and render
+      again when they come back into the window.
     """
 
     SLICE: ClassVar[float] = 0.008
     PAUSE: ClassVar[float] = 0.004
+    WINDOW_SCREENS: ClassVar[float] = 2.0
+    """The window: this many viewport heights above and below the viewport …"""
+    WINDOW_MIN_ROWS: ClassVar[int] = 300
+    """… and at least this many rows: a short conversation renders whole (a few dozen
+    milliseconds), so scrolling through it never corrects a height."""
+    KEEP_LINES: ClassVar[int] = 2_000
+    """Rendered lines kept for complete messages outside the window, nearest first."""
+    RELAYOUT_INTERVAL: ClassVar[float] = 0.25
+    """At most one batch of height corrections per this many seconds while rendering."""
+    WAIT_LAYOUTS: ClassVar[int] = 3
+    """Ticks that wait for a pending layout before arranging the container themselves."""
 
     def __init__(self, app: App[Any]) -> None:
         self._app = weakref.ref(app)
-        self._stack: list[weakref.ref[MarkdownMessage]] = []
+        self.pending: weakref.WeakSet[MarkdownMessage] = weakref.WeakSet()
+        """Complete messages whose lines are not (all) rendered at the current width."""
+        self.rendered: weakref.WeakSet[MarkdownMessage] = weakref.WeakSet()
+        """Complete messages holding rendered lines (candidates for dropping)."""
         self._relayout: list[weakref.ref[MarkdownMessage]] = []
         self._relayout_at = 0.0
         self._timer: Timer | None = None
+        self._watched: weakref.WeakKeyDictionary[Widget, float] = weakref.WeakKeyDictionary()
+        """Scroll containers watched, with the ``scroll_y`` the window was last taken at."""
+        self.stale = False
+        """The last look at the window met a pending layout."""
+        self._waited = 0
+        """Ticks in a row that waited for a layout."""
 
     def add(self, message: MarkdownMessage) -> None:
-        self._stack.append(weakref.ref(message))
+        self.pending.add(message)
+        self.rendered.discard(message)
+        self._watch(message)
         self._arm()
+
+    def done(self, message: MarkdownMessage) -> None:
+        """``message`` is complete and rendered (by itself: painted, or streamed)."""
+        self.pending.discard(message)
+        self.rendered.add(message)
+        self._watch(message)
+
+    def _watch(self, message: MarkdownMessage) -> None:
+        container = message._scroller()
+        if container is not None and container not in self._watched:
+            self._watched[container] = container.scroll_y
+            container.watch(container, "scroll_y", self._scrolled, init=False)
+
+    def _scrolled(self) -> None:
+        if self._timer is not None or not (self.pending or self.rendered):
+            return
+        for container, taken_at in self._watched.items():
+            if abs(container.scroll_y - taken_at) * 2 >= max(1, container.size.height):
+                self._arm()
+                return
 
     def _arm(self) -> None:
         app = self._app()
-        if self._timer is None and app is not None and self._stack:
+        if self._timer is None and app is not None and (self.pending or self.rendered):
             self._timer = app.set_timer(self.PAUSE, self._tick, name="markdown-prerender")
+
+    def _distances(
+        self, messages: weakref.WeakSet[MarkdownMessage]
+    ) -> list[tuple[int, MarkdownMessage]]:
+        """``(rows from the viewport, message)`` for laid-out messages, nearest first.
+
+        Positions come from the scroll container's arrangement (which the compositor
+        caches and reuses for its next layout), not from the screen's map of every
+        widget, which Textual would rebuild after each layout for 1,000+ widgets.
+        """
+        out: list[tuple[int, int, MarkdownMessage]] = []
+        placed: dict[Widget, dict[Widget, Region] | None] = {}
+        for order, message in enumerate(list(messages)):
+            if not message.is_attached:
+                messages.discard(message)
+                continue
+            container = message._scroller()
+            if container is None:
+                continue
+            if container not in placed:
+                regions = _child_regions(container, current=self._waited < self.WAIT_LAYOUTS)
+                placed[container] = regions
+                if regions is None:
+                    self.stale = True
+                else:
+                    self._watched[container] = container.scroll_y
+            regions = placed[container]
+            if regions is None:
+                continue  # a layout is pending: after it
+            region = regions.get(_top(message, container))
+            if region is None:
+                continue  # not displayed (folded away) or not laid out yet
+            view_y = round(container.scroll_y)
+            view_bottom = view_y + container.scrollable_content_region.height
+            if region.bottom <= view_y:
+                distance = view_y - region.bottom
+            elif region.y >= view_bottom:
+                distance = region.y - view_bottom
+            else:
+                distance = 0
+            out.append((distance, -order, message))
+        out.sort(key=lambda item: (item[0], item[1]))
+        return [(distance, message) for distance, _, message in out]
+
+    def _margin(self, message: MarkdownMessage) -> int:
+        container = message._scroller()
+        height = container.scrollable_content_region.height if container is not None else 0
+        return max(self.WINDOW_MIN_ROWS, int(height * self.WINDOW_SCREENS))
 
     def _tick(self) -> None:
         self._timer = None
         deadline = perf_counter() + self.SLICE
-        stack = self._stack
-        while stack:
-            message = stack[-1]()
-            if message is None or not message.is_attached:
-                stack.pop()
+        more = False
+        self.stale = False
+        candidates = self._distances(self.pending)
+        if self.stale:
+            # Positions are known once the pending layout is done (mounting, a height
+            # correction): look again after the next refresh.
+            self._waited += 1
+            if (app := self._app()) is not None:
+                app.call_after_refresh(self._arm)
+            if not candidates:
+                return
+        else:
+            self._waited = 0
+        for distance, message in candidates:
+            if distance > self._margin(message):
+                break  # outside the window: waits for the user to scroll nearer
+            if message._live:
+                self.pending.discard(message)
             elif message._prerender(deadline):
-                stack.pop()
+                self.pending.discard(message)
+                self.rendered.add(message)
                 if message._height_changed():
                     self._relayout.append(weakref.ref(message))
             if perf_counter() >= deadline:
+                more = True
                 break
-        # Off-screen height corrections: one layout per 250 ms, not one per message.
         now = perf_counter()
-        if self._relayout and (not stack or now >= self._relayout_at):
-            self._relayout_at = now + 0.25
-            for ref in self._relayout:
-                if (target := ref()) is not None and target.is_attached:
-                    target.refresh(layout=True)
-            self._relayout.clear()
-        self._arm()
+        if self._relayout and (not more or now >= self._relayout_at):
+            self._relayout_at = now + self.RELAYOUT_INTERVAL
+            self._correct_heights()
+        if not more:
+            self._trim()
+        if more or self._relayout:
+            self._arm()
+
+    def _correct_heights(self) -> None:
+        """One layout for a batch of height corrections; what is shown stays in place."""
+        shifts: dict[Widget, int] = {}
+        placed: dict[Widget, dict[Widget, Region]] = {}
+        for ref in self._relayout:
+            target = ref()
+            if target is None or not target.is_attached:
+                continue
+            container = target._scroller()
+            delta = target._rendered_height() - target._reported_height
+            if container is not None and delta and not _follows_end(container):
+                regions = placed.get(container)
+                if regions is None:
+                    regions = placed[container] = _child_regions(container) or {}
+                region = regions.get(_top(target, container))
+                if region is not None and region.bottom <= round(container.scroll_y):
+                    shifts[container] = shifts.get(container, 0) + delta
+            target.refresh(layout=True)
+        self._relayout.clear()
+        for container, delta in shifts.items():
+            # Applied with the layout that grows or shrinks the content above, so the
+            # visible rows never move; validation would clamp it to the old height.
+            y = max(0, round(container.scroll_y) + delta)
+            container.set_reactive(Widget.scroll_y, y)
+            container.set_reactive(Widget.scroll_target_y, y)
+            self._watched[container] = y
+
+    def _trim(self) -> None:
+        """Drop the lines of complete messages far outside the window (over budget)."""
+        kept = 0
+        for distance, message in self._distances(self.rendered):
+            if message._live or not message._is_exact():
+                self.rendered.discard(message)
+                continue
+            if distance <= self._margin(message):
+                continue
+            lines = message._rendered_height()
+            if kept + lines <= self.KEEP_LINES:
+                kept += lines
+                continue
+            message._drop_lines()
+            self.rendered.discard(message)
+            self.pending.add(message)
+
+
+def _follows_end(container: Widget) -> bool:
+    return container.is_anchored and not container._anchor_released
+
+
+def _top(widget: Widget, container: Widget) -> Widget:
+    """The child of ``container`` that holds ``widget``."""
+    while widget.parent is not container and isinstance(widget.parent, Widget):
+        widget = widget.parent
+    return widget
+
+
+def _child_regions(container: Widget, *, current: bool = False) -> dict[Widget, Region] | None:
+    """Where the container's displayed children are, in its scrolled (virtual) space.
+
+    With ``current``, ``None`` while a layout is pending (the arrangement the compositor
+    caches is stale): arranging 1,000 children here costs what the layout will, and the
+    layout would then do it again.
+    """
+    size = container.scrollable_content_region.size
+    if current and (size, container._nodes._updates, False) not in container._arrangement_cache:
+        return None
+    arrangement = container.arrange(size)
+    return {placement.widget: placement.region for placement in arrangement.placements}
 
 
 _renderers: weakref.WeakKeyDictionary[App[Any], _BackgroundRenderer] = weakref.WeakKeyDictionary()
+
+
+def _renderer(app: App[Any]) -> _BackgroundRenderer:
+    renderer = _renderers.get(app)
+    if renderer is None:
+        renderer = _renderers[app] = _BackgroundRenderer(app)
+    return renderer
 
 
 class MarkdownMessage(Widget):
@@ -254,6 +447,9 @@ class MarkdownMessage(Widget):
         self._live_lines: list[Line] = []  # the live block (with its separator)
         self._parsed = False
         self._reported_height = -1
+        self._known_height = (0, 0)
+        """``(width, height)`` of the last complete render: the height of a message whose
+        lines were dropped (far off-screen) until it is rendered again."""
         self._queued = False
         # Frame scheduling.
         self._frame_pending = False
@@ -387,7 +583,7 @@ class MarkdownMessage(Widget):
             # At least as much as the live block already holds: each frame re-parses
             # that block, so a single huge paragraph costs O(n) in all, not O(n²).
             live = self._doc.live
-            self._feed_backlog(max(self.FRAME_CHARS, len(live.source) if live else 0))
+            self._feed_backlog(max(self.FRAME_CHARS, live.end - live.start if live else 0))
         old_total = len(self._lines) + len(self._live_lines)
         first_changed = self._sync(width, deadline=start + self.FRAME_BUDGET)
         # Text still waiting, or more finished blocks than one frame renders: go on.
@@ -401,6 +597,8 @@ class MarkdownMessage(Widget):
         self._refresh_from(first_changed, old_total)
         if more:
             self._schedule_frame()
+        elif not self._live:
+            self._completed()
 
     def _refresh_from(self, first_changed: int, old_total: int) -> None:
         total = len(self._lines) + len(self._live_lines)
@@ -434,7 +632,47 @@ class MarkdownMessage(Widget):
         self._width = width
         self._lines = []
         self._live_lines = []
+        self._strips.clear()
         self._rendered_blocks = 0
+        if self._doc.closed and not self._doc.finished:
+            self._parsed = False  # blocks forgotten: parse the whole text again
+
+    def _completed(self) -> None:
+        """A complete message is rendered at its width: keep only its lines.
+
+        Its blocks (offsets, and tokens for the last) are forgotten; the lines are what
+        is kept, and the background renderer may drop them too when the message is far
+        off-screen (:meth:`_drop_lines`).
+        """
+        doc = self._doc
+        if not doc.closed or doc.live is not None or self._rendered_blocks != len(doc.finished):
+            return
+        doc.forget()
+        self._rendered_blocks = 0
+        self._known_height = (self._width, self._rendered_height())
+        if self.is_attached:
+            _renderer(self.app).done(self)
+
+    def _drop_lines(self) -> None:
+        """Free the rendered lines (far off-screen); the height stays as it was."""
+        self._lines = []
+        self._live_lines = []
+        self._strips.clear()
+        self._rendered_blocks = 0
+        self._parsed = False
+        self._queued = True
+
+    def _rendered_height(self) -> int:
+        return len(self._lines) + len(self._live_lines)
+
+    def _scroller(self) -> Widget | None:
+        """The nearest scrolling ancestor (the conversation), if any."""
+        node = self.parent
+        while isinstance(node, Widget):
+            if node.styles.overflow_y in ("auto", "scroll"):
+                return node
+            node = node.parent
+        return None
 
     def _sync(self, width: int, deadline: float | None) -> int:
         """Render what is missing at ``width``; returns the first line that changed.
@@ -457,11 +695,12 @@ class MarkdownMessage(Widget):
         first_changed = len(lines)
         blank: Line = BLANK_LINE
         finished = doc.finished
+        text = doc.text
         while self._rendered_blocks < len(finished):
             block = finished[self._rendered_blocks]
             if lines:
                 lines.append(blank)
-            lines.extend(render_block(block, width, console, options, style))
+            lines.extend(render_block(block, text, width, console, options, style))
             block.tokens = None
             self._rendered_blocks += 1
             if deadline is not None and perf_counter() >= deadline:
@@ -471,7 +710,7 @@ class MarkdownMessage(Widget):
         if doc.live is not None and self._rendered_blocks == len(finished):
             if lines:
                 live.append(blank)
-            live.extend(render_block(doc.live, width, console, options, style))
+            live.extend(render_block(doc.live, text, width, console, options, style))
         self._live_lines = live
         if len(lines) == first_changed:
             # Only the live block changed: find its first differing line.
@@ -495,10 +734,11 @@ class MarkdownMessage(Widget):
         if not self._is_exact():
             return False
         self._queued = False
+        self._completed()
         return True
 
     def _height_changed(self) -> bool:
-        return len(self._lines) + len(self._live_lines) != self._reported_height
+        return self._rendered_height() != self._reported_height
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
         return container.width
@@ -517,13 +757,12 @@ class MarkdownMessage(Widget):
                 self._sync(width, deadline=None)
         if not self._live and not self._is_exact():
             # A complete message: estimate now, render when visible or in the background.
-            if not self._queued:
+            if not self._queued or self not in _renderer(self.app).pending:
                 self._queued = True
-                renderer = _renderers.get(self.app)
-                if renderer is None:
-                    renderer = _renderers[self.app] = _BackgroundRenderer(self.app)
-                renderer.add(self)
-            height = estimate_height(self._doc.text, width)
+                _renderer(self.app).add(self)
+            known_width, height = self._known_height
+            if known_width != width:
+                height = estimate_height(self._doc.text, width)
         else:
             # Streaming: what is rendered; the next frame catches up with pending text.
             height = len(self._lines) + len(self._live_lines)
@@ -535,6 +774,8 @@ class MarkdownMessage(Widget):
         if width and not self._live and not self._is_exact():
             # Became visible before the background renderer reached it.
             self._sync(width, deadline=None)
+            self._queued = False
+            self._completed()
             if self._height_changed():
                 self.call_later(self.refresh, layout=True)
         lines = self._lines
