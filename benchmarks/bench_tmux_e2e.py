@@ -41,7 +41,8 @@ Per answer (rate × length):
 500), written with ``HistoryStore`` (``benchmarks/bench_tmux_db_helpers.py``, with the
 tree's own store) before ``tide chat --conversation ID`` starts in tmux: time from
 starting the session to the last answer's end word on screen, the process's CPU from
-its start until idle, when it became idle, and its RSS then.
+its start until idle, when it became idle, its RSS then and the bytes it wrote until then
+(``wchar``: terminal and files).
 
 Combinations that stream longer than ``--max-stream`` seconds (default 120; 20,000
 tokens at 50 tok/s is 400 s) are left out and listed.  Linux and tmux only; every tmux
@@ -226,7 +227,7 @@ def main() -> None:
     add("--no-stream", action="store_true", help="skip the streamed answers")
     add("--no-stock", action="store_true", help="skip the stock MarkdownStream app")
     add("--tree", type=_tree, action="append", default=[], metavar="[LABEL=]PATH",
-        help="also run tide chat from this checkout (PYTHONPATH=PATH/src); repeatable")  # fmt: skip
+        help="also run tide chat from the checkout at PATH (PYTHONPATH=PATH/src); repeatable")  # fmt: skip
     add(
         "--timeout",
         type=float,
@@ -253,6 +254,9 @@ def main() -> None:
     idle = args.idle if args.idle is not None else (2.0 if args.quick else 5.0)
     pairs = args.pairs or (100 if args.quick else 500)
     apps = [AppSpec("tide", "tide"), *args.tree]
+    names = [a.name for a in apps]
+    if len(set(names)) < len(names) or "stock" in names:
+        parser.error("each --tree needs its own LABEL (not tide or stock): --tree LABEL=PATH")
     if not args.no_stock:
         apps.append(AppSpec("stock", "stock"))
     combos = [(r, n) for r in rates for n in lengths if n / r <= args.max_stream]

@@ -181,6 +181,9 @@ class Session:
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         args.append(shlex.join(command))
+        # In the same tmux call, so it holds before the app could exit: a crashed app's
+        # last screen (its traceback) stays readable for the error message.
+        args += [";", "set-option", "-w", "-t", "bench", "remain-on-exit", "on"]
         result = self._run(*args)
         if result.returncode != 0:
             self.close()
@@ -219,19 +222,41 @@ class Session:
                 if found is not None:
                     self.pid = found
                     return found
+            if self.dead():
+                break
             time.sleep(0.05)  # polling for the process to appear
-        raise RuntimeError("the app's process did not appear under the tmux pane")
+        raise RuntimeError(
+            f"the app's process did not appear under the tmux pane{self.last_words()}"
+        )
+
+    def last_words(self) -> str:
+        """The last non-blank lines on screen, for an error message."""
+        lines = [line.strip() for line in self.capture().splitlines() if line.strip()]
+        dead = [line for line in lines if line.startswith("Pane is dead")]
+        lines = [line for line in lines if not line.startswith("Pane is dead")]
+        text = ("; its screen ends: " + " | ".join(lines[-4:])) if lines else ""
+        if dead:  # "Pane is dead (status 1, <date>)"
+            text = f"; the app exited ({dead[-1].partition('(')[2].partition(',')[0]})" + text
+        return text
 
     def wait_for(self, needles: Sequence[str], timeout: float, poll: float = 0.02) -> float | None:
         """Until every needle is on screen at once; the time of that capture."""
         deadline = time.monotonic() + timeout
+        polls = 0
         while time.monotonic() < deadline:
             screen = self.capture()
             now = time.monotonic()
             if all(n in screen for n in needles):
                 return now
+            polls += 1
+            if polls % 25 == 0 and self.dead():
+                return None
             time.sleep(poll)  # polling the screen
         return None
+
+    def dead(self) -> bool:
+        """Whether the app has exited (its pane stays, ``remain-on-exit``)."""
+        return self.run("display-message", "-p", "-t", "bench", "#{pane_dead}").strip() == "1"
 
     def close(self) -> None:
         self._run("kill-server")

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.bench_text_helpers import make_answer, make_text
 from benchmarks.bench_tmux_helpers import (
     Session,
     context_switches,
@@ -22,13 +23,14 @@ from benchmarks.bench_tmux_helpers import (
     wait_quiet,
     written_kb,
 )
-from benchmarks.bench_tui_render import make_answer, make_text
 from benchmarks.paced_source import serve_paced
-from benchmarks.stock_markdown_app import READY as STOCK_READY
 
 ROOT = Path(__file__).resolve().parent.parent
 END = "ZQXENDMARK"
 OPEN_END = "ZQXOPENEND"
+STOCK_READY = "STOCKREADY"
+"""What ``stock_markdown_app.py`` shows once it is up (its ``READY``; not imported: the
+measuring process imports neither Textual nor tokentide)."""
 MID_AT = (0.25, 0.50, 0.75)
 QUIET = 0.02
 """A process is idle when it uses less than this many CPU seconds per second (2 % of a
@@ -92,7 +94,7 @@ class OpenRun:
 
 
 def _split(text: str) -> list[str]:
-    lengths = (3, 4, 4, 4)  # mean 3.75 characters, as bench_tui_render.make_tokens
+    lengths = (3, 4, 4, 4)  # mean 3.75 characters, as bench_tui_render.make_tokens does
     out: list[str] = []
     pos = 0
     while pos < len(text):
@@ -187,7 +189,7 @@ def _stream_run(
             holder["pid"] = pid
             ready = "Send" if app.kind == "tide" else STOCK_READY
             if s.wait_for([ready], 30) is None:
-                return failed(f"not ready within 30 s; screen: {s.capture()[-300:]!r}")
+                return failed(f"not ready{'' if s.dead() else ' within 30 s'}{s.last_words()}")
             wait_quiet(pid, quiet_for=0.5, threshold=QUIET, timeout=15)
             rss_before = rss_mb(pid)
             s.send(*(["go", "Enter"] if app.kind == "tide" else ["g"]))
@@ -206,8 +208,8 @@ def _stream_run(
                 time.sleep(0.02)  # polling the screen, as a person's eye would
             cpu_end = cpu_seconds(pid)
             if end_seen is None or source.last_sent is None:
-                return failed(f"the end was not on screen within {timeout:.0f} s",
-                              rss_before=rss_before)  # fmt: skip
+                return failed(f"the end was not on screen within {timeout:.0f} s"
+                              f"{s.last_words()}", rss_before=rss_before)  # fmt: skip
             cpu_per_1k = None
             if cpu_end is not None and "cpu0" in holder:
                 cpu_per_1k = (cpu_end - holder["cpu0"]) / (len(tokens) / 1000)
@@ -268,7 +270,9 @@ def _open_run(
             check=False,
         )
         if wrote.returncode != 0:
-            raise RuntimeError(f"could not write the conversation: {wrote.stderr.strip()}")
+            raise RuntimeError(
+                f"could not write the conversation: {wrote.stderr.strip().splitlines()[-1:]}"
+            )
         conversation = wrote.stdout.strip()
         command = _command(app, "", "--conversation", conversation)
         with Session(command, cwd=app.tree or ROOT, env=env) as s:
@@ -277,8 +281,8 @@ def _open_run(
             n = 2 * len(pairs)
             if seen is None:
                 return OpenRun(app.name, run, n, chars, None, None, None, rss_mb(pid),
-                               written_kb(pid),
-                               f"last message not on screen within {timeout:.0f} s")  # fmt: skip
+                               written_kb(pid), f"last message not on screen within "
+                               f"{timeout:.0f} s{s.last_words()}")  # fmt: skip
             quiet = wait_quiet(pid, quiet_for=1.0, threshold=QUIET, timeout=timeout)
             rss, written = rss_mb(pid), written_kb(pid)
             if quiet is None:
