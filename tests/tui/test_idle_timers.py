@@ -31,9 +31,12 @@ def running_intervals(app: ChatApp) -> list[str]:
         pumps.extend(screen.walk_children())
     found = []
     for pump in pumps:
-        for timer in list(getattr(pump, "_timers", ())):
+        timers: Any = getattr(pump, "_timers", ())
+        for timer in list(timers):
             assert isinstance(timer, Timer)
-            if timer._repeat is None and timer._active.is_set() and not timer._task.done():
+            task: Any = timer._task  # typed as never None, but None until it starts
+            repeats: Any = timer._repeat  # None: forever (an interval)
+            if repeats is None and timer._active.is_set() and task is not None and not task.done():
                 found.append(f"{type(pump).__name__}:{timer.name}:{timer._interval}")
     return found
 

@@ -62,7 +62,8 @@ def _describe(count: str | None, rate: str | None, ttft: float | None, total: fl
 
 
 class StatusLine(Static):
-    """One line under the conversation."""
+    """One line under the conversation.  Its height is fixed (one line, app.tcss), so
+    its 10 Hz updates repaint that line without a layout of the whole screen."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id, markup=False)
@@ -111,7 +112,7 @@ class StatusLine(Static):
         after the finished answer's figures."""
         self._tail = tail
         if self._generation is None:
-            self.update(Text(tail, no_wrap=True, overflow="ellipsis"))
+            self.update(Text(tail, no_wrap=True, overflow="ellipsis"), layout=False)
         else:
             self._tick()
 
@@ -146,7 +147,7 @@ class StatusLine(Static):
             self.set_class(False, "-active")
             self.set_class(state is State.ERROR, "-error")
             self.set_class(state is State.STOPPED, "-stopped")
-        self.update(Text(text, no_wrap=True, overflow="ellipsis"))
+        self.update(Text(text, no_wrap=True, overflow="ellipsis"), layout=False)
 
     @staticmethod
     def _final(generation: Generation) -> str:
