@@ -34,9 +34,9 @@ def running_intervals(app: ChatApp) -> list[str]:
         timers: Any = getattr(pump, "_timers", ())
         for timer in list(timers):
             assert isinstance(timer, Timer)
-            task: Any = timer._task  # typed as never None, but None until it starts
-            repeats: Any = timer._repeat  # None: forever (an interval)
-            if repeats is None and timer._active.is_set() and task is not None and not task.done():
+            state: Any = timer  # Textual types _active (a cached_property) as Never
+            task = state._task  # None until it starts
+            if state._repeat is None and state._active.is_set() and task and not task.done():
                 found.append(f"{type(pump).__name__}:{timer.name}:{timer._interval}")
     return found
 
