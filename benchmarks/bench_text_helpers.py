@@ -1,7 +1,7 @@
 """Deterministic Markdown answers for the benchmarks, with no import of the app.
 
-The same text as ``benchmarks/bench_tui_render.py`` (``make_text`` / ``make_answer``,
-copied from there: keep the two alike), about 3.75 characters a token: sections,
+The text of every benchmark (``benchmarks/bench_tui_render.py`` imports it from here),
+about 3.75 characters a token: sections,
 paragraphs with bold and inline code, lists, python fences, tables (performance.md §B2).
 ``bench_tmux_e2e`` runs the app in other processes, so the process that measures imports
 neither Textual nor tokentide (whose tree may be another checkout, or half-edited).
