@@ -1,7 +1,7 @@
 """Shared helpers for the history store tests.
 
-``SCHEMA_V1`` and ``SCHEMA_V2`` are frozen copies of the schemas tokentide shipped as
-versions 1 and 2 (never import them from the product: the point is to upgrade what was
+``SCHEMA_V1``, ``SCHEMA_V2`` and ``SCHEMA_V3`` are frozen copies of the schemas
+tokentide shipped as versions 1, 2 and 3 (never import them from the product: the point is to upgrade what was
 really released).  Add a frozen copy here whenever a schema version is released.
 """
 
@@ -76,7 +76,36 @@ PRAGMA user_version = 2;
 """Version 2 as its files hold it: version 1 with ``stats`` added by ``ALTER TABLE``
 (hence the column after the closing line) and two indexes."""
 
-SCHEMAS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2}
+SCHEMA_V3 = """
+CREATE TABLE conversations (
+    id          TEXT PRIMARY KEY,
+    title       TEXT NOT NULL,
+    profile     TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE messages (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    role             TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    content          TEXT NOT NULL,
+    status           TEXT NOT NULL
+                     CHECK (status IN ('complete', 'streaming', 'stopped', 'error')),
+    finish_reason    TEXT,
+    error            TEXT,
+    profile          TEXT,
+    model            TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+, stats TEXT, reasoning TEXT, details TEXT);
+CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+CREATE INDEX conversations_by_update ON conversations (updated_at, id);
+PRAGMA user_version = 3;
+"""
+"""Version 3 as its files hold it: version 2 with ``reasoning`` and ``details`` added by
+``ALTER TABLE``."""
+
+SCHEMAS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
 """Every released schema version older than the latest, as SQL."""
 
 V1_SAMPLE = """

@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-__all__ = ["TITLE_CHARS", "Conversation", "ConversationSummary", "StoredMessage", "make_title"]
+from tokentide.history.settings import ConversationSettings
+
+__all__ = [
+    "TITLE_CHARS",
+    "Conversation",
+    "ConversationSettings",
+    "ConversationSummary",
+    "StoredMessage",
+    "make_title",
+]
 
 TITLE_CHARS: Final = 60
 
@@ -26,6 +35,9 @@ class StoredMessage:
     ``"tokens"``: ``[[text, logprob or None], ...]`` (the answer had per-token logprobs)
     and/or ``"nodes"``: ``[[node id, text], ...]`` (a multi-node answer, in the order the
     nodes first spoke); see :func:`answer_details`.
+
+    ``parent_id`` is the message this one answers or follows (None for the first of a
+    conversation): messages form a tree, one branch of which is on screen.
     """
 
     id: int
@@ -42,6 +54,7 @@ class StoredMessage:
     updated_at: datetime
     reasoning: str | None = None
     details: dict[str, Any] | None = None
+    parent_id: int | None = None
 
     @property
     def tokens(self) -> list[tuple[str, float | None]]:
@@ -72,6 +85,11 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     messages: tuple[StoredMessage, ...] = field(default=())
+    """The active branch, root first (the messages a request carries)."""
+    active_leaf: int | None = None
+    """The message at the tip of the active branch (None: no message yet)."""
+    settings: ConversationSettings | None = None
+    """The conversation's own settings (None: its profile's)."""
 
     @property
     def message_count(self) -> int:

@@ -58,6 +58,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE messages ADD COLUMN reasoning TEXT",
         "ALTER TABLE messages ADD COLUMN details TEXT",
     ),
+    # 3 -> 4: conversations as trees.  Each message names the message it answers or
+    # follows (NULL for the first); a conversation names the tip of the branch on screen
+    # (``active_leaf``) and its own settings (JSON; NULL: the profile's).  Every existing
+    # conversation becomes one straight branch: each message's parent is the message
+    # before it in id order, the active leaf its last message.
+    (
+        "ALTER TABLE messages ADD COLUMN parent_id INTEGER REFERENCES messages(id)",
+        "ALTER TABLE conversations ADD COLUMN active_leaf INTEGER",
+        "ALTER TABLE conversations ADD COLUMN settings TEXT",
+        """
+        UPDATE messages SET parent_id = (
+            SELECT max(p.id) FROM messages p
+            WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id
+        )
+        """,
+        """
+        UPDATE conversations SET active_leaf = (
+            SELECT max(m.id) FROM messages m WHERE m.conversation_id = conversations.id
+        )
+        """,
+        "CREATE INDEX messages_by_parent ON messages (parent_id)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

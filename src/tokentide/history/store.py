@@ -25,27 +25,22 @@ blocking (:mod:`tokentide.history.pending`).  A store is safe to use from severa
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final, Literal
 
-from tokentide.errors import HistoryError
 from tokentide.history.columns import (
     _clean_error,
     _clean_text,
-    _details_dict,
     _details_json,
-    _like_pattern,
     _now,
-    _stats_dict,
     _stats_json,
-    _time,
     answer_details,
     new_id,
 )
-from tokentide.history.database import BUSY_TIMEOUT_MS, DB_NAME
-from tokentide.history.pending import QueuedWrites, Resolve
+from tokentide.history.database import DB_NAME
+from tokentide.history.pending import Resolve
 from tokentide.history.recorder import AnswerRecorder
 from tokentide.history.records import (
     TITLE_CHARS,
@@ -54,16 +49,20 @@ from tokentide.history.records import (
     StoredMessage,
     make_title,
 )
+from tokentide.history.settings import ConversationSettings
+from tokentide.history.tree import ACTIVE_LEAF, MessageTree, Parent, _missing
 
 _MODEL_CHARS: Final = 200
 """Longest model name kept (a server may send anything there)."""
 
 __all__ = [
+    "ACTIVE_LEAF",
     "DB_NAME",
     "TITLE_CHARS",
     "AnswerRecorder",
     "AnswerStatus",
     "Conversation",
+    "ConversationSettings",
     "ConversationSummary",
     "HistoryStore",
     "StoredMessage",
@@ -79,17 +78,10 @@ _ROLES: Final = frozenset({"system", "user", "assistant"})
 # -- the store ----------------------------------------------------------------------------
 
 
-class HistoryStore(QueuedWrites):
+class HistoryStore(MessageTree):
     """The conversation store.  Open with :meth:`open`; close with :meth:`close` (or use
-    it as a context manager)."""
-
-    def __init__(
-        self, connection: sqlite3.Connection, path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
-    ) -> None:
-        super().__init__(connection, path, busy_timeout_ms=busy_timeout_ms)
-        self._live: set[int] = set()
-        """Answer rows this store is writing now (shown as ``streaming``, not
-        ``incomplete``)."""
+    it as a context manager).  Reads of the tree, the active leaf and the settings come
+    from :class:`~tokentide.history.tree.MessageTree`."""
 
     # -- conversations -------------------------------------------------------------------
 
@@ -128,104 +120,24 @@ class HistoryStore(QueuedWrites):
             if cursor.rowcount == 0:
                 raise _missing(conversation_id)
 
-    def last_conversation_id(self) -> str | None:
-        """The conversation with the most recent activity, if any."""
-        with self._read("read the history") as db:
-            row = db.execute(
-                "SELECT id FROM conversations ORDER BY updated_at DESC, id DESC LIMIT 1"
-            ).fetchone()
-        return None if row is None else str(row[0])
-
-    def resolve(self, prefix: str) -> str:
-        """The full id of the one conversation whose id starts with ``prefix``."""
-        prefix = prefix.strip().lower()
-        if not prefix:
-            raise HistoryError("No conversation id given.")
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self._read("read the history") as db:
-            rows = db.execute(
-                "SELECT id FROM conversations WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)
-            ).fetchall()
-        if not rows:
-            raise _missing(prefix)
-        if len(rows) > 1:
-            raise HistoryError(
-                f"More than one conversation id starts with {prefix!r}.",
-                hint="Give more characters of the id (`tide history list` shows them).",
-            )
-        return str(rows[0][0])
-
-    def list_conversations(
-        self, *, search: str | None = None, limit: int = 200
-    ) -> list[ConversationSummary]:
-        """Conversations, most recently active first.  ``search`` keeps those whose
-        title or any message contains it (case-insensitive for ASCII letters)."""
-        query = (
-            "SELECT c.id, c.title, c.profile, c.created_at, c.updated_at,"
-            " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)"
-            " FROM conversations c"
-        )
-        params: list[Any] = []
-        if search and search.strip():
-            pattern = _like_pattern(search.strip())
-            query += (
-                " WHERE c.title LIKE ?1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m"
-                " WHERE m.conversation_id = c.id AND m.content LIKE ?1 ESCAPE '\\')"
-            )
-            params.append(pattern)
-        query += f" ORDER BY c.updated_at DESC, c.id DESC LIMIT {max(0, int(limit))}"
-        with self._read("list conversations") as db:
-            rows = db.execute(query, params).fetchall()
-        return [
-            ConversationSummary(
-                id=row[0],
-                title=row[1],
-                profile=row[2],
-                created_at=_time(row[3]),
-                updated_at=_time(row[4]),
-                message_count=int(row[5]),
-            )
-            for row in rows
-        ]
-
-    def load(self, conversation_id: str) -> Conversation:
-        """A conversation with its messages, oldest first."""
-        with self._read("load a conversation") as db:
-            head = db.execute(
-                "SELECT id, title, profile, created_at, updated_at FROM conversations WHERE id = ?",
-                (conversation_id,),
-            ).fetchone()
-            if head is None:
-                raise _missing(conversation_id)
-            rows = db.execute(
-                "SELECT id, conversation_id, role, content, status, finish_reason, error,"
-                " stats, profile, model, created_at, updated_at, reasoning, details"
-                " FROM messages"
-                " WHERE conversation_id = ? ORDER BY id",
-                (conversation_id,),
-            ).fetchall()
-            live = set(self._live)
-        return Conversation(
-            id=head[0],
-            title=head[1],
-            profile=head[2],
-            created_at=_time(head[3]),
-            updated_at=_time(head[4]),
-            messages=tuple(_message(row, live) for row in rows),
-        )
-
     # -- messages ------------------------------------------------------------------------
 
-    def add_message(self, conversation_id: str, role: str, content: str) -> int:
+    def add_message(
+        self, conversation_id: str, role: str, content: str, *, parent_id: Parent = ACTIVE_LEAF
+    ) -> int:
         """Store a user or system message (committed when this returns) and return its
-        id.  The first user message titles a conversation created without a title."""
+        id.  It follows ``parent_id`` (default: the active leaf; None: a new root) and
+        becomes the active leaf.  The first user message titles a conversation created
+        without a title."""
         if role not in ("user", "system"):
             raise ValueError(f"add_message stores user and system messages, not {role!r}")
         content = _clean_text(content)
         now = _now()
 
-        def run(db: sqlite3.Connection, _resolve: Resolve) -> int:
-            message_id = self._insert(db, conversation_id, role, content, "complete", now)
+        def run(db: sqlite3.Connection, resolve: Resolve) -> int:
+            message_id = self._insert(
+                db, resolve, conversation_id, parent_id, role, content, "complete", now
+            )
             if role == "user":
                 db.execute(
                     "UPDATE conversations SET title = ? WHERE id = ? AND title = ''",
@@ -234,23 +146,31 @@ class HistoryStore(QueuedWrites):
             return message_id
 
         record = {"kind": "message", "conversation": conversation_id, "role": role,
-                  "text": content, "at": now}  # fmt: skip
+                  "text": content, "parent": _parent_record(parent_id), "at": now}  # fmt: skip
         return self._save_row("save a message", run, record)
 
     def begin_answer(
-        self, conversation_id: str, *, profile: str | None = None, model: str | None = None
+        self,
+        conversation_id: str,
+        *,
+        profile: str | None = None,
+        model: str | None = None,
+        parent_id: Parent = ACTIVE_LEAF,
     ) -> int:
-        """Create the row of an answer about to stream (status ``streaming``)."""
+        """Create the row of an answer about to stream (status ``streaming``), after
+        ``parent_id`` (default: the active leaf), and make it the active leaf."""
         now = _now()
 
-        def run(db: sqlite3.Connection, _resolve: Resolve) -> int:
+        def run(db: sqlite3.Connection, resolve: Resolve) -> int:
             message_id = self._insert(
-                db, conversation_id, "assistant", "", "streaming", now, profile, model
-            )
+                db, resolve, conversation_id, parent_id, "assistant", "", "streaming", now,
+                profile, model,
+            )  # fmt: skip
             self._live.add(message_id)
             return message_id
 
-        record = {"kind": "answer", "conversation": conversation_id, "model": model, "at": now}
+        record = {"kind": "answer", "conversation": conversation_id, "model": model,
+                  "parent": _parent_record(parent_id), "at": now}  # fmt: skip
         return self._save_row("save an answer", run, record)
 
     def record_answer(
@@ -260,9 +180,12 @@ class HistoryStore(QueuedWrites):
         profile: str | None = None,
         model: str | None = None,
         interval: float = 1.0,
+        parent_id: Parent = ACTIVE_LEAF,
     ) -> AnswerRecorder:
         """:meth:`begin_answer` wrapped in an :class:`AnswerRecorder`."""
-        message_id = self.begin_answer(conversation_id, profile=profile, model=model)
+        message_id = self.begin_answer(
+            conversation_id, profile=profile, model=model, parent_id=parent_id
+        )
         return AnswerRecorder(self, message_id, interval=interval)
 
     def checkpoint_answer(self, message_id: int, text: str) -> None:
@@ -346,48 +269,88 @@ class HistoryStore(QueuedWrites):
         self._save("save an answer", run, record)
 
     def delete_message(self, message_id: int) -> None:
-        """Delete one message (missing ids are ignored)."""
+        """Delete one message (missing ids are ignored).  Its children follow its parent
+        instead; the active leaf, if it was this message, moves to the parent."""
         with self._write("delete a message") as db:
             message_id = self._resolve(message_id)
-            db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+            row = db.execute(
+                "SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            if row is not None:
+                conversation_id, parent = row
+                db.execute(
+                    "UPDATE messages SET parent_id = ? WHERE parent_id = ?", (parent, message_id)
+                )
+                db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+                db.execute(
+                    "UPDATE conversations SET active_leaf = ? WHERE id = ? AND active_leaf = ?",
+                    (parent, conversation_id, message_id),
+                )
             self._live.discard(message_id)
 
     def truncate_after(
         self, conversation_id: str, message_id: int, *, inclusive: bool = False
     ) -> int:
-        """Delete the messages after ``message_id`` (and the message itself when
-        ``inclusive``); return how many were deleted.
+        """Delete what follows ``message_id`` (every message below it in the tree; in a
+        straight conversation, the messages after it) and the message itself when
+        ``inclusive``; return how many were deleted.  If the active leaf was deleted, it
+        moves to the message before the cut.
 
         Regenerate the last answer: ``truncate_after(cid, last_answer_id, inclusive=True)``.
         Edit and resend the last prompt: ``truncate_after(cid, last_prompt_id,
         inclusive=True)``, then :meth:`add_message` with the new text."""
-        op = ">=" if inclusive else ">"
         with self._write("delete messages") as db:
             message_id = self._resolve(message_id)
-            cursor = db.execute(
-                f"DELETE FROM messages WHERE conversation_id = ? AND id {op} ?",
-                (conversation_id, message_id),
-            )
-            self._live.difference_update(
-                i for i in list(self._live) if (i >= message_id if inclusive else i > message_id)
-            )
-            return int(cursor.rowcount)
+            row = db.execute(
+                "SELECT parent_id FROM messages WHERE id = ? AND conversation_id = ?",
+                (message_id, conversation_id),
+            ).fetchone()
+            if row is None:
+                return 0
+            return self._cut(db, conversation_id, message_id, row[0] if inclusive else message_id)
 
     def truncate(self, conversation_id: str, *, keep: int) -> int:
-        """Keep the first ``keep`` messages of a conversation (in order, every role and
-        status counted) and delete the rest; return how many were deleted."""
+        """Keep the first ``keep`` messages of the active branch (every role and status
+        counted) and delete what follows them; return how many were deleted."""
         with self._write("delete messages") as db:
-            cursor = db.execute(
-                "DELETE FROM messages WHERE conversation_id = ?1 AND id NOT IN"
-                " (SELECT id FROM messages WHERE conversation_id = ?1 ORDER BY id LIMIT ?2)",
-                (conversation_id, max(0, keep)),
-            )
-            return int(cursor.rowcount)
+            leaf = self._leaf(db, conversation_id)
+            branch = [] if leaf is None else [row[0] for row in self._branch_rows(db, leaf)]
+            if keep >= len(branch):
+                return 0
+            if keep <= 0:
+                cursor = db.execute(
+                    "DELETE FROM messages WHERE conversation_id = ?", (conversation_id,)
+                )
+                db.execute(
+                    "UPDATE conversations SET active_leaf = NULL WHERE id = ?", (conversation_id,)
+                )
+                self._live.clear()  # pragma: no cover - only this conversation's matter
+                return int(cursor.rowcount)
+            return self._cut(db, conversation_id, branch[keep - 1], branch[keep - 1])
+
+    def _cut(
+        self, db: sqlite3.Connection, conversation_id: str, message_id: int, keep: int | None
+    ) -> int:
+        """Delete ``message_id`` and its descendants, except ``keep`` (``message_id``
+        itself, or its parent); the active leaf moves to ``keep`` if it was deleted."""
+        ids = json.dumps([i for i in self._subtree(db, message_id) if i != keep])
+        cursor = db.execute(
+            "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(?))", (ids,)
+        )
+        db.execute(
+            "UPDATE conversations SET active_leaf = ? WHERE id = ? AND active_leaf IN"
+            " (SELECT value FROM json_each(?))",
+            (keep, conversation_id, ids),
+        )
+        self._live.difference_update(json.loads(ids))
+        return int(cursor.rowcount)
 
     def _insert(
         self,
         db: sqlite3.Connection,
+        resolve: Resolve,
         conversation_id: str,
+        parent_id: Parent,
         role: str,
         content: str,
         status: str,
@@ -395,6 +358,8 @@ class HistoryStore(QueuedWrites):
         profile: str | None = None,
         model: str | None = None,
     ) -> int:
+        """Insert a message after its parent (resolved now: a queued write follows the
+        leaf its predecessors left) and make it the active leaf."""
         if (
             db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -402,41 +367,26 @@ class HistoryStore(QueuedWrites):
             == 0
         ):
             raise _missing(conversation_id)
+        if parent_id is ACTIVE_LEAF:
+            parent = self._leaf(db, conversation_id)
+        elif parent_id is None:
+            parent = None
+        else:
+            parent = resolve(parent_id)
+            self._check_member(db, conversation_id, parent)
         cursor = db.execute(
             "INSERT INTO messages (conversation_id, role, content, status, profile, model,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (conversation_id, role, content, status, profile, model, now, now),
+            " created_at, updated_at, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (conversation_id, role, content, status, profile, model, now, now, parent),
         )
         assert cursor.lastrowid is not None
-        return int(cursor.lastrowid)
+        message_id = int(cursor.lastrowid)
+        db.execute(
+            "UPDATE conversations SET active_leaf = ? WHERE id = ?", (message_id, conversation_id)
+        )
+        return message_id
 
 
-def _message(row: tuple[Any, ...], live: set[int]) -> StoredMessage:
-    status = row[4]
-    if status == "streaming" and row[0] not in live:
-        status = "incomplete"
-    return StoredMessage(
-        id=int(row[0]),
-        conversation_id=row[1],
-        role=row[2],
-        content=row[3],
-        status=status,
-        finish_reason=row[5],
-        error=row[6],
-        stats=_stats_dict(row[7]),
-        profile=row[8],
-        model=row[9],
-        created_at=_time(row[10]),
-        updated_at=_time(row[11]),
-        reasoning=row[12] if isinstance(row[12], str) and row[12] else None,
-        details=_details_dict(row[13] if isinstance(row[13], str) else None),
-    )
-
-
-def _missing(conversation_id: str) -> HistoryError:
-    error = HistoryError(
-        f"No conversation {conversation_id!r} in the history.",
-        hint="`tide history list` shows the saved conversations.",
-    )
-    error.exit_code = 2
-    return error
+def _parent_record(parent_id: Parent) -> int | str | None:
+    """A new message's parent as the rescue file names it."""
+    return "active leaf" if parent_id is ACTIVE_LEAF else parent_id
