@@ -257,8 +257,10 @@ def test_json_export_has_the_reasoning_and_details(data: Path) -> None:
     code, out, _ = run("export", cid, "-f", "json")
     assert code == 0
     exported = json.loads(out)
-    assert exported["version"] == 2
+    assert exported["version"] == 3
     user, answer = exported["messages"]
+    assert (user["parent_id"], answer["parent_id"]) == (None, user["id"])
+    assert (exported["active_leaf"], exported["settings"]) == (answer["id"], None)
     assert (user["reasoning"], user["details"]) == (None, None)
     assert answer["reasoning"] == "Let me think.\n\nThe user wants " + HOSTILE + "\n"  # exact
     assert answer["details"] == {
@@ -308,3 +310,25 @@ def test_an_empty_id_is_a_usage_error(data: Path) -> None:
     _fill(data)
     code, _, err = run("show", " ")
     assert code == 2 and "No conversation id given." in err
+
+
+def test_show_prints_the_conversation_settings_when_set(data: Path) -> None:
+    from tokentide.history.settings import ConversationSettings
+
+    first, second = _fill(data)
+    with HistoryStore.open(data / "history.sqlite3") as store:
+        store.set_settings(
+            first,
+            ConversationSettings(
+                system_prompt="Answer in French.\n" + HOSTILE, model="m2", temperature=0.2, seed=7
+            ),
+        )
+    code, out, _ = run("show", first)
+    assert code == 0
+    assert "Settings: model m2 · temperature 0.2 · seed 7\n" in out
+    assert "System prompt:\n  │ Answer in French.\n" in out
+    assert "\x1b" not in out  # sanitised like everything else shown
+    code, out, _ = run("show", second)
+    assert code == 0 and "Settings" not in out and "System prompt" not in out
+    code, out, _ = run("export", first, "-f", "json")
+    assert json.loads(out)["settings"]["seed"] == 7

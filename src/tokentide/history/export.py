@@ -14,10 +14,14 @@ from tokentide.history.store import Conversation, StoredMessage
 
 __all__ = ["EXPORT_VERSION", "atomic_write", "to_json", "to_markdown", "to_text"]
 
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 """Bumped when the JSON export's shape changes.  2: every message has ``reasoning``
 (text or null) and ``details`` (null or ``{"tokens": [[text, logprob or null], ...],
-"nodes": [[node id, text], ...]}``, either key optional)."""
+"nodes": [[node id, text], ...]}``, either key optional).  3: every message has
+``parent_id`` (null for the first); the conversation has ``active_leaf`` (the last
+message's id, or null) and ``settings`` (null or an object of the fields that are set:
+``system_prompt``, ``profile``, ``model``, ``temperature``, ``max_tokens``, ``top_p``,
+``seed``).  The messages are the active branch, root first."""
 
 
 def _iso(conversation_or_message: Conversation | StoredMessage, attr: str) -> str:
@@ -34,9 +38,12 @@ def to_dict(conversation: Conversation) -> dict[str, Any]:
         "profile": conversation.profile,
         "created_at": _iso(conversation, "created_at"),
         "updated_at": _iso(conversation, "updated_at"),
+        "active_leaf": conversation.active_leaf,
+        "settings": None if conversation.settings is None else conversation.settings.as_dict(),
         "messages": [
             {
                 "id": m.id,
+                "parent_id": m.parent_id,
                 "role": m.role,
                 "content": m.content,
                 "status": m.status,
@@ -118,6 +125,7 @@ def to_text(conversation: Conversation) -> str:
     out = [title, f"{conversation.id} · {conversation.created_at:%Y-%m-%d %H:%M} UTC"]
     if conversation.profile:
         out[-1] += f" · profile {sanitize_title(conversation.profile, limit=40)}"
+    out += _settings_lines(conversation)
     for message in conversation.messages:
         out += ["", f"── {sanitize_title(_heading(message), limit=100)}"]
         if message.reasoning:
@@ -127,6 +135,36 @@ def to_text(conversation: Conversation) -> str:
         if message.error:
             out.append(f"(error: {sanitize_title(message.error, limit=300)})")
     return "\n".join(out) + "\n"
+
+
+_SETTING_NAMES = {
+    "profile": "profile",
+    "model": "model",
+    "temperature": "temperature",
+    "max_tokens": "max tokens",
+    "top_p": "top_p",
+    "seed": "seed",
+}
+
+
+def _settings_lines(conversation: Conversation) -> list[str]:
+    """The conversation's own settings for ``tide history show`` (none: no lines)."""
+    from tokentide.sanitize import sanitize, sanitize_title
+
+    settings = conversation.settings
+    if settings is None:
+        return []
+    values = settings.as_dict()
+    shown = [
+        f"{label} {sanitize_title(str(values[key]), limit=100)}"
+        for key, label in _SETTING_NAMES.items()
+        if key in values
+    ]
+    lines = ["Settings: " + " · ".join(shown)] if shown else ["Settings:"]
+    if settings.system_prompt is not None:
+        prompt = sanitize(settings.system_prompt).rstrip("\n")
+        lines += ["System prompt:", *(f"  │ {line}" for line in prompt.split("\n"))]
+    return lines
 
 
 def atomic_write(path: Path, text: str) -> None:
