@@ -17,28 +17,7 @@ import pytest
 
 from tests.hostile_payloads import FORBIDDEN, combined_stream
 from tests.servers.llm_server import LLMServer
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "OPENAI"))}
-    environ["TIDE_CONFIG"] = str(tmp_path / "config.toml")
-    environ["TIDE_DATA_DIR"] = str(tmp_path / "data")
-    return environ
-
-
-def tide(
-    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "tokentide", *args],
-        input=None if stdin is None else stdin.encode(),
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
+from tests.tide_process import tide_bytes as tide
 
 
 def openai(server: LLMServer, **knobs: object) -> list[str]:

@@ -9,7 +9,6 @@ does: compared here with the real typer command's parse of the same words.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import uuid
@@ -20,27 +19,10 @@ import pytest
 import typer.main
 
 from tests.servers.llm_server import LLMServer
+from tests.tide_process import tide_text as tide
 from tokentide.ask import AskArgs
 from tokentide.cli import app
 from tokentide.entry import ASK_OPTIONS, parse_ask
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "OPENAI"))}
-    environ["TIDE_CONFIG"] = str(tmp_path / "config.toml")
-    environ["TIDE_DATA_DIR"] = str(tmp_path / "data")
-    return environ
-
-
-def tide(
-    *args: str, env: dict[str, str], stdin: str | None = None, python: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *python, "-m", "tokentide", *args],
-        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
 
 
 def typer_reads(args: list[str]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ unresolvable name and a plain-HTTP port spoken to over https."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -16,14 +15,6 @@ from tests.servers.llm_server import LLMServer
 
 HINT = "Is the server running? Start it, or point tide at another one with --url or a profile."
 GRPC_NOTE = " (Triton's gRPC port is 8001; 8000 is HTTP)"
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "OPENAI"))}
-    environ["TIDE_CONFIG"] = str(tmp_path / "config.toml")
-    environ["TIDE_DATA_DIR"] = str(tmp_path / "data")
-    return environ
 
 
 def closed_port() -> int:

@@ -4,16 +4,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.servers.llm_server import LLMServer
+from tests.tide_process import tide_text as tide
 from tokentide.config.load import BUILTIN_LOCAL, load_settings, profile_from_flags
 from tokentide.config.model import Template
 from tokentide.config.templates import resolve_template, start_from_template
@@ -145,21 +143,6 @@ def test_flags_beat_the_template_and_the_template_beats_the_profile(tmp_path: Pa
 
 
 # -- what reaches the server ------------------------------------------------------------
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "OPENAI"))}
-    environ["TIDE_CONFIG"] = str(tmp_path / "config.toml")
-    environ["TIDE_DATA_DIR"] = str(tmp_path / "data")
-    return environ
-
-
-def tide(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tokentide", *args],
-        capture_output=True, text=True, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def served_config(server: LLMServer, tag: str) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -646,14 +645,6 @@ async def test_local_generator_that_hangs() -> None:
 
 
 # -- 8. the real `tide ask` process ---------------------------------------------------------
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TIDE_", "OPENAI"))}
-    environ["TIDE_CONFIG"] = str(tmp_path / "config.toml")
-    environ["TIDE_DATA_DIR"] = str(tmp_path / "data")
-    return environ
 
 
 def write_config(env: dict[str, str], url: str, retries: int) -> None:
