@@ -1,13 +1,17 @@
-"""A tide-like writer for the crash tests: ``python crash_writer.py DB CHANNEL SEED INTERVAL``.
+"""A tide-like writer for the crash tests: ``python crash_writer.py DB CHANNEL SEED INTERVAL
+[branch]``.
 
 It writes conversations the way the TUI does (user message committed before the request,
 answer row begun, :class:`AnswerRecorder` fed every few milliseconds, finished) until it
 is killed.  Half of the answers first "think": reasoning is appended for a while before
-the text.  After each step has returned it appends a line to CHANNEL with ``os.write``
+the text.  With ``branch``, each prompt first gets a short finished answer, and the
+streamed answer is a second one to the same prompt (its sibling, made with
+``parent_id``), as regenerating will make them.  After each step has returned it appends a line to CHANNEL with ``os.write``
 (one ``write(2)`` per line: a SIGKILL leaves whole lines, no fsync needed):
 
     U <message id> <prompt number>     the user message is committed
-    B <message id>                     the answer row exists
+    S <message id> <prompt id>         a first (finished) answer to the prompt exists
+    B <message id> <prompt id>         the streamed answer's row exists
     R <message id> <t> <length>        an append_reasoning that started at monotonic time t
                                        returned; the reasoning is now <length> characters
     A <message id> <t> <length>        an append that started at monotonic time t returned;
@@ -53,14 +57,20 @@ def reasoning_text(message_id: int, length: int) -> str:
     return answer_text(message_id, length, "reasoning")
 
 
+def first_answer(prompt_id: int) -> str:
+    return f"first answer to {prompt_id}"
+
+
 def prompt_text(number: int) -> str:
     return f"prompt {number}: ünïcödé ✓ 😀\nline two"
 
 
 def main() -> None:
-    from tokentide.history.store import HistoryStore
+    from tokentide.history.store import ACTIVE_LEAF, HistoryStore
+    from tokentide.history.tree import Parent
 
     db, channel, seed, interval = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    branch = sys.argv[5:] == ["branch"]
     rng = random.Random(seed)
     fd = os.open(channel, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
@@ -93,8 +103,16 @@ def main() -> None:
             message_id = store.add_message(cid, "user", prompt_text(number))
             log(f"U {message_id} {number}")
             number += 1
-            recorder = store.record_answer(cid, profile="crash", model="m", interval=interval)
-            log(f"B {recorder.message_id}")
+            parent: Parent = ACTIVE_LEAF
+            if branch:
+                first = store.record_answer(cid, profile="crash", model="m")
+                first.finish("complete", text=first_answer(message_id))
+                log(f"S {first.message_id} {message_id}")
+                parent = message_id
+            recorder = store.record_answer(
+                cid, profile="crash", model="m", interval=interval, parent_id=parent
+            )
+            log(f"B {recorder.message_id} {message_id}")
             thinking = rng.random() < 0.5
             seconds = rng.uniform(0.2, 1.5) if thinking else 0
             answer = recorder.message_id

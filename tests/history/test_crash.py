@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.history.conftest import HERE, LONG, integrity, python, query
-from tests.history.crash_writer import answer_text, prompt_text, reasoning_text
+from tests.history.crash_writer import answer_text, first_answer, prompt_text, reasoning_text
 from tokentide.history.store import HistoryStore, StoredMessage
 
 WRITER = str(HERE / "crash_writer.py")
@@ -50,7 +50,9 @@ class Findings:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _slot(db: Path, workdir: Path, slot: int, count: int, found: Findings) -> None:
+def _slot(
+    db: Path, workdir: Path, slot: int, count: int, found: Findings, mode: str = "straight"
+) -> None:
     rng = random.Random(slot)
     for k in range(count):
         seed = slot * 1000 + k + 1
@@ -61,6 +63,7 @@ def _slot(db: Path, workdir: Path, slot: int, count: int, found: Findings) -> No
             str(channel),
             str(seed),
             str(INTERVAL),
+            *(["branch"] if mode == "branch" else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -90,23 +93,35 @@ def _lines(channel: Path) -> list[list[str]]:
     return [line.split() for line in text.splitlines(keepends=True) if line.endswith("\n")]
 
 
-def _all_messages(db: Path) -> dict[int, StoredMessage]:
+def _all_messages(db: Path) -> tuple[dict[int, StoredMessage], dict[str, int | None]]:
+    """Every message of every branch (walked from the roots down), and each
+    conversation's active leaf."""
+    messages: dict[int, StoredMessage] = {}
+    leaves: dict[str, int | None] = {}
     with HistoryStore.open(db) as store:
-        return {
-            m.id: m
-            for c in store.list_conversations(limit=1_000_000)
-            for m in store.load(c.id).messages
-        }
+        for c in store.list_conversations(limit=1_000_000):
+            leaves[c.id] = store.load(c.id).active_leaf
+            todo = list(store.roots(c.id))
+            while todo:
+                message = todo.pop()
+                messages[message.id] = message
+                todo += store.children(message.id)
+            assert c.message_count == sum(m.conversation_id == c.id for m in messages.values())
+    return messages, leaves
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["straight", "branch"])
+def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path, mode: str) -> None:
+    """``branch``: every streamed answer is the second answer to its prompt (a sibling
+    of a finished one, made with ``parent_id``): the promise holds on every branch."""
     db = tmp_path / "history.sqlite3"
     HistoryStore.open(db).close()
     found = Findings()
-    per_slot = [KILLS // SLOTS + (1 if s < KILLS % SLOTS else 0) for s in range(SLOTS)]
+    kills = KILLS
+    per_slot = [kills // SLOTS + (1 if s < kills % SLOTS else 0) for s in range(SLOTS)]
     threads = [
-        threading.Thread(target=_slot, args=(db, tmp_path, s, n, found))
+        threading.Thread(target=_slot, args=(db, tmp_path, s, n, found, mode))
         for s, n in enumerate(per_slot)
     ]
     for thread in threads:
@@ -114,10 +129,10 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
     for thread in threads:
         thread.join()
     assert not found.errors, found.errors
-    assert len(found.runs) == KILLS
+    assert len(found.runs) == kills
     assert integrity(db) == "ok"
 
-    messages = _all_messages(db)
+    messages, leaves = _all_messages(db)
     logged: set[int] = set()
     users = interrupted = saved_mid_stream = saved_reasoning = 0
     worst_span = worst_since = 0.0
@@ -135,8 +150,13 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
                     "user",
                     prompt_text(int(line[2])),
                 )
+            elif kind == "S":
+                first = messages[mid]
+                assert (first.content, first.status) == (first_answer(int(line[2])), "complete")
+                assert first.parent_id == int(line[2])
             elif kind == "B":
                 assert mid in messages and messages[mid].role == "assistant"
+                assert messages[mid].parent_id == int(line[2])  # a sibling in branch mode
                 appends.setdefault(mid, [])
             elif kind == "R":
                 thoughts.setdefault(mid, []).append((float(line[2]), int(line[3])))
@@ -160,6 +180,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
             if message.status == "complete":
                 continue  # killed between finish() and its log line
             assert message.status == "incomplete", message.status
+            assert leaves[message.conversation_id] == mid  # the branch on screen
             interrupted += 1
             saved_mid_stream += bool(content)
             saved_reasoning += bool(reasoning)
@@ -175,7 +196,10 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
     # Rows written just before a kill, before their log line: empty answers or prompts.
     for mid, message in messages.items():
         if mid not in logged:
-            if message.role == "assistant":
+            if message.role == "assistant" and message.status == "complete":
+                # branch mode: a first answer finished just before the kill, unlogged.
+                assert message.content == first_answer(message.parent_id or 0)
+            elif message.role == "assistant":
                 assert (message.content, message.reasoning, message.status) == (
                     "",
                     None,
@@ -184,12 +208,12 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tmp_path: Path) ->
             else:
                 assert message.content.startswith("prompt ")
     print(
-        f"{KILLS} kills: {users} user messages, {interrupted} answers interrupted "
+        f"{mode}: {kills} kills: {users} user messages, {interrupted} answers interrupted "
         f"({saved_mid_stream} with checkpointed text, {saved_reasoning} with checkpointed "
         f"reasoning); worst lost span {worst_span:.3f} s, "
         f"worst first-lost-to-kill {worst_since:.3f} s"
     )
-    assert users >= KILLS and interrupted >= KILLS // 2
+    assert users >= kills and interrupted >= kills // 2
     assert saved_mid_stream > 0  # the checkpoints really happened before the kills
     assert saved_reasoning > 0
 
