@@ -279,6 +279,14 @@ class IncrementalDocument:
         self._tail_offset = len(self._text)
         self._closed = True
 
+    def complete(self) -> None:
+        """The text is complete, but parse it only when it is needed (:meth:`update`):
+        a saved message far off-screen is never parsed."""
+        if not self.finished and self.live is None and not self._tail_offset:
+            self._closed = True
+        else:
+            self.close()
+
     def forget(self) -> None:
         """Drop the blocks of a complete document (its lines are rendered and kept by
         the caller); the next :meth:`update` parses the whole text again."""

@@ -64,7 +64,7 @@ from tokentide.tui.widgets.markdown_render import (
     render_block,
 )
 
-__all__ = ["MarkdownMessage", "settle_gc"]
+__all__ = ["MarkdownMessage", "rendering_settled", "settle_gc"]
 
 
 def settle_gc() -> None:
@@ -167,8 +167,8 @@ class _BackgroundRenderer:
     milliseconds), so scrolling through it never corrects a height."""
     KEEP_LINES: ClassVar[int] = 2_000
     """Rendered lines kept for complete messages outside the window, nearest first."""
-    RELAYOUT_INTERVAL: ClassVar[float] = 0.25
-    """At most one batch of height corrections per this many seconds while rendering."""
+    RELAYOUT_INTERVAL: ClassVar[float] = 1.0
+    """While a window takes longer to render, a batch of corrections at most this often."""
     WAIT_LAYOUTS: ClassVar[int] = 3
     """Ticks that wait for a pending layout before arranging the container themselves."""
 
@@ -187,6 +187,13 @@ class _BackgroundRenderer:
         """The last look at the window met a pending layout."""
         self._waited = 0
         """Ticks in a row that waited for a layout."""
+        self._waiting = False
+        """A look after the next refresh is scheduled."""
+
+    @property
+    def idle(self) -> bool:
+        """Nothing scheduled: what is near the viewport is rendered."""
+        return self._timer is None and not self._waiting
 
     def add(self, message: MarkdownMessage) -> None:
         self.pending.add(message)
@@ -214,6 +221,10 @@ class _BackgroundRenderer:
                 self._arm()
                 return
 
+    def _after_layout(self) -> None:
+        self._waiting = False
+        self._arm()
+
     def _arm(self) -> None:
         app = self._app()
         if self._timer is None and app is not None and (self.pending or self.rendered):
@@ -229,7 +240,8 @@ class _BackgroundRenderer:
         widget, which Textual would rebuild after each layout for 1,000+ widgets.
         """
         out: list[tuple[int, int, MarkdownMessage]] = []
-        placed: dict[Widget, dict[Widget, Region] | None] = {}
+        views: dict[Widget, tuple[dict[Widget, Region], int, int] | None] = {}
+        current = self._waited < self.WAIT_LAYOUTS
         for order, message in enumerate(list(messages)):
             if not message.is_attached:
                 messages.discard(message)
@@ -237,21 +249,24 @@ class _BackgroundRenderer:
             container = message._scroller()
             if container is None:
                 continue
-            if container not in placed:
-                regions = _child_regions(container, current=self._waited < self.WAIT_LAYOUTS)
-                placed[container] = regions
+            if container in views:
+                view = views[container]
+            else:
+                regions = _child_regions(container, current=current)
                 if regions is None:
                     self.stale = True
+                    view = None
                 else:
                     self._watched[container] = container.scroll_y
-            regions = placed[container]
-            if regions is None:
+                    top = round(container.scroll_y)
+                    view = (regions, top, top + container.scrollable_content_region.height)
+                views[container] = view
+            if view is None:
                 continue  # a layout is pending: after it
+            regions, view_y, view_bottom = view
             region = regions.get(_top(message, container))
             if region is None:
                 continue  # not displayed (folded away) or not laid out yet
-            view_y = round(container.scroll_y)
-            view_bottom = view_y + container.scrollable_content_region.height
             if region.bottom <= view_y:
                 distance = view_y - region.bottom
             elif region.y >= view_bottom:
@@ -277,8 +292,9 @@ class _BackgroundRenderer:
             # Positions are known once the pending layout is done (mounting, a height
             # correction): look again after the next refresh.
             self._waited += 1
-            if (app := self._app()) is not None:
-                app.call_after_refresh(self._arm)
+            if (app := self._app()) is not None and not self._waiting:
+                self._waiting = True
+                app.call_after_refresh(self._after_layout)
             if not candidates:
                 return
         else:
@@ -296,9 +312,14 @@ class _BackgroundRenderer:
             if perf_counter() >= deadline:
                 more = True
                 break
+        # Height corrections wait until the window is rendered (while it is, the
+        # arrangement that placed it stays valid): one layout of the whole conversation
+        # per window, not one per slice; a huge window corrects once a second.
         now = perf_counter()
-        if self._relayout and (not more or now >= self._relayout_at):
+        if self._relayout and not self._relayout_at:
             self._relayout_at = now + self.RELAYOUT_INTERVAL
+        if self._relayout and (not more or now >= self._relayout_at):
+            self._relayout_at = 0.0
             self._correct_heights()
         if not more:
             self._trim()
@@ -372,10 +393,28 @@ def _child_regions(container: Widget, *, current: bool = False) -> dict[Widget, 
     if current and (size, container._nodes._updates, False) not in container._arrangement_cache:
         return None
     arrangement = container.arrange(size)
-    return {placement.widget: placement.region for placement in arrangement.placements}
+    cached = _placed.get(container)
+    if cached is not None and cached[0] is arrangement:
+        return cached[1]
+    regions = {placement.widget: placement.region for placement in arrangement.placements}
+    _placed[container] = (arrangement, regions)
+    return regions
+
+
+_placed: weakref.WeakKeyDictionary[Widget, tuple[object, dict[Widget, Region]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The last arrangement of each scroll container, as a lookup by child."""
 
 
 _renderers: weakref.WeakKeyDictionary[App[Any], _BackgroundRenderer] = weakref.WeakKeyDictionary()
+
+
+def rendering_settled(app: App[Any]) -> bool:
+    """Whether the app's saved messages near the viewport are rendered and nothing more
+    is scheduled (what tests and benchmarks wait for; far ones render when scrolled to)."""
+    renderer = _renderers.get(app)
+    return renderer is None or renderer.idle
 
 
 def _renderer(app: App[Any]) -> _BackgroundRenderer:
@@ -438,7 +477,7 @@ class MarkdownMessage(Widget):
         if text:
             self._doc.append(self._sanitizer.feed(text) if streaming else sanitize(text))
         if not streaming:
-            self._doc.close()
+            self._doc.complete()  # parsed when first rendered
         # Render cache, valid for (_width, _style).
         self._width = 0
         self._style: Style | None = None
@@ -451,6 +490,8 @@ class MarkdownMessage(Widget):
         """``(width, height)`` of the last complete render: the height of a message whose
         lines were dropped (far off-screen) until it is rendered again."""
         self._queued = False
+        self._scroller_of: tuple[object, Widget | None] | None = None
+        """``(parent, scroll container)`` found last (see :meth:`_scroller`)."""
         # Frame scheduling.
         self._frame_pending = False
         self._next_frame_at = 0.0
@@ -561,8 +602,8 @@ class MarkdownMessage(Widget):
         if self._live and not self._holds_gc:
             self._holds_gc = True
             full_collections_deferred.hold()
-        if self._doc.dirty or self._doc.live is not None:
-            self._schedule_frame()
+        if self._live and (self._doc.dirty or self._doc.live is not None):
+            self._schedule_frame()  # a complete message renders lazily instead
 
     def on_unmount(self) -> None:
         self._release_gc()
@@ -667,12 +708,18 @@ class MarkdownMessage(Widget):
 
     def _scroller(self) -> Widget | None:
         """The nearest scrolling ancestor (the conversation), if any."""
-        node = self.parent
+        parent = self.parent
+        cached = self._scroller_of
+        if cached is not None and cached[0] is parent:
+            return cached[1]
+        node = parent
         while isinstance(node, Widget):
             if node.styles.overflow_y in ("auto", "scroll"):
-                return node
+                break
             node = node.parent
-        return None
+        found = node if isinstance(node, Widget) else None
+        self._scroller_of = (parent, found)
+        return found
 
     def _sync(self, width: int, deadline: float | None) -> int:
         """Render what is missing at ``width``; returns the first line that changed.
