@@ -1,4 +1,5 @@
-"""Secrets never reach the history file: answers, errors and titles are redacted."""
+"""Secrets never reach the history file: answers, errors, titles and conversation settings
+are redacted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tokentide import redact
+from tokentide.history.settings import ConversationSettings
 from tokentide.history.store import HistoryStore
 
 KEY = "tt-registered-secret-0123456789abcdef"
@@ -36,6 +38,7 @@ def test_secrets_are_masked_before_they_are_stored(
         reasoning=f"thinking about {secret}",
     )
     store.rename(cid, f"renamed {secret}")
+    store.set_settings(cid, ConversationSettings(system_prompt=f"use {secret}", model=secret))
     wal = Path(f"{db_path}-wal")
     raw = db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert secret.encode() not in raw

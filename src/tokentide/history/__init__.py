@@ -5,6 +5,7 @@ from __future__ import annotations
 from tokentide.history.store import (
     AnswerRecorder,
     Conversation,
+    ConversationSettings,
     ConversationSummary,
     HistoryStore,
     StoredMessage,
@@ -13,6 +14,7 @@ from tokentide.history.store import (
 __all__ = [
     "AnswerRecorder",
     "Conversation",
+    "ConversationSettings",
     "ConversationSummary",
     "HistoryStore",
     "StoredMessage",

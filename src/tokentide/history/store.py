@@ -2,6 +2,9 @@
 
 Guarantees (docs/history.md has the long form):
 
+* messages form a tree (schema 4): each names its parent, a conversation the tip of the
+  branch on screen (its active leaf), which every new message follows unless told
+  otherwise and then becomes; :meth:`load` gives that branch (:mod:`.tree`);
 * a user message is committed by :meth:`HistoryStore.add_message` before the caller
   sends the request, so a crash never loses what the user wrote;
 * an answer is a row created at the start with status ``streaming``
@@ -318,14 +321,7 @@ class HistoryStore(MessageTree):
             if keep >= len(branch):
                 return 0
             if keep <= 0:
-                cursor = db.execute(
-                    "DELETE FROM messages WHERE conversation_id = ?", (conversation_id,)
-                )
-                db.execute(
-                    "UPDATE conversations SET active_leaf = NULL WHERE id = ?", (conversation_id,)
-                )
-                self._live.clear()  # pragma: no cover - only this conversation's matter
-                return int(cursor.rowcount)
+                return self._cut(db, conversation_id, branch[0], None)
             return self._cut(db, conversation_id, branch[keep - 1], branch[keep - 1])
 
     def _cut(
