@@ -51,6 +51,13 @@ class SnapCompare(Protocol):
 
 
 @pytest.fixture(autouse=True)
+def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The composer's cursor never blinks here: on a loaded machine a screenshot taken
+    more than half a second after the last key caught it in its dark phase."""
+    monkeypatch.setattr(Composer, "BLINK_FOR", 0)
+
+
+@pytest.fixture(autouse=True)
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "data"
     monkeypatch.setenv("TIDE_DATA_DIR", str(path))

@@ -123,9 +123,13 @@ class Composer(TextArea):
 
     BLINK_FOR: ClassVar[float] = 10.0
     """Seconds after the last key (or focus) that the cursor goes on blinking; then it
-    stays lit, as terminals do, so an idle chat wakes the CPU for nothing."""
+    stays lit, as terminals do, so an idle chat wakes the CPU for nothing.  0: it never
+    blinks (snapshot tests: a blinking cursor makes a screenshot depend on timing)."""
 
     def _wake_cursor(self) -> None:
+        if self.BLINK_FOR <= 0:
+            self.cursor_blink = False
+            return
         if not self.cursor_blink:
             self.cursor_blink = True
         if self._blink_timer is not None:
