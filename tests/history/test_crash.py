@@ -236,7 +236,13 @@ def test_concurrent_writers_never_see_a_lock_error_or_lose_rows(tmp_path: Path) 
     ]
     for child in children:  # all open, then all start at once
         assert child.stdout is not None
-        assert child.stdout.readline() == b"ready\n"
+        if child.stdout.readline() != b"ready\n":
+            # Say why (a writer that died at start, once, on a loaded machine) and leave
+            # no open pipes behind to fail the next test with a ResourceWarning.
+            for other in children:
+                other.kill()
+            errors = [other.communicate()[1].decode(errors="replace") for other in children]
+            pytest.fail("a writer did not start:\n" + "\n".join(e for e in errors if e))
     for child in children:
         assert child.stdin is not None
         child.stdin.write(b"go\n")
