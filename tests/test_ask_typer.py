@@ -60,7 +60,8 @@ def test_every_option_is_a_field_of_ask_args() -> None:
         ["-s", "", "-m", "", "x"],
         ["--", "-x", "--json", "is", "a", "word"],
         ["x", "-", "y"],
-        ["--no-stream", "--json", "--raw", "--debug", "-c", "/tmp/c.toml", "x"],
+        ["--no-stream", "--json", "--raw", "--debug", "--config", "/tmp/c.toml", "x"],
+        ["-c", "--no-log", "--conversation", "01ab", "x"],
         ["--api", "local", "--target", "m.py:f", "--api-key-env", "K", "x"],
         ["é", "\x1b[31m", "x"],
     ],
@@ -201,6 +202,6 @@ def test_piped_stdin_after_a_root_option_is_ask(server: LLMServer, env: dict[str
     result = tide("--debug", "summarise", env=env, stdin="the notes")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "summarise\n\nthe notes\n"
-    bare = tide("-c", env["TIDE_CONFIG"], env=env, stdin="only stdin")
+    bare = tide("--config", env["TIDE_CONFIG"], env=env, stdin="only stdin")
     assert bare.returncode == 0, bare.stderr
     assert bare.stdout == "only stdin\n"

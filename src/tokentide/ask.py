@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from tokentide.backends.base import Backend, GenerationRequest
@@ -37,7 +37,7 @@ from tokentide.config.model import Profile
 from tokentide.errors import TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy, State
 
-__all__ = ["AskArgs", "AskOptions", "build_prompt", "main", "run_ask"]
+__all__ = ["Answer", "AskArgs", "AskOptions", "build_prompt", "main", "run_ask"]
 
 EXIT_OK = 0
 EXIT_TOOL_CALL = 4
@@ -68,6 +68,9 @@ class AskArgs:
     json: bool = False
     stats: bool = False
     raw: bool = False
+    continue_last: bool = False
+    conversation: str | None = None
+    no_log: bool = False
     config: str | None = None
     debug: bool = False
 
@@ -78,6 +81,17 @@ class AskOptions:
     json: bool = False
     stats: bool = False
     raw: bool = False
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the history saves of an answer, filled in by :func:`run_ask` when given one:
+    the model's text exactly as received (stdout may have had it sanitised), its
+    reasoning, and the generation (state, error, stats, the server's model)."""
+
+    parts: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    generation: Generation | None = None
 
 
 def build_prompt(args: list[str], stdin: IO[str] | None) -> str:
@@ -181,12 +195,16 @@ async def _consume(
     options: AskOptions,
     make_sanitizer: Callable[[], Any] | None,
     calls: list[ToolCallRequested],
+    answer: Answer | None = None,
 ) -> None:
     sanitizer = make_sanitizer() if make_sanitizer is not None else None
     as_json = options.json
     try:
         async for batch in gen.batches():
             calls.extend(e for e in batch if type(e) is ToolCallRequested)
+            if answer is not None:
+                answer.parts.extend(e.text for e in batch if type(e) is TextDelta and not e.special)
+                answer.reasoning.extend(e.text for e in batch if type(e) is ReasoningDelta)
             if as_json:
                 out.write("".join(_event_json(event) for event in batch))
             else:
@@ -253,6 +271,7 @@ async def _run(
     out: _Writer,
     err: Callable[[str], None],
     spin_on: IO[str] | None = None,
+    answer: Answer | None = None,
 ) -> int:
     from tokentide.backends.tool_calls import describe
     from tokentide.sanitize import StreamSanitizer
@@ -265,6 +284,8 @@ async def _run(
         deadlines=profile.deadlines,
         retry=RetryPolicy(max_retries=profile.max_retries),
     )
+    if answer is not None:
+        answer.generation = gen
     loop = asyncio.get_running_loop()
     interrupted = False
 
@@ -293,7 +314,7 @@ async def _run(
                 spinner.start()
             try:
                 sanitizer = None if options.raw else StreamSanitizer
-                await _consume(gen, out, report, options, sanitizer, calls)
+                await _consume(gen, out, report, options, sanitizer, calls, answer)
             except TideError:
                 pass  # reported below from gen.error, after the partial text
     finally:
@@ -334,8 +355,10 @@ def run_ask(
     *,
     stdout: IO[bytes] | None = None,
     stderr: IO[str] | None = None,
+    answer: Answer | None = None,
 ) -> int:
-    """Run one generation, writing to stdout/stderr; returns the exit code."""
+    """Run one generation, writing to stdout/stderr; returns the exit code.  ``answer``,
+    when given, receives what the history saves of it."""
     from tokentide.sanitize import sanitize
 
     out = _Writer(stdout if stdout is not None else sys.stdout.buffer)
@@ -349,7 +372,7 @@ def run_ask(
             pass
 
     spin_on = err_stream if _is_terminal(err_stream) else None
-    code = asyncio.run(_run(backend, request, profile, options, out, err, spin_on))
+    code = asyncio.run(_run(backend, request, profile, options, out, err, spin_on, answer))
     if out.broken:
         # Keep Python from complaining about the closed pipe while it exits.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -386,6 +409,12 @@ def main(args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = No
         settings = load_settings(args.config or config)
         for warning in settings.warnings:
             sys.stderr.write(warning + "\n")
+        thread = None
+        if args.continue_last or args.conversation is not None:
+            from tokentide.ask_log import check_continue, open_thread
+
+            check_continue(args)
+            thread = open_thread(args)
         template = None
         if args.template is not None:
             from tokentide.config.templates import resolve_template
@@ -393,6 +422,10 @@ def main(args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = No
             template = resolve_template(settings, args.template)
         # -P beats the template's profile; --api without -P is an ad-hoc profile.
         name = args.profile or (template.profile if template and not args.api else None)
+        if name is None and thread is not None and not args.api and template is None:
+            from tokentide.ask_log import thread_profile
+
+            name = thread_profile(thread, settings)  # the conversation's own, if it exists
         base = resolve_profile(settings, name) if (name or not args.api) else None
         profile = profile_from_flags(
             base, api=args.api, url=args.url, model=args.model, api_key_env=args.api_key_env,
@@ -402,14 +435,27 @@ def main(args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = No
         backend = create_backend(profile)
     except TideError as error:
         return _fail(error, sys.stderr)
+    # -s and -t beat a continued conversation's own system prompt, which beats the profile's.
+    chosen = args.system is not None or args.template is not None
+    system = thread.system if thread and thread.system and not chosen else profile.system
+    earlier = () if thread is None else thread.messages
     request = GenerationRequest.from_prompt(
         text,
-        system=profile.system,
+        system=system,
         model=profile.model,
         max_tokens=profile.max_tokens,
         temperature=profile.temperature,
         seed=profile.seed,
         top_p=profile.top_p,
     )
+    if earlier:
+        head, prompt = request.messages[:-1], request.messages[-1]
+        request = replace(request, messages=(*head, *earlier, prompt))
     options = AskOptions(stream=not args.no_stream, json=args.json, stats=args.stats, raw=args.raw)
-    return run_ask(backend, request, profile, options)
+    answer = Answer() if settings.log and not args.no_log else None
+    code = run_ask(backend, request, profile, options, answer=answer)
+    if answer is not None:
+        from tokentide.ask_log import save
+
+        save(text, answer, profile, thread, system, base.system if base else None)
+    return code

@@ -76,7 +76,7 @@ def root(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="Config file (default: $TIDE_CONFIG or the platform config dir)."
+            "--config", help="Config file (default: $TIDE_CONFIG or the platform config dir)."
         ),
     ] = None,
     debug: Annotated[

@@ -63,7 +63,10 @@ ASK_OPTIONS: Final = (
     AskOption("json", ("--json",), bool, "One JSON object per event on stdout."),
     AskOption("stats", ("--stats",), bool, "Time to first token, tokens, tokens/s on stderr."),
     AskOption("raw", ("--raw",), bool, "Write the model's text unmodified (unsafe on a terminal)."),
-    AskOption("config", ("--config", "-c"), str, "Config file (default: $TIDE_CONFIG or the platform config dir).", "PATH"),
+    AskOption("continue_last", ("--continue", "-c"), bool, "Continue the most recent conversation (its active branch); starts one if there is none."),
+    AskOption("conversation", ("--conversation",), str, "Continue this conversation: its id, or a unique prefix (tide history list).", "ID"),
+    AskOption("no_log", ("--no-log",), bool, "Do not save this exchange in the history (log = false in the config: never)."),
+    AskOption("config", ("--config",), str, "Config file (default: $TIDE_CONFIG or the platform config dir).", "PATH"),
     AskOption("debug", ("--debug",), bool, "Write a debug log (secrets redacted) for bug reports."),
 )  # fmt: skip
 _ASK_BY_NAME: Final = {name: option for option in ASK_OPTIONS for name in option.names}
@@ -133,7 +136,6 @@ _ROOT_OPTIONS = frozenset(
     {
         "--help",
         "--version",
-        "-c",
         "--config",
         "--debug",
         "--install-completion",
@@ -184,7 +186,7 @@ def _command_position(argv: list[str]) -> int:
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in ("-c", "--config"):
+        if arg == "--config":
             i += 2
         elif arg == "--debug" or arg.startswith("--config="):
             i += 1
@@ -224,11 +226,11 @@ def _refuse_typo(word: str, near: str, prompt: str | None) -> NoReturn:
 
 
 def _ask_argv(argv: list[str]) -> tuple[list[str], list[str]] | None:
-    """``(root options, ask arguments)`` for ``tide [-c PATH] [--debug] ask ...``, or
+    """``(root options, ask arguments)`` for ``tide [--config PATH] [--debug] ask ...``, or
     ``tide [PROMPT] [ask options]`` with piped stdin; ``None`` for anything else."""
     i = _command_position(argv)
     if i > len(argv):
-        return None  # ``-c`` without its path: typer says so
+        return None  # ``--config`` without its path: typer says so
     if argv[i : i + 1] == ["ask"]:
         return argv[:i], argv[i + 1 :]
     if sys.stdin.isatty():
@@ -255,7 +257,7 @@ def main() -> None:
         # one-shot path never uses it.
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
         root, rest = split
-        # The root options before ``ask`` are ask's own -c/--config and --debug.
+        # The root options before ``ask`` are ask's own --config and --debug.
         if (values := parse_ask([*root, *rest])) is not None:
             from tokentide.ask import AskArgs
             from tokentide.ask import main as ask_main
@@ -274,7 +276,8 @@ def _exit_now(code: int) -> NoReturn:
     140 ms trivial ``tide ask`` (``docs/performance.md``), and scripts call ``tide ask``
     in loops.  Everything that matters at exit is done here first: the ``--debug`` log
     is flushed and closed, stdout and stderr are flushed.  ``tide ask`` holds nothing
-    else: no history database, no temporary files; its backend is closed by then.
+    else: no temporary files; its backend is closed by then, and the history store
+    (the exchange is saved after the answer is written) is closed before it returns.
     """
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()

@@ -50,7 +50,7 @@ COMMON_KEYS = frozenset(
         "max_answer_bytes", "price_in", "price_out", "context_window",
     }
 )  # fmt: skip
-_TOP_KEYS = frozenset({"default", "theme", "ui", "keys", "profiles", "templates"})
+_TOP_KEYS = frozenset({"default", "theme", "log", "ui", "keys", "profiles", "templates"})
 GRPC_APIS: Final = frozenset({"triton-grpc"})
 """Apis whose url is a gRPC target (``host:port``), not an http(s) URL."""
 MAX_RETRIES: Final = 100
@@ -257,7 +257,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(
             f"{v.at(where(unknown[0]))}unknown top-level key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)}.",
-            hint="Top-level keys: default, theme, [ui], [keys], [profiles.NAME], [templates.NAME].",
+            hint="Top-level keys: default, theme, log, [ui], [keys], [profiles.NAME], [templates.NAME].",
         )
     profiles: dict[str, Profile] = {}
     raw_profiles = v.table(document.get("profiles", {}), "profiles", where("profiles"))
@@ -280,6 +280,12 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     ui = v.table(document.get("ui", {}), "ui", where("ui"))
     theme = document.get("theme", ui.get("theme"))
     keys = v.table(document.get("keys", {}), "keys", where("keys"))
+    log = document.get("log", True)
+    if not isinstance(log, bool):
+        raise ConfigError(
+            f"{v.at(where('log'))}log must be true or false, not {log!r}.",
+            hint="log = false keeps tide ask from saving its exchanges in the history.",
+        )
     warnings: list[str] = []
     if warning := _permission_warning(file, profiles):
         warnings.append(warning)
@@ -288,6 +294,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         templates=templates,
         default=default,
         theme=None if theme is None else v.string(theme, "theme", where("theme")),
+        log=log,
         keys={
             k: v.string(value, f"keys.{k}", partial(_where, file, lines, ("keys",), k))
             for k, value in keys.items()

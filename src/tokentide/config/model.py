@@ -2,6 +2,7 @@
 
 default = "local"                 # profile used when none is named
 theme = "textual-dark"            # [ui] table also accepted
+log = true                        # tide ask saves each exchange in the history
 [profiles.NAME]
 api = "openai"                    # which backend speaks to the server
 url = "http://127.0.0.1:8000/v1"  # base URL as people write it for that server
@@ -123,6 +124,8 @@ class Settings:
     templates: Mapping[str, Template] = field(default_factory=dict)
     default: str | None = None
     theme: str | None = None
+    log: bool = True
+    """``tide ask`` saves each exchange in the history (``log = false``: never)."""
     keys: Mapping[str, str] = field(default_factory=dict)
     """Key bindings: action name -> key(s), e.g. ``stop = "escape"``."""
     path: str | None = None

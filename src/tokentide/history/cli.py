@@ -11,7 +11,6 @@ traceback.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,13 +21,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tokentide.errors import HistoryError, TideError, UsageError
+from tokentide.history.lookup import _no_conversation, resolve_conversation, resolve_id
+from tokentide.history.lookup import open_existing as _open_existing
 
 if TYPE_CHECKING:
-    from tokentide.history.store import Conversation, HistoryStore
+    from tokentide.history.store import Conversation
 
 __all__ = ["history_app", "resolve_conversation", "resolve_id"]
-
-_SHOWN_CANDIDATES = 5
 
 history_app = typer.Typer(
     name="history",
@@ -48,13 +47,6 @@ class Format(StrEnum):
 IdArg = Annotated[str, typer.Argument(help="Conversation id (or a unique prefix of one).")]
 
 
-def _db_path() -> Path:
-    from tokentide.config.paths import data_dir
-    from tokentide.history.store import DB_NAME
-
-    return data_dir() / DB_NAME
-
-
 def _fail(error: TideError) -> typer.Exit:
     from tokentide.sanitize import sanitize
 
@@ -70,28 +62,6 @@ def _errors() -> Iterator[None]:
         raise _fail(error) from None
     except OSError as error:
         raise _fail(HistoryError(f"{error.strerror or error}: {error.filename or ''}")) from None
-
-
-def _open_existing(*, write: bool = False) -> HistoryStore | None:
-    """The store, or ``None`` when no history file exists yet (read-only commands do not
-    create one).  Reading commands open a file they may not write (a read-only data dir)
-    read-only; where they may, it is opened as usual, so an older schema is upgraded."""
-    from tokentide.history.store import HistoryStore
-
-    path = _db_path()
-    if not path.exists():
-        return None
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-    return HistoryStore.open(path, read_only=not write and not writable)
-
-
-def _no_conversation(conversation_id: str) -> HistoryError:
-    error = HistoryError(
-        f"No conversation {conversation_id!r} in the history.",
-        hint="`tide history list` shows the saved conversations.",
-    )
-    error.exit_code = 2
-    return error
 
 
 @history_app.command("list")
@@ -132,53 +102,6 @@ def list_cmd(
     for c in conversations:
         title = sanitize_title(c.title or "Untitled conversation", limit=70)
         typer.echo(f"{c.id}  {c.updated_at:%Y-%m-%d %H:%M}  {c.message_count:>4}  {title}")
-
-
-def resolve_id(store: HistoryStore, prefix: str) -> str:
-    """The full id of the one conversation whose id starts with ``prefix``.
-
-    No conversation: exit 2; an empty or ambiguous prefix: a :class:`UsageError` (exit
-    2), the ambiguous one listing the ids it could mean, newest first.
-    """
-    from tokentide.sanitize import sanitize_title
-
-    wanted = prefix.strip().lower()
-    if not wanted:
-        raise UsageError(
-            "No conversation id given.", hint="`tide history list` shows the saved conversations."
-        )
-    try:
-        return store.resolve(wanted)
-    except HistoryError as error:
-        if error.exit_code == 2:  # no such conversation: already a usage error
-            raise
-        candidates = [
-            c for c in store.list_conversations(limit=1_000_000) if c.id.startswith(wanted)
-        ]
-        if len(candidates) < 2:  # not an ambiguity (a busy or broken store): as it was
-            raise
-    shown = ", ".join(
-        f"{c.id} ({sanitize_title(c.title or 'Untitled conversation', limit=30)})"
-        for c in candidates[:_SHOWN_CANDIDATES]
-    )
-    more = len(candidates) - _SHOWN_CANDIDATES
-    raise UsageError(
-        f"{len(candidates)} conversation ids start with {wanted!r}: {shown}"
-        + (f" and {more} more." if more > 0 else "."),
-        hint="Give more characters of the id (`tide history list` shows them).",
-    )
-
-
-def resolve_conversation(prefix: str) -> str:
-    """:func:`resolve_id` against the history in the data dir (read-only; none yet is
-    "no conversation")."""
-    store = _open_existing()
-    if store is None:
-        raise _no_conversation(prefix)
-    try:
-        return resolve_id(store, prefix)
-    finally:
-        store.close()
 
 
 def _load(conversation_id: str) -> Conversation:
