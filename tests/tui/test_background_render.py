@@ -82,7 +82,7 @@ async def test_only_messages_near_the_viewport_render() -> None:
             message = app.messages[k]
             distance = round(conv.scroll_y) - message.virtual_region.bottom
             if k in near:
-                assert message._is_exact() and message.size.height == len(message.lines)
+                assert message._is_exact() and message.virtual_region.height == len(message.lines)
             else:
                 assert distance > margin - 40  # outside the window (give or take one)
                 assert not message._is_exact()
@@ -116,7 +116,7 @@ async def test_far_lines_are_dropped_and_render_again_the_same(
         await settled(pilot, app)
         last = app.messages[-1]
         width = last._width
-        height = last.size.height
+        height = last.virtual_region.height
         assert last._lines
         conv.release_anchor()
         conv.scroll_home(animate=False, immediate=True)
@@ -124,10 +124,10 @@ async def test_far_lines_are_dropped_and_render_again_the_same(
         await until(pilot, lambda: not last._lines)  # far away now: freed
         assert not last._strips and not last._is_exact()
         assert len(rendered(app)) < 40
-        assert last.size.height == height  # its place is kept: nothing moves
+        assert last.virtual_region.height == height  # its place is kept: nothing moves
         conv.scroll_end(animate=False, immediate=True)
         await until(pilot, lambda: bool(last._lines) and rendering_settled(app))
-        assert last.size.height == height
+        assert last.virtual_region.height == height
         assert [(strip.text, list(strip)) for strip in last.lines] == fresh_lines(
             last.source, width, app
         )

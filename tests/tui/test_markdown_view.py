@@ -15,7 +15,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from tests.tui.fakes import until
-from tokentide.tui.widgets.markdown_view import MarkdownMessage, _renderers, settle_gc
+from tokentide.tui.widgets.markdown_view import MarkdownMessage, rendering_settled, settle_gc
 
 RICH_TEXT = """# Release notes
 
@@ -238,13 +238,12 @@ async def test_saved_conversation_renders_lazily_and_settles() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         conv = app.query_one("#conv", VerticalScroll)
         conv.anchor()
-        renderer = _renderers[app]
-        await until(pilot, lambda: renderer._timer is None and messages[-4]._is_exact())
+        await until(pilot, lambda: messages[-4]._is_exact() and rendering_settled(app))
         await pilot.pause()
         near = [m for m in messages if m._is_exact()]
         assert messages[-1] in near and len(near) < len(messages) // 2
         for m in near:
-            assert m.size.height == len(m.lines)
+            assert m.virtual_region.height == len(m.lines)
         screen_text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert "END59" in screen_text
         assert conv.scroll_y == conv.max_scroll_y

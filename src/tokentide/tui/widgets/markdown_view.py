@@ -167,6 +167,9 @@ class _BackgroundRenderer:
     milliseconds), so scrolling through it never corrects a height."""
     KEEP_LINES: ClassVar[int] = 2_000
     """Rendered lines kept for complete messages outside the window, nearest first."""
+    FLUSH_GAP: ClassVar[float] = 0.5
+    """Seconds between two batches of off-screen height corrections (each is a layout
+    of the whole conversation: ~0.1 s with 1,000 messages)."""
     RELAYOUT_INTERVAL: ClassVar[float] = 1.0
     """While a window takes longer to render, a batch of corrections at most this often."""
     WAIT_LAYOUTS: ClassVar[int] = 3
@@ -180,6 +183,7 @@ class _BackgroundRenderer:
         """Complete messages holding rendered lines (candidates for dropping)."""
         self._relayout: list[weakref.ref[MarkdownMessage]] = []
         self._relayout_at = 0.0
+        self._flushed_at = -1e9
         self._timer: Timer | None = None
         self._watched: weakref.WeakKeyDictionary[Widget, float] = weakref.WeakKeyDictionary()
         """Scroll containers watched, with the ``scroll_y`` the window was last taken at."""
@@ -225,10 +229,12 @@ class _BackgroundRenderer:
         self._waiting = False
         self._arm()
 
-    def _arm(self) -> None:
+    def _arm(self, delay: float | None = None) -> None:
         app = self._app()
         if self._timer is None and app is not None and (self.pending or self.rendered):
-            self._timer = app.set_timer(self.PAUSE, self._tick, name="markdown-prerender")
+            self._timer = app.set_timer(
+                self.PAUSE if delay is None else delay, self._tick, name="markdown-prerender"
+            )
 
     def _distances(
         self, messages: weakref.WeakSet[MarkdownMessage]
@@ -315,16 +321,22 @@ class _BackgroundRenderer:
         # Height corrections wait until the window is rendered (while it is, the
         # arrangement that placed it stays valid): one layout of the whole conversation
         # per window, not one per slice; a huge window corrects once a second.
+        # While the user scrolls, at most one such layout per FLUSH_GAP (a message
+        # that is painted before its correction is applied asks for it itself).
         now = perf_counter()
         if self._relayout and not self._relayout_at:
             self._relayout_at = now + self.RELAYOUT_INTERVAL
-        if self._relayout and (not more or now >= self._relayout_at):
+        wait = self.FLUSH_GAP - (now - self._flushed_at)
+        if self._relayout and ((not more and wait <= 0) or now >= self._relayout_at):
             self._relayout_at = 0.0
+            self._flushed_at = now
             self._correct_heights()
         if not more:
             self._trim()
-        if more or self._relayout:
+        if more:
             self._arm()
+        elif self._relayout:
+            self._arm(max(wait, self.PAUSE))
 
     def _correct_heights(self) -> None:
         """One layout for a batch of height corrections; what is shown stays in place."""
@@ -490,6 +502,7 @@ class MarkdownMessage(Widget):
         """``(width, height)`` of the last complete render: the height of a message whose
         lines were dropped (far off-screen) until it is rendered again."""
         self._queued = False
+        self._correcting = False
         self._scroller_of: tuple[object, Widget | None] | None = None
         """``(parent, scroll container)`` found last (see :meth:`_scroller`)."""
         # Frame scheduling.
@@ -784,6 +797,11 @@ class MarkdownMessage(Widget):
         self._completed()
         return True
 
+    def _correct_height(self) -> None:
+        self._correcting = False
+        if self._height_changed():
+            self.refresh(layout=True)
+
     def _height_changed(self) -> bool:
         return self._rendered_height() != self._reported_height
 
@@ -818,13 +836,17 @@ class MarkdownMessage(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self._width
-        if width and not self._live and not self._is_exact():
-            # Became visible before the background renderer reached it.
-            self._sync(width, deadline=None)
-            self._queued = False
-            self._completed()
-            if self._height_changed():
-                self.call_later(self.refresh, layout=True)
+        if width and not self._live:
+            if not self._is_exact():
+                # Became visible before the background renderer reached it.
+                self._sync(width, deadline=None)
+                self._queued = False
+                self._completed()
+            if self._height_changed() and not self._correcting:
+                # Painted with its estimated height: lay out with the real one now
+                # (not with the background renderer's next batch).
+                self._correcting = True
+                self.call_after_refresh(self._correct_height)
         lines = self._lines
         row = y
         if y < len(lines):
