@@ -263,3 +263,14 @@ def test_c_is_continue_now_not_the_config_file(server: LLMServer, env: dict[str,
         result = tide_text(*args, "-P", "t", "hi", env={**env, "TIDE_CONFIG": "/nonexistent"})
         assert result.returncode == 0, result.stderr
         assert result.stdout == "hi\n"
+
+
+def test_saving_imports_only_the_writing_side_of_the_store(
+    server: LLMServer, env: dict[str, str]
+) -> None:
+    result = tide_text("ask", "hi", *flags(server, tokens=2), env=env, python=("-X", "importtime"))
+    assert result.returncode == 0 and result.stdout == "w0 w1\n"
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "tokentide.history.exchange" in imported and db(env).exists()
+    for module in ("tokentide.history.store", "tokentide.history.tree", "textual", "typer"):
+        assert module not in imported, module

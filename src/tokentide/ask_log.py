@@ -155,7 +155,7 @@ def _save(
     err: IO[str],
 ) -> None:
     from tokentide.generation import State
-    from tokentide.history.store import Exchange, HistoryStore
+    from tokentide.history.exchange import ExchangeLog
 
     gen = answer.generation
     if gen is None:  # pragma: no cover - run_ask always sets it
@@ -166,28 +166,27 @@ def _save(
     status = {State.DONE: "complete", State.ERROR: "error"}.get(state, "stopped")
     served = gen.finish.model if gen.finish is not None else None
     keep_answer = status != "stopped" or bool(text or reasoning)
-    exchange = Exchange(
-        prompt=prompt,
-        # Stopped before anything arrived: the prompt is kept, not an empty answer.
-        answer=text if keep_answer else None,
-        status=status,
-        conversation_id=None if thread is None else thread.conversation_id,
-        parent_id=None if thread is None or thread.conversation_id is None else thread.leaf,
-        profile=profile.name,
-        model=served or profile.model,
-        finish_reason=gen.finish.reason if gen.finish is not None else None,
-        error=gen.error.message if gen.error is not None else None,
-        stats=gen.stats.as_dict(),
-        reasoning=reasoning or None,
-        settings=settings,
-    )
     try:
-        store = HistoryStore.open(busy_timeout=_BUSY_TIMEOUT)
+        store = ExchangeLog.open(busy_timeout=_BUSY_TIMEOUT)
     except TideError as error:
         _say(err, f"this exchange was not saved in the history: {error.message}")
         return
     try:
-        store.add_exchange(exchange)
+        store.add_exchange(
+            prompt,
+            # Stopped before anything arrived: the prompt is kept, not an empty answer.
+            text if keep_answer else None,
+            status=status,
+            conversation_id=None if thread is None else thread.conversation_id,
+            parent_id=None if thread is None else thread.leaf,
+            profile=profile.name,
+            model=served or profile.model,
+            finish_reason=gen.finish.reason if gen.finish is not None else None,
+            error=gen.error.message if gen.error is not None else None,
+            stats=gen.stats.as_dict(),
+            reasoning=reasoning or None,
+            settings=settings,
+        )
     except TideError as error:
         _say(err, f"this exchange was not saved in the history: {error.message}")
     finally:

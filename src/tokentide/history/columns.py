@@ -13,7 +13,9 @@ from typing import Any, Final
 
 from tokentide.redact import redact, redact_content
 
-__all__ = ["answer_details", "new_id"]
+__all__ = ["TITLE_CHARS", "answer_details", "make_title", "new_id"]
+
+TITLE_CHARS: Final = 60
 
 
 def _now() -> str:
@@ -185,3 +187,12 @@ def _details_dict(text: str | None) -> dict[str, Any] | None:
 def _like_pattern(query: str) -> str:
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def make_title(text: str, limit: int = TITLE_CHARS) -> str:
+    """A conversation title from a prompt: its first non-blank line, trimmed, at most
+    ``limit`` characters (cut with ``…``).  The stored title keeps the original
+    characters; displays sanitise it."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

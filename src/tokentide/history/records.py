@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
+from tokentide.history.columns import TITLE_CHARS, make_title
 from tokentide.history.settings import ConversationSettings
 
 __all__ = [
@@ -16,8 +17,6 @@ __all__ = [
     "StoredMessage",
     "make_title",
 ]
-
-TITLE_CHARS: Final = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +93,3 @@ class Conversation:
     @property
     def message_count(self) -> int:
         return len(self.messages)
-
-
-def make_title(text: str, limit: int = TITLE_CHARS) -> str:
-    """A conversation title from a prompt: its first non-blank line, trimmed, at most
-    ``limit`` characters (cut with ``…``).  The stored title keeps the original
-    characters; displays sanitise it."""
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    line = " ".join(line.split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

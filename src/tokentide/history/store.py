@@ -43,7 +43,6 @@ from tokentide.history.columns import (
     new_id,
 )
 from tokentide.history.database import DB_NAME
-from tokentide.history.exchange import MODEL_CHARS, Exchange, Exchanges, SavedExchange
 from tokentide.history.pending import Resolve
 from tokentide.history.recorder import AnswerRecorder
 from tokentide.history.records import (
@@ -54,7 +53,10 @@ from tokentide.history.records import (
     make_title,
 )
 from tokentide.history.settings import ConversationSettings
-from tokentide.history.tree import ACTIVE_LEAF, Parent, _missing
+from tokentide.history.tree import ACTIVE_LEAF, MessageTree, Parent, _missing
+
+_MODEL_CHARS: Final = 200
+"""Longest model name kept (a server may send anything there)."""
 
 __all__ = [
     "ACTIVE_LEAF",
@@ -65,9 +67,7 @@ __all__ = [
     "Conversation",
     "ConversationSettings",
     "ConversationSummary",
-    "Exchange",
     "HistoryStore",
-    "SavedExchange",
     "StoredMessage",
     "answer_details",
     "make_title",
@@ -81,11 +81,10 @@ _ROLES: Final = frozenset({"system", "user", "assistant"})
 # -- the store ----------------------------------------------------------------------------
 
 
-class HistoryStore(Exchanges):
+class HistoryStore(MessageTree):
     """The conversation store.  Open with :meth:`open`; close with :meth:`close` (or use
     it as a context manager).  Reads of the tree, the active leaf and the settings come
-    from :class:`~tokentide.history.tree.MessageTree`; the insert of new messages and
-    whole exchanges (``tide ask``) from :class:`~tokentide.history.exchange.Exchanges`."""
+    from :class:`~tokentide.history.tree.MessageTree`."""
 
     # -- conversations -------------------------------------------------------------------
 
@@ -249,7 +248,7 @@ class HistoryStore(Exchanges):
             _clean_text(reasoning) if reasoning else None,
             details_json,
             now,
-            None if model is None else _clean_text(model)[:MODEL_CHARS],
+            None if model is None else _clean_text(model)[:_MODEL_CHARS],
         )
 
         def run(db: sqlite3.Connection, resolve: Resolve) -> None:
@@ -341,6 +340,47 @@ class HistoryStore(Exchanges):
         )
         self._live.difference_update(json.loads(ids))
         return int(cursor.rowcount)
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        resolve: Resolve,
+        conversation_id: str,
+        parent_id: Parent,
+        role: str,
+        content: str,
+        status: str,
+        now: str,
+        profile: str | None = None,
+        model: str | None = None,
+    ) -> int:
+        """Insert a message after its parent (resolved now: a queued write follows the
+        leaf its predecessors left) and make it the active leaf."""
+        if (
+            db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            ).rowcount
+            == 0
+        ):
+            raise _missing(conversation_id)
+        if parent_id is ACTIVE_LEAF:
+            parent = self._leaf(db, conversation_id)
+        elif parent_id is None:
+            parent = None
+        else:
+            parent = resolve(parent_id)
+            self._check_member(db, conversation_id, parent)
+        cursor = db.execute(
+            "INSERT INTO messages (conversation_id, role, content, status, profile, model,"
+            " created_at, updated_at, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (conversation_id, role, content, status, profile, model, now, now, parent),
+        )
+        assert cursor.lastrowid is not None
+        message_id = int(cursor.lastrowid)
+        db.execute(
+            "UPDATE conversations SET active_leaf = ? WHERE id = ?", (message_id, conversation_id)
+        )
+        return message_id
 
 
 def _parent_record(parent_id: Parent) -> int | str | None:
