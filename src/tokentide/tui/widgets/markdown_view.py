@@ -21,10 +21,14 @@ Design (measurements in ``docs/performance.md``, "Live Markdown rendering"):
 * Only the lines that changed are marked dirty; a layout refresh is requested only when
   the line count changed.  A scroll container anchored at the bottom (``anchor()``) is
   kept at the end by Textual's compositor on every such layout, whatever the token rate.
-* A message created with text (a saved conversation) is not rendered until needed: its
-  height is estimated, it is rendered when it first becomes visible, and a shared
-  background renderer finishes the rest bottom-up in ≤ 8 ms slices, then corrects the
-  layout.  Opening 200 saved messages therefore costs O(visible), not O(history).
+* A message created with text (a saved conversation) is not parsed or rendered until
+  needed: its height is estimated, it is rendered when it first becomes visible, and a
+  shared background renderer (:class:`_BackgroundRenderer`) renders those within two
+  screens of the viewport in ≤ 8 ms slices, then corrects their heights in one layout
+  without moving what is shown.  Far off-screen messages keep only their text: their
+  rendered lines are dropped beyond a budget and rendered again when scrolled to.
+  Opening 1,000 saved messages therefore costs O(visible), not O(history) (issue 17,
+  ``docs/performance.md``, "Long conversations: background rendering and memory").
 * A width change re-wraps: lines are cached per (width, base style).
 * While a message streams, CPython's automatic full collections are deferred (see
   :class:`_FullCollectionsDeferred`); the app's :func:`settle_gc` after the answer
