@@ -455,7 +455,7 @@ def main(args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = No
     answer = Answer() if settings.log and not args.no_log else None
     code = run_ask(backend, request, profile, options, answer=answer)
     if answer is not None:
-        from tokentide.ask_log import save
+        from tokentide.ask_save import save
 
         save(text, answer, profile, thread, system, base.system if base else None)
     return code

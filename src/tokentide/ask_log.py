@@ -1,34 +1,22 @@
-"""``tide ask`` remembers: the conversation ``-c``/``--conversation`` continues, and the
-exchange saved after the answer is printed.
-
-Saving is one transaction (:meth:`~tokentide.history.store.HistoryStore.add_exchange`)
-after the answer is written and flushed, so the one-shot path pays nothing for it until
-the answer is out; this module imports the store only then (or, for ``-c``, before the
-request, to read the conversation).  A history that cannot be written never costs the
-answer: stderr says once that it was not saved, and where it went instead.
+"""``tide ask`` remembers: the conversation ``-c``/``--conversation`` continues (read
+before the request: its active branch is what the request carries).  The exchange is
+saved afterwards by :mod:`tokentide.ask_save`.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import sys
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from tokentide.backends.base import Message
-from tokentide.errors import TideError, UsageError
+from tokentide.errors import UsageError
 
 if TYPE_CHECKING:
-    from tokentide.ask import Answer, AskArgs
-    from tokentide.config.model import Profile, Settings
-    from tokentide.history.settings import ConversationSettings
+    from tokentide.ask import AskArgs
+    from tokentide.config.model import Settings
 
-__all__ = ["Thread", "check_continue", "open_thread", "save"]
-
-_BUSY_TIMEOUT = 1.0
-"""Seconds the save waits for another process's lock before it queues (closing the
-store then gives the queue the store's full timeout before the rescue file)."""
+__all__ = ["Thread", "check_continue", "open_thread", "thread_profile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,93 +94,3 @@ def thread_profile(thread: Thread | None, settings: Settings) -> str | None:
 
     known = thread.profile in settings.profiles or thread.profile == BUILTIN_LOCAL.name
     return thread.profile if known else None
-
-
-def save(
-    prompt: str,
-    answer: Answer,
-    profile: Profile,
-    thread: Thread | None,
-    system: str | None,
-    profile_system: str | None,
-    stderr: IO[str] | None = None,
-) -> None:
-    """Save the exchange (prompt and answer, stopped or failed ones marked); on failure,
-    say once on stderr that it was not saved and where it went.  Ctrl-C cannot cut the
-    save short (it is one short transaction).
-
-    A new conversation keeps, as its own setting, a system prompt its profile would not
-    give it again (``-s``, a template's), so ``-c`` goes on with it."""
-    err = sys.stderr if stderr is None else stderr
-    settings = None
-    if system and system != profile_system and (thread is None or thread.conversation_id is None):
-        from tokentide.history.settings import ConversationSettings
-
-        settings = ConversationSettings(system_prompt=system)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        _save(prompt, answer, profile, thread, settings, err)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _say(err: IO[str], message: str) -> None:
-    from tokentide.sanitize import sanitize
-
-    try:
-        err.write(f"tide: {sanitize(message)}\n")
-        err.flush()
-    except (BrokenPipeError, OSError, ValueError):
-        pass
-
-
-def _save(
-    prompt: str,
-    answer: Answer,
-    profile: Profile,
-    thread: Thread | None,
-    settings: ConversationSettings | None,
-    err: IO[str],
-) -> None:
-    from tokentide.generation import State
-    from tokentide.history.exchange import ExchangeLog
-
-    gen = answer.generation
-    if gen is None:  # pragma: no cover - run_ask always sets it
-        return
-    text = "".join(answer.parts)
-    reasoning = "".join(answer.reasoning)
-    state = gen.state
-    status = {State.DONE: "complete", State.ERROR: "error"}.get(state, "stopped")
-    served = gen.finish.model if gen.finish is not None else None
-    keep_answer = status != "stopped" or bool(text or reasoning)
-    try:
-        store = ExchangeLog.open(busy_timeout=_BUSY_TIMEOUT)
-    except TideError as error:
-        _say(err, f"this exchange was not saved in the history: {error.message}")
-        return
-    try:
-        store.add_exchange(
-            prompt,
-            # Stopped before anything arrived: the prompt is kept, not an empty answer.
-            text if keep_answer else None,
-            status=status,
-            conversation_id=None if thread is None else thread.conversation_id,
-            parent_id=None if thread is None else thread.leaf,
-            profile=profile.name,
-            model=served or profile.model,
-            finish_reason=gen.finish.reason if gen.finish is not None else None,
-            error=gen.error.message if gen.error is not None else None,
-            stats=gen.stats.as_dict(),
-            reasoning=reasoning or None,
-            settings=settings,
-        )
-    except TideError as error:
-        _say(err, f"this exchange was not saved in the history: {error.message}")
-    finally:
-        try:
-            store.close()
-        except TideError as error:
-            _say(err, f"this exchange was not saved in the history: {error.message}")
-        if store.rescued is not None:
-            _say(err, f"the history is busy (another tide holds it): saved to {store.rescued}")
