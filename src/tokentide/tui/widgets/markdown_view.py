@@ -716,6 +716,7 @@ class MarkdownMessage(Widget):
         self._lines = []
         self._live_lines = []
         self._strips.clear()
+        self._styles_cache.clear()  # Textual's copy of the painted rows
         self._rendered_blocks = 0
         self._parsed = False
         self._queued = True
