@@ -387,9 +387,12 @@ def _fail(error: TideError, stderr: IO[str]) -> int:
     return error.exit_code
 
 
-def main(args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = None) -> int:
+def main(
+    args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = None, exiting: bool = False
+) -> int:
     """``tide ask`` from its command line; returns the exit code.  ``config`` is the file
-    ``tide --config`` named (``args.config``, after ``ask``, wins)."""
+    ``tide --config`` named (``args.config``, after ``ask``, wins); ``exiting``: the
+    process ends with ``os._exit`` when this returns (the history is then left open)."""
     from tokentide.backends.registry import create_backend
     from tokentide.config.load import load_settings, profile_from_flags, resolve_profile
 
@@ -457,5 +460,7 @@ def main(args: AskArgs, *, config: str | None = None, stdin: IO[str] | None = No
     if answer is not None:
         from tokentide.ask_save import save
 
-        save(text, answer, profile, thread, system, base.system if base else None)
+        save(
+            text, answer, profile, thread, system, base.system if base else None, keep_open=exiting
+        )
     return code
