@@ -13,6 +13,8 @@ EXAMPLE_CONFIG = """\
 # tokentide configuration.  Docs: docs/configuration.md
 # The profile used when none is named with -P/--profile:
 default = "local"
+# tide ask saves each exchange in the history (tide history list); false: never.
+# log = true
 
 [ui]
 # theme = "textual-dark"
