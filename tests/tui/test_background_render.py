@@ -10,12 +10,12 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from tests.tui.fakes import until
-from tokentide.tui.widgets.markdown_view import (
-    MarkdownMessage,
+from tokentide.tui.widgets.markdown_background import (
     _BackgroundRenderer,
     _renderers,
     rendering_settled,
 )
+from tokentide.tui.widgets.markdown_view import MarkdownMessage
 
 SIZE = (100, 30)
 
