@@ -27,7 +27,6 @@ from typing import IO, Any
 
 from tokentide.backends.base import Backend, GenerationRequest
 from tokentide.backends.events import (
-    Finish,
     ReasoningDelta,
     Retrying,
     TextDelta,
@@ -102,20 +101,6 @@ def build_prompt(args: list[str], stdin: IO[str] | None) -> str:
         if data.strip():
             parts.append(data)
     return "\n\n".join(parts)
-
-
-def _format_stats(gen: Generation) -> str:
-    stats = gen.stats
-    parts = []
-    if stats.ttft is not None:
-        parts.append(f"first token {stats.ttft * 1000:.0f} ms")
-    # tokens where they are tokens, else chunks; no count where nobody counted
-    parts.extend(label for label in (stats.count_label(), stats.rate_label()) if label)
-    if (total := stats.total) is not None:
-        parts.append(f"total {total:.3f} s")
-    if stats.attempts > 1:
-        parts.append(f"{stats.attempts} attempts")
-    return " · ".join(parts)
 
 
 class _Writer:
@@ -199,6 +184,8 @@ async def _consume(
 ) -> None:
     sanitizer = make_sanitizer() if make_sanitizer is not None else None
     as_json = options.json
+    if as_json:
+        from tokentide.ask_format import event_json as _event_json
     try:
         async for batch in gen.batches():
             calls.extend(e for e in batch if type(e) is ToolCallRequested)
@@ -222,45 +209,6 @@ async def _consume(
     finally:
         if sanitizer is not None and not as_json:
             out.write(sanitizer.flush())
-
-
-def _event_json(event: object) -> str:
-    if isinstance(event, TextDelta):
-        obj: dict[str, Any] = {"type": "delta", "text": event.text}
-        for key in ("token_id", "logprob", "node_id"):
-            if (value := getattr(event, key)) is not None:
-                obj[key] = value
-        if event.special:
-            obj["special"] = True
-    elif isinstance(event, ReasoningDelta):
-        obj = {"type": "reasoning", "text": event.text}
-    elif isinstance(event, ToolCallRequested):
-        obj = {"type": "tool_call", "name": event.name, "arguments": event.arguments}
-        obj["id"] = event.id
-    elif isinstance(event, Finish):
-        usage = event.usage
-        obj = {
-            "type": "finish",
-            "reason": event.reason,
-            "usage": None
-            if usage is None
-            else {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-            },
-        }
-        if event.seed is not None:
-            obj["seed"] = event.seed
-    elif isinstance(event, Retrying):
-        obj = {
-            "type": "retrying",
-            "attempt": event.attempt,
-            "delay": event.delay,
-            "reason": event.reason,
-        }
-    else:  # pragma: no cover - every event type is handled above
-        obj = {"type": "unknown"}
-    return json.dumps(obj, ensure_ascii=True) + "\n"
 
 
 async def _run(
@@ -335,6 +283,8 @@ async def _run(
         out.write(json.dumps({"type": "stats", "state": gen.state.value, **gen.stats.as_dict()},
                              ensure_ascii=True) + "\n")  # fmt: skip
     if options.stats:
+        from tokentide.ask_format import format_stats as _format_stats
+
         report(_format_stats(gen) + ("" if gen.state is State.DONE else f" · {gen.state.value}"))
     if out.broken:
         return EXIT_BROKEN_PIPE
