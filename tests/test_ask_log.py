@@ -274,3 +274,23 @@ def test_saving_imports_only_the_writing_side_of_the_store(
     assert "tokentide.history.exchange" in imported and db(env).exists()
     for module in ("tokentide.history.store", "tokentide.history.tree", "textual", "typer"):
         assert module not in imported, module
+
+
+def test_a_continued_conversation_keeps_its_profile(server: LLMServer, env: dict[str, str]) -> None:
+    Path(env["TIDE_CONFIG"]).write_text(
+        'default = "b"\n'
+        f'[profiles.a]\napi = "openai"\nurl = "{server.url(echo=1, tag="prof-a")}/v1"\n'
+        f'[profiles.b]\napi = "openai"\nurl = "{server.url(echo=1, tag="prof-b")}/v1"\n'
+    )
+    empty = ask("--conversation", "0", "x", env=env)
+    assert empty.returncode == 2 and "No conversation '0'" in empty.stderr
+    assert not db(env).exists()
+    assert ask("-P", "a", "one", env=env).returncode == 0
+    assert ask("-c", "two", env=env).returncode == 0
+    assert [m["content"] for m in server.record("prof-a").body["messages"]] == [
+        "one", "one", "two",
+    ]  # fmt: skip
+    assert ask("-c", "-P", "b", "three", env=env).returncode == 0
+    assert len(server.record("prof-b").body["messages"]) == 5
+    [(_, messages)] = saved(env)
+    assert [m.profile for m in messages if m.role == "assistant"] == ["a", "a", "b"]
