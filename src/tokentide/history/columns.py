@@ -74,14 +74,20 @@ def _stats_json(stats: Mapping[str, float | int | str | None] | None) -> str | N
     return json.dumps(clean, sort_keys=True)
 
 
-def _stats_dict(text: str | None) -> dict[str, float | int | str | None]:
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """A stored JSON column read back as an object; None when empty, not JSON or not an
+    object (a file edited by hand, written by something else)."""
     if not text:
-        return {}
+        return None
     try:
         value = json.loads(text)
     except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _stats_dict(text: str | None) -> dict[str, float | int | str | None]:
+    return json_object(text) or {}
 
 
 def answer_details(
@@ -166,13 +172,8 @@ def _details_dict(text: str | None) -> dict[str, Any] | None:
     """Stored details read back.  Whatever does not have the documented shape (a file
     edited by hand, written by something else) is left out rather than failing the
     load; None when nothing usable remains."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
+    value = json_object(text)
+    if value is None:
         return None
     details: dict[str, Any] = {}
     tokens = value.get("tokens")

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from tokentide.history.columns import json_object
+
 __all__ = ["ConversationSettings"]
 
 
@@ -78,13 +80,8 @@ def _settings_value(text: str | None) -> ConversationSettings | None:
     """Stored settings read back.  Damage (not JSON, not an object, a field of the wrong
     type, an unknown key) is left out field by field rather than failing the load; None
     when nothing usable remains."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(value, dict):
+    value = json_object(text)
+    if value is None:
         return None
     kept: dict[str, Any] = {}
     for f in fields(ConversationSettings):
