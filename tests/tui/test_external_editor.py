@@ -98,19 +98,25 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
 
 
-async def test_ctrl_g_without_an_editor_says_how_to_set_one_and_keeps_the_draft(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("VISUAL", raising=False)
-    monkeypatch.delenv("EDITOR", raising=False)
+async def ctrl_g_on_a_draft(tmp_path: Path, said: str) -> str:
+    """Press ctrl+g over the draft "my draft", wait for a notification saying ``said``;
+    the composer's text then."""
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         composer = app.query_one(Composer)
         composer.focus()
         composer.set_prompt("my draft")
         await pilot.press("ctrl+g")
-        await until(pilot, lambda: any("export VISUAL or EDITOR" in m for m in messages(app)))
-        assert composer.text == "my draft"
+        await until(pilot, lambda: any(said in m for m in messages(app)))
+        return composer.text
+
+
+async def test_ctrl_g_without_an_editor_says_how_to_set_one_and_keeps_the_draft(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.delenv("EDITOR", raising=False)
+    assert await ctrl_g_on_a_draft(tmp_path, "export VISUAL or EDITOR") == "my draft"
 
 
 async def test_where_the_screen_cannot_be_handed_over_the_draft_stays(
@@ -119,15 +125,8 @@ async def test_where_the_screen_cannot_be_handed_over_the_draft_stays(
     # Pilot's headless driver cannot suspend, like Textual Web: say so, change nothing.
     ran = tmp_path / "ran"
     monkeypatch.setenv("VISUAL", str(script(tmp_path / "ed", f"touch {ran}")))
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        composer = app.query_one(Composer)
-        composer.focus()
-        composer.set_prompt("my draft")
-        await pilot.press("ctrl+g")
-        await until(pilot, lambda: any("cannot hand the screen" in m for m in messages(app)))
-        assert composer.text == "my draft"
-        assert not ran.exists()
+    assert await ctrl_g_on_a_draft(tmp_path, "cannot hand the screen") == "my draft"
+    assert not ran.exists()
 
 
 async def test_the_editor_waits_while_an_answer_streams(
