@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ def smollm2_path() -> Path:
     return path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -60,35 +59,45 @@ def server_command(model: Path, port: int, *options: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def serve_llamacpp(n_ctx: int = 2048, options: tuple[str, ...] = ()) -> Iterator[str]:
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
-    model = smollm2_path()
-    port = _free_port()
-    log = open(os.devnull, "wb")  # noqa: SIM115 - closed below
+def running_server(
+    command: list[str], base: str, *, name: str, within: float, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Start an OpenAI-compatible server, wait until ``{base}/models`` answers 200 (it
+    is another process: there is no event to await, so it is polled), yield ``base``,
+    then stop it (terminate, kill after 30 s)."""
     process = subprocess.Popen(
-        server_command(model, port, "--n_ctx", str(n_ctx), "--n_threads", "1", *options),
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, env=env,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + within
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited with {process.returncode}")
-            try:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             if time.monotonic() > deadline:
-                raise RuntimeError("llama.cpp server did not start within 120 s")
+                raise RuntimeError(f"{name} did not start within {within:g} s")
             time.sleep(0.2)
         yield base
     finally:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
+
+
+@contextlib.contextmanager
+def serve_llamacpp(n_ctx: int = 2048, options: tuple[str, ...] = ()) -> Iterator[str]:
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    port = free_port()
+    command = server_command(
+        smollm2_path(), port, "--n_ctx", str(n_ctx), "--n_threads", "1", *options
+    )
+    with running_server(
+        command, f"http://127.0.0.1:{port}/v1", name="llama.cpp server", within=120
+    ) as base:
+        yield base

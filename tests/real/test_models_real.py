@@ -7,16 +7,13 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.real.llamacpp_server import serve_llamacpp
+from tests.real.llamacpp_server import free_port, running_server, serve_llamacpp
 from tokentide.backends.base import GenerationRequest
 from tokentide.backends.models import configured_model, list_models, with_model
 from tokentide.backends.registry import create_backend
@@ -65,45 +62,21 @@ def test_tide_models_json_against_llamacpp_server(base_url: str) -> None:
 # -- vLLM -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _serve_vllm(model_dir: str, max_model_len: int) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     scratch = os.environ.get("TMPDIR", "/tmp")
     environ = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1",
                "VLLM_CACHE_ROOT": os.path.join(scratch, "vllm-cache")}  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
-         "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-         "--max-model-len", str(max_model_len), "--enforce-eager"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        env=environ,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("vLLM did not start within 300 s")
-            time.sleep(1.0)
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
+        "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", str(max_model_len), "--enforce-eager",
+    ]  # fmt: skip
+    with running_server(
+        command, f"http://127.0.0.1:{port}/v1", name="vLLM", within=300, env=environ
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.slow
