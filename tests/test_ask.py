@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 from tests.hostile_payloads import FORBIDDEN, combined_stream
 from tests.servers.llm_server import LLMServer
 from tests.tide_process import tide_bytes as tide
+from tests.tide_process import tide_on_a_terminal
 
 
 def openai(server: LLMServer, **knobs: object) -> list[str]:
@@ -202,25 +202,10 @@ def test_a_spinner_waits_on_a_terminal_and_is_erased_before_the_answer(
 ) -> None:
     """On a terminal (a pty here) a waiting line shows until the first token and is
     erased before the answer; on a pipe there is none (the other tests read stderr)."""
-    import pty
-
-    primary, secondary = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tokentide", "ask", "hi", *openai(server, first_delay=0.6, tokens=3)],
-        stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
-    )  # fmt: skip
-    os.close(secondary)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(primary)
-    assert process.wait(30) == 0
+    code, output = tide_on_a_terminal(
+        "ask", "hi", *openai(server, first_delay=0.6, tokens=3), env=env, timeout=30
+    )
+    assert code == 0
     assert b"waiting for openai" in output
     erased = output.rindex(b"\r\x1b[K")
     assert output.index(b"w0 w1 w2") > erased  # the answer comes after the erase

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 
 from tests.hostile_payloads import FORBIDDEN, PAYLOADS
 from tests.servers.llm_server import LLMServer
+from tests.tide_process import tide_on_a_terminal
 
 
 @pytest.fixture
@@ -37,23 +37,8 @@ def tide(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
 
 def on_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
     """Run with stdout on a pty; returns the exit code and what the terminal got."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tokentide", "models", *args],
-        stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    return process.wait(60), b"".join(chunks).decode().replace("\r\n", "\n")
+    code, output = tide_on_a_terminal("models", *args, env=env)
+    return code, output.decode().replace("\r\n", "\n")
 
 
 def write_config(env: dict[str, str], text: str) -> None:

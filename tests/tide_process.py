@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["clean_env", "tide_bytes", "tide_text"]
+__all__ = ["clean_env", "tide_bytes", "tide_on_a_terminal", "tide_text"]
 
 
 def clean_env(tmp_path: Path, *, drop: tuple[str, ...] = ("TIDE_", "OPENAI")) -> dict[str, str]:
@@ -59,3 +60,25 @@ def tide_text(
         timeout=timeout,
         check=False,
     )
+
+
+def tide_on_a_terminal(*args: str, env: dict[str, str], timeout: float = 60) -> tuple[int, bytes]:
+    """``python -m tokentide ARGS`` with stdout and stderr on a pty (stdin closed);
+    the exit code and everything the terminal received, as it received it."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokentide", *args],
+        stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return process.wait(timeout), b"".join(chunks)
