@@ -22,12 +22,11 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from tokentide.backends.base import Backend, GenerationRequest
 from tokentide.backends.events import (
-    ReasoningDelta,
     Retrying,
     TextDelta,
     ToolCallRequested,
@@ -85,11 +84,9 @@ class AskOptions:
 @dataclass(slots=True)
 class Answer:
     """What the history saves of an answer, filled in by :func:`run_ask` when given one:
-    the model's text exactly as received (stdout may have had it sanitised), its
-    reasoning, and the generation (state, error, stats, the server's model)."""
+    the generation, which holds the model's text exactly as received (stdout may have
+    had it sanitised), its reasoning, state, error, stats and the server's model."""
 
-    parts: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
     generation: Generation | None = None
 
 
@@ -180,7 +177,6 @@ async def _consume(
     options: AskOptions,
     make_sanitizer: Callable[[], Any] | None,
     calls: list[ToolCallRequested],
-    answer: Answer | None = None,
 ) -> None:
     sanitizer = make_sanitizer() if make_sanitizer is not None else None
     as_json = options.json
@@ -189,9 +185,6 @@ async def _consume(
     try:
         async for batch in gen.batches():
             calls.extend(e for e in batch if type(e) is ToolCallRequested)
-            if answer is not None:
-                answer.parts.extend(e.text for e in batch if type(e) is TextDelta and not e.special)
-                answer.reasoning.extend(e.text for e in batch if type(e) is ReasoningDelta)
             if as_json:
                 out.write("".join(_event_json(event) for event in batch))
             else:
@@ -262,7 +255,7 @@ async def _run(
                 spinner.start()
             try:
                 sanitizer = None if options.raw else StreamSanitizer
-                await _consume(gen, out, report, options, sanitizer, calls, answer)
+                await _consume(gen, out, report, options, sanitizer, calls)
             except TideError:
                 pass  # reported below from gen.error, after the partial text
     finally:

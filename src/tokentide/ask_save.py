@@ -88,8 +88,8 @@ def _save(
     gen = answer.generation
     if gen is None:  # pragma: no cover - run_ask always sets it
         return
-    text = "".join(answer.parts)
-    reasoning = "".join(answer.reasoning)
+    text = gen.text
+    reasoning = gen.reasoning
     state = gen.state
     status = {State.DONE: "complete", State.ERROR: "error"}.get(state, "stopped")
     served = gen.finish.model if gen.finish is not None else None
