@@ -151,11 +151,12 @@ def test_conversation_by_prefix(server: LLMServer, env: dict[str, str]) -> None:
     history = tide_text("history", "show", "zzzz", env=env)
     assert unknown.returncode == history.returncode == 2
     assert unknown.stderr == history.stderr and "No conversation 'zzzz'" in unknown.stderr
-    if common:
-        ambiguous = ask("--conversation", common, "x", *flags(server), env=env)
-        assert ambiguous.returncode == 2
-        assert "2 conversation ids start with" in ambiguous.stderr
-        assert ambiguous.stderr == tide_text("history", "show", common, env=env).stderr
+    # ids begin with their creation time: two made seconds apart share a prefix
+    assert common
+    ambiguous = ask("--conversation", common, "x", *flags(server), env=env)
+    assert ambiguous.returncode == 2
+    assert "2 conversation ids start with" in ambiguous.stderr
+    assert ambiguous.stderr == tide_text("history", "show", common, env=env).stderr
     both = ask("-c", "--conversation", unique, "x", *flags(server), env=env)
     assert both.returncode == 2 and "not both" in both.stderr
 
