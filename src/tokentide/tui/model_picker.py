@@ -75,8 +75,7 @@ class ModelPicker(ModalScreen[ModelInfo | None]):
 
     def _show_error(self, error: TideError) -> None:
         self.query_one(LoadingIndicator).display = False
-        hint = f" {error.hint}" if getattr(error, "hint", None) else ""
-        self.error = sanitize_title(f"{error}{hint}", 400)
+        self.error = sanitize_title(str(error), 400)  # the message and its hint
         self.query_one("#model-note", Label).update(plain(f"{self.error}  (Esc closes)"))
 
     def _show_models(self) -> None:
