@@ -426,7 +426,7 @@ class ChatScreen(Screen[None]):
     def _check_following(self) -> None:
         view = self.view
         away = not view.following and view.max_scroll_y > 0 and not view.is_vertical_scroll_end
-        badge = self.query_one("#new-text", NewTextBadge)
+        badge = self._part("#new-text", NewTextBadge)
         if badge.display != away:
             badge.display = away
         if away:
@@ -670,6 +670,7 @@ class ChatScreen(Screen[None]):
             # The app is quitting (or the worker was replaced): stop, save, and let the
             # backend close its response before the loop goes away.
             generation.cancel()
+            self._show_end(generation, message)
             self._finish(generation, message, recorder)
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(generation.wait()), 2.0)
@@ -683,11 +684,8 @@ class ChatScreen(Screen[None]):
     async def _painted(self) -> None:
         """Return once the screen has been refreshed (or after 0.5 s, if nothing is
         painting: a suspended app, a screen not shown)."""
-        painted = asyncio.Event()
-        self.call_after_refresh(painted.set)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(0.5):
-                await painted.wait()
+            await asyncio.wait_for(self.wait_for_refresh(), 0.5)
 
     def _end_state(self, generation: Generation) -> State:
         state = generation.state
@@ -711,8 +709,6 @@ class ChatScreen(Screen[None]):
         state = self._end_state(generation)
         status = _STATUS_OF[state]
         text = message.source
-        if message.is_streaming:
-            self._show_end(generation, message)
         self.view.unfold()
         use = AnswerUse.of(generation.finish.usage if generation.finish else None, self.profile)
         self.meter.add(use)
@@ -754,8 +750,7 @@ class ChatScreen(Screen[None]):
             message.remove()
         if state is State.ERROR and generation.error is not None:
             self._show_error(generation.error, keep_answer=bool(text))
-        self.status.refresh_now()
-        self._show_use()
+        self._show_use()  # redraws the status line with the answer's end
         self.generation = None
         self.generating = False
         self._refresh_sidebar()

@@ -132,12 +132,16 @@ class Composer(TextArea):
             return
         if not self.cursor_blink:
             self.cursor_blink = True
-        if self._blink_timer is not None:
-            self._blink_timer.stop()  # a one-shot timer cannot be re-armed once it fired
-        self._blink_timer = self.set_timer(self.BLINK_FOR, self._rest_cursor)
+        if self._blink_timer is None:
+            self._blink_timer = self.set_interval(self.BLINK_FOR, self._rest_cursor)
+        else:  # one timer for good, restarted by each key (not a new task per key)
+            self._blink_timer.reset()
+            self._blink_timer.resume()
 
     def _rest_cursor(self) -> None:
         self.cursor_blink = False
+        if self._blink_timer is not None:
+            self._blink_timer.pause()
 
     def _on_focus(self, event: events.Focus) -> None:
         super()._on_focus(event)

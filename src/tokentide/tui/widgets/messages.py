@@ -299,11 +299,6 @@ class AssistantMessage(Vertical, can_focus=True):
             self.mount(block)
         return block
 
-    @property
-    def is_streaming(self) -> bool:
-        """True until :meth:`finish`."""
-        return self._streaming
-
     def finish(self, status: str, note: str | None = None) -> None:
         self._streaming = False
         if self._reasoning_view is not None:
