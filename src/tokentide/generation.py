@@ -301,7 +301,6 @@ class Generation:
             events.append(TextDelta(reply.text))
         if reply.tokens:  # per-token details (TGI): real tokens, counted as a stream's
             stats.tokens = sum(1 for t in reply.tokens if t.text and not t.special)
-            stats.id_events = sum(1 for t in reply.tokens if t.token_id is not None)
             stats.token_events = True
         events.extend(reply.tool_calls)  # the calls come before the Finish, as streamed
         finish = Finish(reply.finish_reason, reply.usage, reply.seed, reply.text, reply.model)

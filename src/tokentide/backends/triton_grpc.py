@@ -861,7 +861,8 @@ class TritonGRPCBackend:
                 server=self.target,
                 hint=f"Check output_tensor in profile {self.profile.name!r}.",
             )
-        return Reply(text=data.decode("utf-8", "replace"), finish_reason=self._reason(response))
+        reason = self._reason(response) if plan.finish_reason_shape is not None else None
+        return Reply(text=data.decode("utf-8", "replace"), finish_reason=reason)
 
 
 def _tensors_from(items: list[dict[str, Any]]) -> list[TensorInfo]:
