@@ -80,6 +80,7 @@ async def test_the_window_comes_from_the_servers_model_list_when_the_profile_has
         await until(pilot, lambda: "/4,096 (" in status(app))
         assert "cost" not in status(app)  # no prices, no cost
         await ask(app, pilot, "again")
+        await app.workers.wait_for_complete()  # a second listing would be in flight
         listings = [r for r in server.records if r.tag == "window" and r.method == "GET"]
         assert len(listings) == 1  # learnt once per server and model
 
