@@ -32,7 +32,7 @@ from tokentide.backends.events import (
     ToolCallRequested,
 )
 from tokentide.config.model import Profile
-from tokentide.errors import TideError, UsageError
+from tokentide.errors import EXIT_INTERRUPTED, TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy, State
 
 __all__ = ["Answer", "AskArgs", "AskOptions", "build_prompt", "main", "run_ask"]
@@ -41,7 +41,6 @@ EXIT_OK = 0
 EXIT_TOOL_CALL = 4
 """The model asked for a tool: the answer is not what was asked for (a server-side
 outcome, so the server-error code)."""
-EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 

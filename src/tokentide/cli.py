@@ -56,7 +56,9 @@ def _fail(error: TideError) -> typer.Exit:
     return typer.Exit(code=error.exit_code)
 
 
-def _settings() -> Any:
+def load_config() -> Any:
+    """The config file ``tide --config`` named (or the default one), its warnings said
+    on stderr (for subcommand modules too)."""
     from tokentide.config.load import load_settings
 
     settings = load_settings(_State.config)
@@ -177,7 +179,7 @@ def chat(
     from tokentide.config.load import resolve_profile
 
     try:
-        settings = _settings()
+        settings = load_config()
         chosen = resolve_profile(settings, profile)
         if conversation is not None:
             # The same prefixes as `tide history`, and its errors (exit 2), before Textual.
@@ -223,7 +225,7 @@ def config_show() -> None:
     from tokentide.config.show import show_lines
 
     try:
-        settings = _settings()
+        settings = load_config()
     except TideError as error:
         raise _fail(error) from None
     for line in show_lines(settings, BUILTIN_LOCAL):
@@ -243,7 +245,7 @@ def config_check(profile: ProfileOpt = None) -> None:
     from tokentide.generation import Generation
 
     try:
-        settings = _settings()
+        settings = load_config()
         chosen = resolve_profile(settings, profile)
         backend = create_backend(chosen)
     except TideError as error:

@@ -34,6 +34,7 @@ from tokentide.redact import redact
 from tokentide.sanitize import sanitize
 
 __all__ = [
+    "EXIT_INTERRUPTED",
     "BackendError",
     "BackendTimeout",
     "CannotConnect",
@@ -64,6 +65,10 @@ def excerpt(text: str, limit: int = EXCERPT) -> str:
     """``text`` shortened to ``limit`` characters, on one line."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+EXIT_INTERRUPTED = 130
+"""The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 class TideError(Exception):

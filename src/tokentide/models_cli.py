@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tokentide.errors import TideError
+from tokentide.errors import EXIT_INTERRUPTED, TideError
 
 if TYPE_CHECKING:
     from tokentide.backends.models import ModelInfo
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["models", "register", "render_json", "render_lines", "render_table"]
 
-EXIT_INTERRUPTED = 130
 _ID_WIDTH = 48
 """Widest id column padded for; longer ids push their row's columns right."""
 
@@ -106,17 +105,14 @@ def _profile(
 ) -> Profile:
     """``-P NAME`` (or the default profile) with the flags applied; an ad-hoc profile
     from ``--api``/``--url`` when no profile is named."""
-    from tokentide.config.load import load_settings, profile_from_flags, resolve_profile
+    from tokentide.config.load import profile_from_flags, resolve_profile
 
     flags: dict[str, Any] = {"api": api, "url": url, "api_key_env": api_key_env}
     if name is None and api is not None:
         return profile_from_flags(None, **flags)
-    from tokentide.cli import config_option
+    from tokentide.cli import load_config
 
-    settings = load_settings(config_option())
-    for warning in settings.warnings:
-        typer.echo(warning, err=True)
-    return profile_from_flags(resolve_profile(settings, name), **flags)
+    return profile_from_flags(resolve_profile(load_config(), name), **flags)
 
 
 def _where(profile: Profile) -> str | None:

@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tokentide.errors import TideError, UsageError
+from tokentide.errors import EXIT_INTERRUPTED, TideError, UsageError
 
 if TYPE_CHECKING:
     from tokentide.compare.runner import Comparison, Mode, Target
@@ -34,7 +34,6 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "compare"
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_FAILED = 4
-EXIT_INTERRUPTED = 130
 
 
 class ModeChoice(enum.StrEnum):
@@ -168,12 +167,9 @@ def _fail(error: TideError) -> typer.Exit:
 
 def _settings() -> Settings:
     """The config file ``tide --config`` named (or the default one)."""
-    from tokentide.cli import config_option
-    from tokentide.config.load import load_settings
+    from tokentide.cli import load_config
 
-    settings = load_settings(config_option())
-    for warning in settings.warnings:
-        typer.echo(warning, err=True)
+    settings: Settings = load_config()
     return settings
 
 
