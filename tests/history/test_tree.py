@@ -280,3 +280,17 @@ def test_queued_writes_keep_parents_and_leaf(tmp_path: Path) -> None:
         assert conversation.settings == ConversationSettings(seed=3)
         assert store.branch(q1)[0].id == q1
         assert [m.content for m in store.branch(second.message_id)][-1] == "second"
+
+
+def test_messages_gives_every_branch_parents_first(store: HistoryStore) -> None:
+    cid = store.create_conversation()
+    first = store.add_message(cid, "user", "one")
+    answer = store.begin_answer(cid)
+    second = store.begin_answer(cid, parent_id=first)  # a regenerated answer
+    edited = store.add_message(cid, "user", "one, edited", parent_id=None)
+    everything = store.messages(cid)
+    assert [m.id for m in everything] == [first, answer, second, edited]
+    assert [m.parent_id for m in everything] == [None, first, first, None]
+    assert [m.id for m in store.load(cid).messages] == [edited]  # only the branch on screen
+    with pytest.raises(HistoryError):
+        store.messages("no-such-conversation")

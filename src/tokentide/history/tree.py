@@ -161,6 +161,21 @@ class MessageTree(QueuedWrites):
             raise HistoryError(f"No message {leaf_id} in the history.")
         return tuple(_message(row, live) for row in rows)
 
+    def messages(self, conversation_id: str) -> tuple[StoredMessage, ...]:
+        """Every message of the conversation, on every branch, oldest first (a parent
+        always comes before its children)."""
+        with self._read("read a conversation") as db:
+            if db.execute(
+                "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone() is None:
+                raise _missing(conversation_id)
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+            live = set(self._live)
+        return tuple(_message(row, live) for row in rows)
+
     def children(self, message_id: int) -> tuple[StoredMessage, ...]:
         """The messages that answer or follow ``message_id`` (its siblings-to-be: every
         regenerated answer or edited prompt after it), oldest first."""
