@@ -1,0 +1,115 @@
+"""An answer's parts, built from the generation's events as they arrive.
+
+:class:`AnswerBuilder` is fed each batch the chat session drains (one call per batch,
+never per token) and gives back the answer's :mod:`parts <tokentide.chat.parts>`: the
+text outside any node, each node's text in the order the nodes first spoke, the tokens
+with their logprobs once any token has one, the reasoning and the tool calls.  What is
+saved and what the next request carries come from here, never from a widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokentide.backends.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    ToolCallRequested,
+)
+from tokentide.chat.parts import (
+    NodePart,
+    Part,
+    ReasoningPart,
+    TextPart,
+    TokensPart,
+    ToolCallPart,
+    content_of,
+)
+
+__all__ = ["AnswerBuilder"]
+
+
+def _joined(pieces: list[str]) -> str:
+    if len(pieces) > 1:
+        pieces[:] = ["".join(pieces)]
+    return pieces[0] if pieces else ""
+
+
+class AnswerBuilder:
+    """The parts of one answer so far.  ``prefix``: the text of an answer being
+    continued (the new text is appended to it)."""
+
+    def __init__(self, prefix: Iterable[Part] = ()) -> None:
+        self._text: list[str] = []
+        self._nodes: dict[str, list[str]] = {}
+        self._tokens: list[tuple[str, float | None]] = []
+        self._detailed = False
+        self._reasoning: list[str] = []
+        self.tool_calls: list[ToolCallPart] = []
+        for part in prefix:
+            if isinstance(part, TextPart):
+                self._text.append(part.text)
+            elif isinstance(part, NodePart):
+                self._nodes.setdefault(part.node, []).append(part.text)
+            elif isinstance(part, ReasoningPart):
+                self._reasoning.append(part.text)
+            elif isinstance(part, TokensPart):
+                self._tokens.extend(part.tokens)
+                self._detailed = True
+            elif isinstance(part, ToolCallPart):
+                self.tool_calls.append(part)
+
+    def add(self, batch: Iterable[Event]) -> None:
+        """Take one batch of events (those that are not part of the answer are skipped)."""
+        for event in batch:
+            match event:
+                case TextDelta(special=True):
+                    pass
+                case TextDelta():
+                    if event.node_id is None:
+                        self._text.append(event.text)
+                    else:
+                        self._nodes.setdefault(event.node_id, []).append(event.text)
+                    if event.logprob is not None or self._detailed:
+                        self._detailed = True
+                        self._tokens.append((event.text, event.logprob))
+                case ReasoningDelta():
+                    self._reasoning.append(event.text)
+                case ToolCallRequested():
+                    self.tool_calls.append(ToolCallPart(event.name, event.arguments, event.id))
+                case Finish() | Retrying():
+                    pass
+
+    @property
+    def text(self) -> str:
+        """The text outside any node so far."""
+        return _joined(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        return _joined(self._reasoning)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing of the answer has arrived (no text, reasoning or tool call)."""
+        return not (self.text or self._nodes or self.reasoning or self.tool_calls)
+
+    def parts(self) -> tuple[Part, ...]:
+        """The answer's parts now: reasoning, text, nodes, tokens, tool calls."""
+        parts: list[Part] = []
+        if self.reasoning:
+            parts.append(ReasoningPart(self.reasoning))
+        if self.text or not self._nodes:
+            parts.append(TextPart(self.text))
+        parts.extend(NodePart(node, _joined(texts)) for node, texts in self._nodes.items())
+        if self._detailed:
+            parts.append(TokensPart(tuple(self._tokens)))
+        parts.extend(self.tool_calls)
+        return tuple(parts)
+
+    @property
+    def content(self) -> str:
+        return content_of(self.parts())
