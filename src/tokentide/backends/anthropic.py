@@ -20,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, model_name, sampling
+from tokentide.backends.base import (
+    GenerationRequest,
+    Reply,
+    is_continuation,
+    model_name,
+    sampling,
+)
 from tokentide.backends.events import (
     Event,
     Finish,
@@ -175,6 +181,9 @@ class AnthropicParser(StreamParser):
 
 class AnthropicBackend(HTTPBackend):
     api = "anthropic"
+    continues_answers = True
+    """A final assistant turn is a prefill: Claude goes on from it (models that do not
+    take a prefill refuse the request with a 400, which is shown)."""
 
     def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
         super().__init__(profile, env)
@@ -202,6 +211,11 @@ class AnthropicBackend(HTTPBackend):
         body["messages"] = [
             {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
         ]
+        if is_continuation(request):
+            # "final assistant content cannot end with trailing whitespace": the API
+            # refuses it, so it is left out (and not added back: the model's own
+            # continuation starts with whatever space it wants).
+            body["messages"][-1]["content"] = request.messages[-1].content.rstrip()
         for key in ("temperature", "top_p"):  # the Messages API has no seed
             if key in chosen:
                 body[key] = chosen[key]

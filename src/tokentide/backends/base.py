@@ -34,11 +34,14 @@ from tokentide.config.model import Profile
 
 __all__ = [
     "Backend",
+    "ContinuesAnswers",
     "GenerationRequest",
     "Message",
     "Reply",
     "TokenEvents",
+    "can_continue",
     "collect",
+    "is_continuation",
     "prompt_text",
     "sampling",
 ]
@@ -60,7 +63,10 @@ class GenerationRequest:
 
     messages: Sequence[Message]
     """The conversation so far, oldest first, ending with the user's prompt.  A system
-    prompt, if any, is the first message."""
+    prompt, if any, is the first message.  A request that ends with an assistant message
+    instead asks the model to *continue* that (partial) answer: the backend returns only
+    the new text, which the caller appends to it (:func:`is_continuation`,
+    :func:`can_continue`)."""
     model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
@@ -83,19 +89,31 @@ def prompt_text(request: GenerationRequest) -> str:
     """The conversation flattened for completion-style endpoints (no chat template).
 
     A single user message is sent as it is; longer conversations are written as a plain
-    transcript ending with ``Assistant:``.
+    transcript ending with ``Assistant:``.  A continuation (the last message is the
+    assistant's partial answer) ends with ``Assistant: <partial>`` and no new
+    ``Assistant:`` line, so the model goes on from the partial answer's last character;
+    a single prompt and its partial answer are the two texts joined, which is exactly
+    the text the partial answer was generated from.
     """
     messages = list(request.messages)
     if len(messages) == 1 and messages[0].role == "user":
         return messages[0].content
+    if [m.role for m in messages] == ["user", "assistant"]:
+        return messages[0].content + messages[1].content
     lines = []
     for message in messages:
         if message.role == "system":
             lines.append(message.content)
         else:
             lines.append(f"{message.role.capitalize()}: {message.content}")
-    lines.append("Assistant:")
+    if not is_continuation(request):
+        lines.append("Assistant:")
     return "\n\n".join(lines)
+
+
+def is_continuation(request: GenerationRequest) -> bool:
+    """True when ``request`` asks to continue the assistant answer it ends with."""
+    return bool(request.messages) and request.messages[-1].role == "assistant"
 
 
 def sampling(request: GenerationRequest, profile: Profile) -> dict[str, Any]:
@@ -170,6 +188,26 @@ class TokenEvents(Protocol):
 
     @property
     def events_are_tokens(self) -> bool: ...
+
+
+@runtime_checkable
+class ContinuesAnswers(Protocol):
+    """A backend that declares whether it can continue an answer.
+
+    ``continues_answers`` true: given a request whose last message is the assistant's
+    partial answer (:func:`is_continuation`), the model goes on from that answer's last
+    character and the backend returns only the new text.  False: it would start a new
+    answer instead, so the caller must not send such a request (the chat says "this
+    backend cannot continue an answer").  Read it with :func:`can_continue`."""
+
+    @property
+    def continues_answers(self) -> bool: ...
+
+
+def can_continue(backend: object) -> bool:
+    """Whether ``backend`` can continue a partial answer (:class:`ContinuesAnswers`);
+    False for a backend that does not say."""
+    return isinstance(backend, ContinuesAnswers) and backend.continues_answers is True
 
 
 async def collect(events: AsyncIterator[Event]) -> Reply:

@@ -20,6 +20,9 @@ loop).  Each answer runs ``create_chat_completion(stream=True)`` in a worker thr
 reads ahead token by token; stopping the answer sets a flag the thread checks after
 every token, after which it closes llama-cpp-python's generator and frees the model for
 the next request.  The consumer returns at once and never waits for the thread.
+A request that ends with a partial answer is continued with ``create_completion`` on the
+GGUF's chat template rendered without the generation prompt
+(:mod:`~tokentide.backends.llamacpp_continue`).
 One ``Llama`` object is not thread-safe, so answers are served one at a time; a second
 request waits (in its own thread) for the first to finish or stop.
 
@@ -68,6 +71,7 @@ from typing import Any
 from tokentide.backends._thread_bridge import iterate_in_thread
 from tokentide.backends.base import GenerationRequest, Reply, collect
 from tokentide.backends.events import Event, Finish, TextDelta, Usage
+from tokentide.backends.llamacpp_continue import continue_chunks
 from tokentide.config.model import Profile
 from tokentide.errors import BackendError, ConfigError, excerpt
 
@@ -219,6 +223,12 @@ class LlamaCppBackend:
     def name(self) -> str:
         return f"llamacpp {self.model_path.name}"
 
+    @property
+    def continues_answers(self) -> bool:
+        """With the GGUF's own chat template, not a named ``chat_format``
+        (:mod:`~tokentide.backends.llamacpp_continue` says why)."""
+        return self.chat_format is None
+
     # -- the model, in worker threads ----------------------------------------------------
 
     def _load(self) -> Any:
@@ -265,7 +275,10 @@ class LlamaCppBackend:
             # changed greedy answers between two identical requests (". " vs "!").
             # The same prompt and seed must give the same answer.
             llama.reset()
-            chunks = llama.create_chat_completion(stream=True, **arguments)
+            if arguments["messages"] and arguments["messages"][-1]["role"] == "assistant":
+                chunks = continue_chunks(llama, arguments, self.name)  # llamacpp_continue
+            else:
+                chunks = llama.create_chat_completion(stream=True, **arguments)
             text: list[str] = []
             try:
                 for chunk in chunks:

@@ -137,6 +137,9 @@ class LocalBackend:
         self.yields: Yields = yields
         self._profile = profile
         self._parameters = parameters(function, target)
+        self.continues_answers = getattr(function, "continues_answers", False) is True
+        """:class:`~tokentide.backends.base.ContinuesAnswers`: a predictor that goes on
+        from a final assistant message says so with ``continues_answers = True``."""
 
     @property
     def name(self) -> str:

@@ -147,6 +147,9 @@ def first_result(obj: Mapping[str, Any], server: str) -> str | None:
 
 class MunaBackend(HTTPBackend):
     api = "muna"
+    continues_answers = False
+    """What a predictor does with its prompt is its own: tokentide cannot know that it
+    would go on from a partial answer rather than answer the transcript anew."""
 
     def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
         super().__init__(profile, env)

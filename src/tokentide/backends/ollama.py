@@ -120,6 +120,9 @@ class OllamaParser(StreamParser):
 class OllamaBackend(HTTPBackend):
     api = "ollama"
     framing = "ndjson"
+    continues_answers = True
+    """A final assistant message is continued by Ollama itself (its library templates
+    leave the last assistant turn open and add no new one); see docs/backends-http.md."""
 
     def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
         super().__init__(profile, env)

@@ -9,6 +9,14 @@ any chunk raises, ``choices`` may be null, missing or empty (usage chunks), ``co
 may be missing, null or empty, ``reasoning_content``/``reasoning`` are reasoning, and a
 stream that ends without ``[DONE]`` is complete only if a ``finish_reason`` was seen.
 
+Continuing an answer (a request ending with the assistant's partial answer): the chat
+route sends that final assistant message, plus ``continue_final_message: true`` and
+``add_generation_prompt: false`` (vLLM, SGLang, TGI ``/v1``, llama.cpp server) unless
+the profile's ``continue_answers`` option says ``"prefill"`` (the final message only:
+servers that continue it by themselves and refuse unknown fields) or ``"off"`` (the
+server would start a new answer: OpenAI itself, the default for ``api.openai.com``).
+The completions route continues the flattened transcript (``base.prompt_text``).
+
 Tool calls (tokentide sends no tools, but a server may still ask): streamed
 ``delta.tool_calls`` fragments are joined by ``index`` (and the legacy
 ``delta.function_call``) and yielded as whole ``ToolCallRequested`` events just before
@@ -23,6 +31,7 @@ from typing import Any, ClassVar
 from tokentide.backends.base import (
     GenerationRequest,
     Reply,
+    is_continuation,
     model_name,
     prompt_text,
     sampling,
@@ -39,9 +48,16 @@ from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_e
 from tokentide.backends.sse import SSEEvent
 from tokentide.backends.tool_calls import FragmentAssembler, arguments_text
 from tokentide.config.model import Profile
-from tokentide.errors import IncompleteStream, ProtocolError, ServerError, excerpt
+from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
 
-__all__ = ["OpenAIChatBackend", "OpenAICompletionsBackend", "from_profile"]
+__all__ = ["CONTINUE_MODES", "OpenAIChatBackend", "OpenAICompletionsBackend", "from_profile"]
+
+CONTINUE_MODES = ("flag", "prefill", "off")
+"""The ``continue_answers`` option: how the chat route asks to continue a final assistant
+message (``flag``: with vLLM's ``continue_final_message``; ``prefill``: the message alone;
+``off``: the server cannot)."""
+_NO_PREFILL_HOSTS = frozenset({"api.openai.com"})
+"""Servers known to answer a final assistant message with a new answer."""
 
 
 def _usage(obj: Any) -> Usage | None:
@@ -219,14 +235,48 @@ class _OpenAIBackend(HTTPBackend):
         return _OpenAIParser(self.base_url, chat=self.chat)
 
 
+def continue_mode(profile: Profile, host: str | None) -> str:
+    """The profile's ``continue_answers`` option, checked (default: ``flag``, or ``off``
+    for a server known not to continue)."""
+    value = profile.options.get("continue_answers")
+    if value is None:
+        return "off" if host in _NO_PREFILL_HOSTS else "flag"
+    if value is False:
+        return "off"
+    if value not in CONTINUE_MODES:
+        raise ConfigError(
+            f"Profile {profile.name!r}: continue_answers must be one of "
+            f"{', '.join(map(repr, CONTINUE_MODES))}, not {value!r}.",
+            hint='"flag" for vLLM, SGLang, TGI and llama.cpp server; "prefill" for a server '
+            'that continues a final assistant message by itself; "off" if it cannot.',
+        )
+    return str(value)
+
+
 class OpenAIChatBackend(_OpenAIBackend):
     api = "openai"
     path = "/chat/completions"
     chat = True
 
+    def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
+        super().__init__(profile, env)
+        origin = self._base.origin
+        self.continue_mode = continue_mode(profile, origin[1] if origin else None)
+
+    @property
+    def continues_answers(self) -> bool:
+        """:class:`~tokentide.backends.base.ContinuesAnswers`: unless the profile says
+        ``continue_answers = "off"`` (or the server is OpenAI itself)."""
+        return self.continue_mode != "off"
+
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         body = _common_body(request, self.profile, self.model_or(request))
         body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        if self.continue_mode == "flag" and is_continuation(request):
+            # vLLM's chat-template flags (also TGI, SGLang, llama.cpp server): the final
+            # assistant message is left open and no new assistant turn is started.
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         body["stream"] = stream
         if stream:
             body.setdefault("stream_options", {"include_usage": True})
@@ -250,6 +300,8 @@ class OpenAICompletionsBackend(_OpenAIBackend):
     api = "openai-completions"
     path = "/completions"
     chat = False
+    continues_answers = True
+    """The transcript ends with the partial answer (``base.prompt_text``)."""
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         body = _common_body(request, self.profile, self.model_or(request))

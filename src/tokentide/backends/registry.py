@@ -50,7 +50,12 @@ class ApiSpec:
 
 _HTTP = "tokentide.backends"
 _SPECS = (
-    ApiSpec("openai", f"{_HTTP}.openai", "OpenAI-compatible chat completions (SSE)"),
+    ApiSpec(
+        "openai",
+        f"{_HTTP}.openai",
+        "OpenAI-compatible chat completions (SSE)",
+        options=frozenset({"continue_answers"}),
+    ),
     ApiSpec("openai-completions", f"{_HTTP}.openai", "OpenAI-compatible text completions (SSE)"),
     ApiSpec("tgi", f"{_HTTP}.tgi", "Hugging Face TGI /generate_stream and /generate"),
     ApiSpec(

@@ -178,6 +178,9 @@ class SubstrateParser(StreamParser):
 
 class SubstrateBackend(HTTPBackend):
     api = "substrate"
+    continues_answers = False
+    """A graph node (``ComputeText``) takes the prompt as an instruction, not as text to
+    go on from, and a custom graph does what it does: a partial answer is not continued."""
 
     def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
         super().__init__(profile, env)

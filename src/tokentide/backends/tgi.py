@@ -135,6 +135,9 @@ class TGIParser(StreamParser):
 
 class TGIBackend(HTTPBackend):
     api = "tgi"
+    continues_answers = True
+    """``inputs`` is raw text: the transcript ends with the partial answer
+    (:func:`~tokentide.backends.base.prompt_text`)."""
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
         profile = self.profile

@@ -349,6 +349,9 @@ class TritonGRPCBackend:
     """A Triton model over gRPC.  One channel per backend; one call per generation."""
 
     api = "triton-grpc"
+    continues_answers = True
+    """``text_input`` is raw text: the transcript ends with the partial answer
+    (:func:`~tokentide.backends.base.prompt_text`)."""
 
     def __init__(
         self,

@@ -109,6 +109,9 @@ class TritonHTTPParser(StreamParser):
 
 class TritonHTTPBackend(HTTPBackend):
     api = "triton-http"
+    continues_answers = True
+    """``text_input`` is raw text: the transcript ends with the partial answer
+    (:func:`~tokentide.backends.base.prompt_text`)."""
 
     def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
         super().__init__(profile, env)
