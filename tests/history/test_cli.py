@@ -257,7 +257,7 @@ def test_json_export_has_the_reasoning_and_details(data: Path) -> None:
     code, out, _ = run("export", cid, "-f", "json")
     assert code == 0
     exported = json.loads(out)
-    assert exported["version"] == 3
+    assert exported["version"] == 4  # the whole tree, with parts
     user, answer = exported["messages"]
     assert (user["parent_id"], answer["parent_id"]) == (None, user["id"])
     assert (exported["active_leaf"], exported["settings"]) == (answer["id"], None)

@@ -1,11 +1,13 @@
-"""``tide history``: list, show, export and delete saved conversations.
+"""``tide history``: list, show, export, import and delete saved conversations.
 
 Every command takes a conversation id or any unique prefix of one (:func:`resolve_id`,
 which ``tide chat --conversation`` uses too); an ambiguous prefix is a usage error
 (exit 2) that lists the candidates.  Text printed to the
 terminal is sanitised; exports written with ``--output`` (or to a pipe) keep the
 original text.  Errors are one line on stderr and the error's exit code, never a
-traceback.
+traceback.  ``import`` reads what ``export -f json`` writes (any version): the whole
+file is checked before anything is written (:mod:`.importing`), then written in one
+transaction (:meth:`~tokentide.history.branches.BranchWrites.import_conversation`).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from tokentide.history.lookup import _no_conversation, resolve_conversation, res
 from tokentide.history.lookup import open_existing as _open_existing
 
 if TYPE_CHECKING:
-    from tokentide.history.store import Conversation
+    from tokentide.history.store import Conversation, StoredMessage
 
 __all__ = ["history_app", "resolve_conversation", "resolve_id"]
 
 history_app = typer.Typer(
     name="history",
-    help="List, show, export and delete saved conversations.",
+    help="List, show, export, import and delete saved conversations.",
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -104,12 +106,17 @@ def list_cmd(
         typer.echo(f"{c.id}  {c.updated_at:%Y-%m-%d %H:%M}  {c.message_count:>4}  {title}")
 
 
-def _load(conversation_id: str) -> Conversation:
+def _load(
+    conversation_id: str, *, tree: bool = False
+) -> tuple[Conversation, tuple[StoredMessage, ...] | None]:
+    """The conversation (its active branch) and, with ``tree``, every message of it."""
     store = _open_existing()
     if store is None:
         raise _no_conversation(conversation_id)
     try:
-        return store.load(resolve_id(store, conversation_id))
+        full_id = resolve_id(store, conversation_id)
+        conversation = store.load(full_id)
+        return conversation, store.messages(full_id) if tree else None
     finally:
         store.close()
 
@@ -120,7 +127,7 @@ def show_cmd(conversation_id: IdArg) -> None:
     from tokentide.history.export import to_text
 
     with _errors():
-        conversation = _load(conversation_id)
+        conversation, _ = _load(conversation_id)
     typer.echo(to_text(conversation), nl=False)
 
 
@@ -133,14 +140,19 @@ def export_cmd(
         typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout."),
     ] = None,
 ) -> None:
-    """Export a conversation as Markdown or JSON (JSON keeps the exact original text)."""
+    """Export a conversation: JSON holds every branch and keeps the exact original text;
+    Markdown is the branch on screen."""
     from tokentide.history.export import atomic_write, to_json, to_markdown
     from tokentide.sanitize import sanitize
 
     with _errors():
-        conversation = _load(conversation_id)
+        conversation, tree = _load(conversation_id, tree=fmt is Format.json)
         if output is not None:
-            text = to_json(conversation) if fmt is Format.json else to_markdown(conversation)
+            text = (
+                to_json(conversation, messages=tree)
+                if fmt is Format.json
+                else to_markdown(conversation)
+            )
             atomic_write(output, text)
             return
     tty = sys.stdout.isatty()
@@ -148,10 +160,57 @@ def export_cmd(
     # must stay exact (on a terminal the text is already safe).
     if fmt is Format.json:
         # On a terminal every non-ASCII character is escaped: still exact, never an escape.
-        typer.echo(to_json(conversation, ascii_only=tty), nl=False, color=True)
+        text = to_json(conversation, messages=tree, ascii_only=tty)
+        typer.echo(text, nl=False, color=True)
     else:
         text = to_markdown(conversation)
         typer.echo(sanitize(text) if tty else text, nl=False, color=True)
+
+
+def _read_export(file: str) -> tuple[str, str]:
+    """``(text, name for messages)`` of ``file`` (``-``: stdin), decoded as UTF-8."""
+    if file == "-":
+        name, data = "stdin", sys.stdin.buffer.read()
+    else:
+        path = Path(file).expanduser()
+        try:
+            name, data = str(path), path.read_bytes()
+        except OSError as error:
+            raise UsageError(
+                f"Cannot read {path}: {error.strerror or error}.",
+                hint="Give a file written by `tide history export ID -f json`, or - for stdin.",
+            ) from None
+    try:
+        return data.decode("utf-8-sig"), name
+    except UnicodeDecodeError as error:
+        bad = HistoryError(
+            f"{name} is not UTF-8 text (byte {error.start}): not a tokentide export.",
+            hint="`tide history export ID -f json` writes the files `import` reads.",
+        )
+        bad.exit_code = 2
+        raise bad from None
+
+
+@history_app.command("import")
+def import_cmd(
+    file: Annotated[
+        str, typer.Argument(help="A JSON export (tide history export ID -f json); - reads stdin.")
+    ],
+) -> None:
+    """Import a conversation from a JSON export, every branch of it.  Prints its id (a
+    new one when the history already holds the file's); a bad file imports nothing."""
+    from tokentide.history.importing import parse_export
+    from tokentide.history.store import HistoryStore
+    from tokentide.sanitize import sanitize_title
+
+    with _errors():
+        text, name = _read_export(file)
+        parsed = parse_export(text, source=name)  # the whole file, before any write
+        with HistoryStore.open() as store:
+            new_id = store.import_conversation(parsed)
+    title = sanitize_title(parsed.title or "Untitled conversation", limit=60)
+    typer.echo(new_id)
+    typer.echo(f"Imported “{title}” ({len(parsed.messages)} messages) as {new_id}.", err=True)
 
 
 @history_app.command("delete")

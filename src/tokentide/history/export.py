@@ -6,22 +6,41 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tokentide.history.store import Conversation, StoredMessage
 
-__all__ = ["EXPORT_VERSION", "atomic_write", "to_json", "to_markdown", "to_text"]
+__all__ = [
+    "EXPORT_VERSION",
+    "atomic_write",
+    "default_export_path",
+    "message_parts",
+    "to_dict",
+    "to_json",
+    "to_markdown",
+    "to_text",
+]
 
-EXPORT_VERSION = 3
-"""Bumped when the JSON export's shape changes.  2: every message has ``reasoning``
-(text or null) and ``details`` (null or ``{"tokens": [[text, logprob or null], ...],
-"nodes": [[node id, text], ...]}``, either key optional).  3: every message has
-``parent_id`` (null for the first); the conversation has ``active_leaf`` (the last
-message's id, or null) and ``settings`` (null or an object of the fields that are set:
-``system_prompt``, ``profile``, ``model``, ``temperature``, ``max_tokens``, ``top_p``,
-``seed``).  The messages are the active branch, root first."""
+EXPORT_VERSION = 4
+"""Bumped when the JSON export's shape changes (:mod:`tokentide.history.importing` reads
+every version).  2: every message has ``reasoning`` (text or null) and ``details`` (null
+or ``{"tokens": [[text, logprob or null], ...], "nodes": [[node id, text], ...]}``,
+either key optional).  3: every message has ``parent_id`` (null for a root); the
+conversation has ``active_leaf`` (the message at the tip of the branch on screen, or
+null) and ``settings`` (null or an object of the fields that are set: ``system_prompt``,
+``profile``, ``model``, ``temperature``, ``max_tokens``, ``top_p``, ``seed``); the
+messages are the active branch, root first.  4: the messages are the whole tree (every
+branch, a parent always before its children), each with ``parts``: what it holds, in
+the order of :data:`~tokentide.history.importing.PART_TYPES` (``"reasoning"``,
+``"text"``, ``"tokens"``, ``"nodes"``)."""
+
+_EXTENSIONS = {"md": ".md", "markdown": ".md", "json": ".json"}
+_SLUG_CHARS = 40
 
 
 def _iso(conversation_or_message: Conversation | StoredMessage, attr: str) -> str:
@@ -29,7 +48,45 @@ def _iso(conversation_or_message: Conversation | StoredMessage, attr: str) -> st
     return str(value.isoformat())
 
 
-def to_dict(conversation: Conversation) -> dict[str, Any]:
+def message_parts(message: StoredMessage) -> list[str]:
+    """What a message holds, as the export's ``parts`` names it: ``"reasoning"``,
+    ``"text"`` (a non-empty content), ``"tokens"`` (per-token logprobs), ``"nodes"``
+    (a multi-node answer's texts), in that order."""
+    details = message.details or {}
+    parts = ["reasoning"] if message.reasoning else []
+    if message.content:
+        parts.append("text")
+    parts += [key for key in ("tokens", "nodes") if details.get(key)]
+    return parts
+
+
+def _message_dict(m: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "parent_id": m.parent_id,
+        "role": m.role,
+        "content": m.content,
+        "parts": message_parts(m),
+        "status": m.status,
+        "finish_reason": m.finish_reason,
+        "error": m.error,
+        "stats": m.stats,
+        "reasoning": m.reasoning,
+        "details": m.details,
+        "profile": m.profile,
+        "model": m.model,
+        "created_at": _iso(m, "created_at"),
+        "updated_at": _iso(m, "updated_at"),
+    }
+
+
+def to_dict(
+    conversation: Conversation, *, messages: Sequence[StoredMessage] | None = None
+) -> dict[str, Any]:
+    """The JSON export as a dict.  ``messages``: the whole tree
+    (:meth:`~tokentide.history.tree.MessageTree.messages`, what ``tide history export``
+    writes); default the active branch the conversation was loaded with."""
+    chosen = conversation.messages if messages is None else messages
     return {
         "format": "tokentide-conversation",
         "version": EXPORT_VERSION,
@@ -40,32 +97,39 @@ def to_dict(conversation: Conversation) -> dict[str, Any]:
         "updated_at": _iso(conversation, "updated_at"),
         "active_leaf": conversation.active_leaf,
         "settings": None if conversation.settings is None else conversation.settings.as_dict(),
-        "messages": [
-            {
-                "id": m.id,
-                "parent_id": m.parent_id,
-                "role": m.role,
-                "content": m.content,
-                "status": m.status,
-                "finish_reason": m.finish_reason,
-                "error": m.error,
-                "stats": m.stats,
-                "reasoning": m.reasoning,
-                "details": m.details,
-                "profile": m.profile,
-                "model": m.model,
-                "created_at": _iso(m, "created_at"),
-                "updated_at": _iso(m, "updated_at"),
-            }
-            for m in conversation.messages
-        ],
+        "messages": [_message_dict(m) for m in chosen],
     }
 
 
-def to_json(conversation: Conversation, *, ascii_only: bool = False) -> str:
-    """The conversation as JSON; ``json.loads`` gives back every text exactly.
-    ``ascii_only`` escapes every non-ASCII character (safe to print on a terminal)."""
-    return json.dumps(to_dict(conversation), ensure_ascii=ascii_only, indent=2) + "\n"
+def to_json(
+    conversation: Conversation,
+    *,
+    messages: Sequence[StoredMessage] | None = None,
+    ascii_only: bool = False,
+) -> str:
+    """The conversation as JSON (:func:`to_dict`); ``json.loads`` gives back every text
+    exactly.  ``ascii_only`` escapes every non-ASCII character (safe to print on a
+    terminal)."""
+    document = to_dict(conversation, messages=messages)
+    return json.dumps(document, ensure_ascii=ascii_only, indent=2) + "\n"
+
+
+def default_export_path(conversation_title: str, conversation_id: str, fmt: str) -> Path:
+    """Where the app offers to export a conversation: ``<data dir>/exports/<slug of the
+    title>-<first 8 characters of the id>.md`` (or ``.json``).  The slug keeps ASCII
+    letters and digits (accents dropped), lowercase, joined by ``-``, at most 40
+    characters; "conversation" when nothing is left.  Nothing is created here."""
+    from tokentide.config.paths import data_dir
+
+    try:
+        extension = _EXTENSIONS[fmt.lower()]
+    except KeyError:
+        raise ValueError(f"an export is md or json, not {fmt!r}") from None
+    ascii_title = unicodedata.normalize("NFKD", conversation_title)
+    words = re.findall(r"[a-z0-9]+", ascii_title.encode("ascii", "ignore").decode().lower())
+    slug = "-".join(words)[:_SLUG_CHARS].strip("-") or "conversation"
+    short_id = "".join(re.findall(r"[a-z0-9]", conversation_id.lower()))[:8] or "noid"
+    return data_dir() / "exports" / f"{slug}-{short_id}{extension}"
 
 
 def _heading(message: StoredMessage) -> str:

@@ -33,6 +33,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+from tokentide.history.branches import BranchWrites
 from tokentide.history.columns import (
     _clean_error,
     _clean_text,
@@ -53,7 +54,7 @@ from tokentide.history.records import (
     make_title,
 )
 from tokentide.history.settings import ConversationSettings
-from tokentide.history.tree import ACTIVE_LEAF, MessageTree, Parent, _missing
+from tokentide.history.tree import ACTIVE_LEAF, Parent, _missing
 
 _MODEL_CHARS: Final = 200
 """Longest model name kept (a server may send anything there)."""
@@ -81,7 +82,7 @@ _ROLES: Final = frozenset({"system", "user", "assistant"})
 # -- the store ----------------------------------------------------------------------------
 
 
-class HistoryStore(MessageTree):
+class HistoryStore(BranchWrites):
     """The conversation store.  Open with :meth:`open`; close with :meth:`close` (or use
     it as a context manager).  Reads of the tree, the active leaf and the settings come
     from :class:`~tokentide.history.tree.MessageTree`."""
