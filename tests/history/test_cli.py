@@ -332,3 +332,92 @@ def test_show_prints_the_conversation_settings_when_set(data: Path) -> None:
     assert code == 0 and "Settings" not in out and "System prompt" not in out
     code, out, _ = run("export", first, "-f", "json")
     assert json.loads(out)["settings"]["seed"] == 7
+
+
+# -- whole-tree export, import (issue 12, item 7) -------------------------------------------
+
+
+def _fill_with_branches(data: Path) -> tuple[str, int, int]:
+    """The Kyoto conversation with its answer regenerated (a sibling on screen)."""
+    first, _ = _fill(data)
+    with HistoryStore.open(data / "history.sqlite3") as store:
+        prompt = store.load(first).messages[1].id
+        again = store.begin_answer(first, profile="work", model="m1", parent_id=prompt)
+        store.finish_answer(again, "Day 1: gardens", status="complete")
+    return first, prompt, again
+
+
+def test_json_export_holds_every_branch_and_markdown_the_one_on_screen(
+    data: Path, tmp_path: Path
+) -> None:
+    first, prompt, again = _fill_with_branches(data)
+    code, out, _ = run("export", first, "-f", "json")
+    assert code == 0
+    exported = json.loads(out)
+    contents = [m["content"] for m in exported["messages"]]
+    assert contents[2].startswith("Day 1: temples") and contents[3] == "Day 1: gardens"
+    assert [m["parent_id"] for m in exported["messages"][2:]] == [prompt, prompt]
+    assert exported["active_leaf"] == again
+    assert [m["parts"] for m in exported["messages"]] == [["text"]] * 4
+    target = tmp_path / "tree.json"
+    assert run("export", first, "-f", "json", "-o", str(target))[0] == 0
+    assert json.loads(target.read_text(encoding="utf-8")) == exported
+    code, out, _ = run("export", first)  # Markdown: the branch on screen only
+    assert "Day 1: gardens" in out and "Day 1: temples" not in out
+
+
+def test_export_piped_into_import_in_real_processes(data: Path) -> None:
+    first, _, _ = _fill_with_branches(data)
+    environment = {**os.environ, "TIDE_DATA_DIR": str(data)}
+    exported = subprocess.run(
+        [*python_args(), "export", first, "-f", "json"],
+        capture_output=True, env=environment, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    result = subprocess.run(
+        [*python_args(), "import", "-"],
+        input=exported, capture_output=True, env=environment, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    new_id = result.stdout.decode().strip()
+    assert new_id != first and len(new_id) == 16
+    assert f"as {new_id}." in result.stderr.decode()
+    code, out, _ = run("export", new_id, "-f", "json")
+    assert code == 0
+    again, original = json.loads(out), json.loads(exported)
+    assert len(again["messages"]) == len(original["messages"]) == 4
+
+    def same(document: dict[str, object]) -> list[object]:
+        messages = document["messages"]
+        assert isinstance(messages, list)
+        return [{k: v for k, v in m.items() if k not in ("id", "parent_id")} for m in messages]
+
+    assert same(again) == same(original)
+    assert len(run("list")[1].splitlines()) == 3
+
+
+def test_import_of_a_bad_file_says_where_and_exits_2(data: Path, tmp_path: Path) -> None:
+    _fill(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "tokentide-conversation", "version": 4,\n "messages": [1,]}')
+    code, out, err = run("import", str(bad))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"tide: {bad} is not valid JSON: ") and "line 2, column" in err
+    code, out, err = run("import", "-", input='{"format": "something else", "messages": []}')
+    assert (code, out) == (2, "")
+    assert "tide: stdin is not a tokentide conversation export" in err
+    assert len(run("list")[1].splitlines()) == 2  # nothing imported
+
+
+def test_show_prints_the_settings_in_the_real_tide(tmp_path: Path) -> None:
+    from tests.tide_process import clean_env, tide_text
+    from tokentide.history.settings import ConversationSettings
+
+    environment = clean_env(tmp_path)
+    first, _ = _fill(Path(environment["TIDE_DATA_DIR"]))
+    with HistoryStore.open(Path(environment["TIDE_DATA_DIR"]) / "history.sqlite3") as store:
+        store.set_settings(
+            first, ConversationSettings(system_prompt="Short.", max_tokens=32, top_p=0.5)
+        )
+    result = tide_text("history", "show", first, env=environment)
+    assert result.returncode == 0, result.stderr
+    assert "Settings: max tokens 32 · top_p 0.5\nSystem prompt:\n  │ Short.\n" in result.stdout
