@@ -210,6 +210,23 @@ async def test_triton_http_continues_the_transcript(server: LLMServer) -> None:
     assert server.record("triton").body["text_input"] == prompt_text(CONTINUE)
 
 
+async def test_triton_grpc_continues_the_transcript() -> None:
+    pytest.importorskip("grpc")
+    from tests.servers.triton_grpc_server import serve as serve_grpc
+
+    async with serve_grpc() as grpc_server:
+        profile = Profile(
+            name="t", api="triton-grpc", url=grpc_server.target, model="toy", params={"echo": True}
+        )
+        backend = create_backend(profile, {})
+        try:
+            reply = await backend.create(CONTINUE)
+        finally:
+            await backend.aclose()
+    assert reply.text == prompt_text(CONTINUE)  # the server echoes the text_input it got
+    assert reply.text.endswith(f"User: Count from 1 to 10.\n\nAssistant: {PARTIAL}")
+
+
 async def test_anthropic_prefills_without_trailing_whitespace(server: LLMServer) -> None:
     request = GenerationRequest(
         messages=(
