@@ -299,6 +299,8 @@ BAD_FILES: dict[str, tuple[Callable[[], str], str, str]] = {
         " expected 'tokentide-conversation').",
     ),
     "not an object": (lambda: "[1, 2]", "", "holds a list, not an object."),
+    "NaN": (lambda: '{"format": NaN}', "", "is not valid JSON: NaN is not a JSON number."),
+    "nested too deeply": (lambda: "[" * 100_000 + "]" * 100_000, "", "nests lists or objects"),
     "newer version": (
         _set(("version",), 9),
         "version",

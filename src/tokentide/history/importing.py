@@ -132,6 +132,10 @@ def parse_export(text: str, *, source: str = "the file") -> ImportedConversation
         ) from None
     except ValueError as error:  # NaN or Infinity
         raise ExportFileError(f"{source} is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise ExportFileError(
+            f"{source} nests lists or objects too deeply to be a tokentide export."
+        ) from None
     return _Reader(source).conversation(data)
 
 
