@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.history.conftest import query
@@ -434,3 +436,52 @@ def test_default_export_path_is_under_the_data_dir(data: Path) -> None:
     assert "/" not in default_export_path("../../etc/passwd", "../x", "md").name
     with pytest.raises(ValueError):
         default_export_path("t", cid, "pdf")
+
+
+# -- any tree, any text --------------------------------------------------------------------
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=80)  # any Unicode scalar, NUL too
+
+
+@pytest.fixture(scope="module")
+def two_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HistoryStore, ...]]:
+    folder = tmp_path_factory.mktemp("round-trip")
+    stores = (HistoryStore.open(folder / "a.sqlite3"), HistoryStore.open(folder / "b.sqlite3"))
+    try:
+        yield stores
+    finally:
+        for s in stores:
+            s.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    title=_texts,
+    shape=st.lists(st.tuples(st.integers(0, 50), _texts, _texts), min_size=1, max_size=12),
+    leaf=st.integers(0, 50),
+)
+def test_any_tree_round_trips(
+    two_stores: tuple[HistoryStore, HistoryStore],
+    title: str,
+    shape: list[tuple[int, str, str]],
+    leaf: int,
+) -> None:
+    """Each message follows a random earlier one (or starts a root): user prompts and
+    answers with any text and reasoning."""
+    source, target = two_stores
+    cid = source.create_conversation(title=title)
+    ids: list[int] = []
+    for index, (parent, text, reasoning) in enumerate(shape):
+        parent_id = ids[parent % len(ids)] if ids and parent else None
+        if index % 2:
+            answer = source.begin_answer(cid, parent_id=parent_id, model=text[:10] or None)
+            source.finish_answer(answer, text, status="complete", reasoning=reasoning)
+            ids.append(answer)
+        else:
+            ids.append(source.add_message(cid, "user", text, parent_id=parent_id))
+    source.set_active_leaf(cid, ids[leaf % len(ids)])
+    first = _export(source, cid)
+    imported = target.import_conversation(parse_export(json.dumps(first)))
+    again = _export(target, imported)
+    assert _without_ids(again) == _without_ids(first)
+    assert again["id"] == imported
