@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from tokentide.history.columns import (
     _clean_error,
@@ -24,9 +24,11 @@ from tokentide.history.columns import (
     _stats_json,
     new_id,
 )
-from tokentide.history.importing import ImportedConversation
 from tokentide.history.settings import _settings_json
 from tokentide.history.tree import MessageTree, _missing
+
+if TYPE_CHECKING:
+    from tokentide.history.importing import ImportedConversation
 
 __all__ = ["BranchWrites"]
 
