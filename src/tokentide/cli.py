@@ -309,7 +309,9 @@ def _register_subcommands() -> None:
     from tokentide.models_cli import register as register_models
 
     app.add_typer(
-        history_app, name="history", help="List, show, export and delete saved conversations."
+        history_app,
+        name="history",
+        help="List, show, export, import and delete saved conversations.",
     )
     register(app)
     register_models(app)

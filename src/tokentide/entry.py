@@ -127,7 +127,7 @@ _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "chat": (),
     "compare": (),
     "config": ("path", "show", "init", "check"),
-    "history": ("list", "show", "export", "delete"),
+    "history": ("list", "show", "export", "import", "delete"),
     "models": (),
 }
 """Every command of the typer app (tests/test_cli_typos.py checks this against it)."""

@@ -239,7 +239,7 @@ def test_json_export_has_parents_leaf_and_settings(store: HistoryStore) -> None:
     cid, a1, q2, _a2, a2b = _two_answers(store)
     store.set_settings(cid, ConversationSettings(model="m2", seed=1))
     exported = json.loads(json.dumps(to_dict(store.load(cid))))
-    assert exported["version"] == 3
+    assert exported["version"] == 4
     assert exported["active_leaf"] == a2b
     assert exported["settings"] == {"model": "m2", "seed": 1}
     assert [(m["content"], m["parent_id"]) for m in exported["messages"]] == [

@@ -165,9 +165,12 @@ class MessageTree(QueuedWrites):
         """Every message of the conversation, on every branch, oldest first (a parent
         always comes before its children)."""
         with self._read("read a conversation") as db:
-            if db.execute(
-                "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
-            ).fetchone() is None:
+            if (
+                db.execute(
+                    "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+                ).fetchone()
+                is None
+            ):
                 raise _missing(conversation_id)
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",

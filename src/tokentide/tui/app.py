@@ -188,6 +188,51 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
             chat.action_edit_last,
         )
         yield SystemCommand(
+            "Edit prompt",
+            "Edit the focused prompt (e on a message); sending makes a new version",
+            chat.action_edit_message,
+        )
+        yield SystemCommand(
+            "Previous version",
+            "Show the previous version of the focused message (alt+left)",
+            lambda: chat.action_branch(-1),
+        )
+        yield SystemCommand(
+            "Next version",
+            "Show the next version of the focused message (alt+right)",
+            lambda: chat.action_branch(1),
+        )
+        yield SystemCommand(
+            "Continue answer",
+            "Have the model go on after the focused or last answer (alt+c)",
+            chat.action_continue_answer,
+        )
+        yield SystemCommand(
+            "Fork conversation",
+            "A new conversation with the messages up to the focused one",
+            chat.commands.fork,
+        )
+        yield SystemCommand(
+            "Delete version",
+            "Delete the focused message's version and everything after it",
+            chat.commands.delete_version,
+        )
+        yield SystemCommand(
+            "Conversation settings",
+            "System prompt, profile, model, sampling for this conversation (F3)",
+            chat.action_conversation_settings,
+        )
+        yield SystemCommand(
+            "Export conversation",
+            "Write it to a Markdown file, or JSON with every branch",
+            chat.commands.export,
+        )
+        yield SystemCommand(
+            "Copy conversation",
+            "Copy the branch on screen as Markdown (OSC 52)",
+            chat.commands.copy_conversation,
+        )
+        yield SystemCommand(
             "New conversation", "Start an empty conversation", chat.action_new_conversation
         )
         yield SystemCommand(

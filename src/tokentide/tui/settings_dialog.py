@@ -122,7 +122,7 @@ class ConversationSettingsDialog(ModalScreen[ConversationSettings | None]):
                     )
                 for name, label in _INPUTS:
                     with Horizontal(classes="settings-row"):
-                        yield Label(label, classes="settings-label")
+                        yield Label(plain(label), classes="settings-label")
                         yield Input(
                             self._initial(name),
                             placeholder=_placeholder(getattr(self.profile, name)),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from rich.style import Style
 from rich.text import Text
@@ -19,8 +18,8 @@ from textual.containers import Vertical
 from textual.widgets import Label, Static
 
 from tokentide.backends.events import TextDelta
+from tokentide.chat.parts import node_section
 from tokentide.errors import BackendError
-from tokentide.history.store import answer_details
 from tokentide.sanitize import sanitize
 from tokentide.tui.plain import plain
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
@@ -84,7 +83,17 @@ class UserMessage(Static, can_focus=True):
 
     def __init__(self, prompt: str, *, id: str | None = None) -> None:
         self.prompt = prompt
+        self._versions = ""
         super().__init__(self._display(prompt), id=id, classes="message user", markup=False)
+
+    def set_versions(self, versions: str) -> None:
+        """``‹ 2/3 ›`` under the prompt when it has other versions ("": none)."""
+        if versions != self._versions:
+            self._versions = versions
+            text = self._display(self.prompt)
+            if versions:
+                text.append(f"\n{versions}", style="bold dim")
+            self.update(text)
 
     @staticmethod
     def _display(prompt: str) -> Text:
@@ -142,11 +151,12 @@ class AssistantMessage(Vertical, can_focus=True):
     """One answer: Markdown (streamed or finished), per-node blocks, token details.
 
     A live answer starts empty with ``streaming=True`` and grows with :meth:`add` and
-    :meth:`add_reasoning`.  A finished one (a saved answer) is built whole: ``text`` is
-    the answer outside any node, ``reasoning`` the model's reasoning (shown as the
-    one-line summary a finished live answer shows), ``tokens`` the per-token logprobs
-    (for the token-detail toggle) and ``nodes`` the ``(node id, text)`` blocks of a
-    multi-node answer; :meth:`saved` builds one from what the history store holds.
+    :meth:`add_reasoning`.  A finished one (a saved answer) is built whole from its
+    parts (:class:`~tokentide.chat.tree.Turn`): ``text`` is the answer outside any node,
+    ``reasoning`` the model's reasoning (shown as the one-line summary a finished live
+    answer shows), ``tokens`` the per-token logprobs (for the token-detail toggle) and
+    ``nodes`` the ``(node id, text)`` blocks of a multi-node answer.  What is saved is
+    built from the generation's events by the chat session, not read from here.
     """
 
     def __init__(
@@ -181,50 +191,13 @@ class AssistantMessage(Vertical, can_focus=True):
         for node, parts in texts.items():
             self.nodes[node] = NodeBlock(node, "".join(parts), streaming=streaming)
             self.node_order.append(node)
+        self.label = label or ""
+        self._versions = ""
         if label:
             self.border_title = plain(label)
         if note:
             self.border_subtitle = plain(note)
         self.set_status(status)
-
-    @classmethod
-    def saved(
-        cls,
-        content: str,
-        *,
-        reasoning: str | None = None,
-        tokens: Iterable[tuple[str, float | None]] = (),
-        nodes: Iterable[tuple[str, str]] = (),
-        label: str | None = None,
-        note: str | None = None,
-        status: str = "complete",
-    ) -> AssistantMessage:
-        """A finished answer as the history store keeps it (``StoredMessage.content``,
-        ``.reasoning``, ``.tokens``, ``.nodes``): ``content`` is its :attr:`source` (for
-        a multi-node answer, each node's text under its name).  If the nodes do not
-        match ``content`` (a file edited by hand), the answer is shown whole, without
-        node blocks."""
-        nodes = list(nodes)
-        text = content
-        if len({node for node, _ in nodes}) < len(nodes):
-            nodes = []  # not as this widget writes them: show the answer whole
-        if nodes:
-            blocks = "\n\n".join(_node_section(node, node_text) for node, node_text in nodes)
-            if content == blocks:
-                text = ""
-            elif content.endswith("\n\n" + blocks):
-                text = content[: -len(blocks) - 2]
-            else:
-                nodes = []
-        return cls(
-            text,
-            label=label,
-            note=note,
-            status=status,
-            reasoning=reasoning or "",
-            tokens=tokens,
-            nodes=nodes,
-        )
 
     def compose(self) -> ComposeResult:
         if self._reasoning_chars and self._reasoning_view is None:
@@ -314,6 +287,21 @@ class AssistantMessage(Vertical, can_focus=True):
         for name in ("stopped", "error", "streaming"):
             self.set_class(status == name, f"-{name}")
 
+    def set_label(self, label: str) -> None:
+        """The title: who answered (the model, as the server named it)."""
+        self.label = label
+        self._show_title()
+
+    def set_versions(self, versions: str) -> None:
+        """``‹ 2/3 ›`` beside the title when the answer has other versions ("": none)."""
+        if versions != self._versions:
+            self._versions = versions
+            self._show_title()
+
+    def _show_title(self) -> None:
+        label = f"{self.label}  {self._versions}" if self._versions else self.label
+        self.border_title = plain(label)
+
     # -- reading ------------------------------------------------------------------------
 
     @property
@@ -324,7 +312,7 @@ class AssistantMessage(Vertical, can_focus=True):
         if not self.nodes:
             return main
         parts = [main] if main else []
-        parts.extend(_node_section(node, self.nodes[node].source) for node in self.node_order)
+        parts.extend(node_section(node, self.nodes[node].source) for node in self.node_order)
         return "\n\n".join(parts)
 
     @property
@@ -333,15 +321,6 @@ class AssistantMessage(Vertical, can_focus=True):
         if len(self._reasoning) > 1:
             self._reasoning[:] = ["".join(self._reasoning)]
         return self._reasoning[0] if self._reasoning else ""
-
-    @property
-    def details(self) -> dict[str, Any] | None:
-        """What the answer holds beyond its text, as the history store keeps it (see
-        :func:`~tokentide.history.store.answer_details`)."""
-        return answer_details(
-            tokens=self.tokens,
-            nodes=[(node, self.nodes[node].source) for node in self.node_order],
-        )
 
     @property
     def has_token_details(self) -> bool:
@@ -369,11 +348,6 @@ class AssistantMessage(Vertical, can_focus=True):
         for block in self.nodes.values():
             block.display = not showing
         self.set_class(showing, "-details")
-
-
-def _node_section(node: str, text: str) -> str:
-    """One node's part of a multi-node answer's :attr:`AssistantMessage.source`."""
-    return f"**{node}**\n\n{text}"
 
 
 class ErrorMessage(Static, can_focus=True):

@@ -1,0 +1,262 @@
+"""The widgets of the branch on screen: one entry per turn (its message, and an error
+note after a failure), kept in step with the session's branch.
+
+:meth:`BranchView.render` compares the branch with what is shown, keeps the common
+start and replaces the rest, so a regenerated answer, an edit or a switch between
+versions rebuilds only what changed; :meth:`BranchView.show_all` shows a whole opened
+conversation newest first (the screenful at the end is painted before older messages
+are mounted above it, a chunk at a time).  Messages with other versions show ``‹ 2/3 ›``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Final
+
+from tokentide.errors import BackendError, TideError
+from tokentide.tui.plain import plain
+
+if TYPE_CHECKING:
+    from textual.widget import Widget
+
+    from tokentide.chat.session import ChatSession
+    from tokentide.chat.tree import Turn
+    from tokentide.tui.chat_screen import ChatScreen
+    from tokentide.tui.widgets.messages import AssistantMessage
+
+__all__ = ["HISTORY_CHUNK", "HISTORY_FIRST_PAINT", "BranchView"]
+
+HISTORY_FIRST_PAINT: Final = 8
+"""Saved messages mounted before the first paint of an opened conversation (a screenful
+and more); older ones follow, HISTORY_CHUNK at a time, above them."""
+HISTORY_CHUNK: Final = 12
+
+
+class BranchView:
+    """See the module docstring."""
+
+    def __init__(self, screen: ChatScreen) -> None:
+        self.screen = screen
+        self._entries: list[tuple[int, list[Widget]]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    @property
+    def _session(self) -> ChatSession:
+        return self.screen.session
+
+    # -- the first screen ------------------------------------------------------------------
+
+    def welcome(self) -> None:
+        """The first screen: who answers, the keys, and how to point tide elsewhere."""
+        from textual.widgets import Static
+
+        from tokentide.chat.labels import model_label
+
+        screen = self.screen
+        profile = screen.profile
+
+        def key(binding_id: str) -> str:
+            return {"escape": "Esc"}.get(name := screen.key_for(binding_id), name)
+
+        text = (
+            f"{model_label(profile)} answers here (profile {profile.name}, {profile.api}).\n"
+            f"Enter sends · ctrl+j new line · {key('external_editor')} your editor · "
+            f"{key('stop')} or ctrl+c stops · "
+            f"{key('retry')} regenerates · {key('edit_last')} edits the last prompt · "
+            f"{key('toggle_sidebar')} conversations · ctrl+p every command · ctrl+q quits\n"
+            "Another server: tide chat --api openai --url http://HOST:PORT/v1, or a "
+            "profile in the config file (tide config path; tide config init writes one)."
+        )
+        existing = screen.view.query("#welcome")
+        if existing:
+            existing.first(Static).update(plain(text))
+        else:
+            screen.view.mount(Static(plain(text), id="welcome", markup=False))
+
+    def _hide_welcome(self) -> None:
+        for widget in self.screen.view.query("#welcome"):
+            widget.remove()
+
+    # -- keeping in step with the branch ---------------------------------------------------
+
+    def clear(self) -> None:
+        """Nothing on screen (a new or another conversation)."""
+        self.screen.view.unfold()
+        self.screen.view.remove_children()
+        self._entries.clear()
+
+    def render(self, *, skip: int | None = None, focus: int | None = None) -> None:
+        """Show the session's branch (without turn ``skip``, the answer about to stream
+        in); focus turn ``focus``'s message when given."""
+        branch = [turn for turn in self._session.branch if turn.id != skip]
+        keep = 0
+        for (shown, _), turn in zip(self._entries, branch, strict=False):
+            if shown != turn.id:
+                break
+            keep += 1
+        self._drop(keep)
+        widgets: list[Widget] = []
+        for turn in branch[keep:]:
+            made = self._widgets(turn)
+            self._entries.append((turn.id, made))
+            widgets.extend(made)
+        if widgets:
+            self._hide_welcome()
+            self.screen.view.mount_all(widgets)
+        elif not self._entries and skip is None:
+            self.welcome()
+        self.show_versions()
+        if focus is not None:
+            target = self._widgets_of(focus)
+            if target:
+                target[0].focus()
+
+    async def show_all(self) -> None:
+        """Show the whole branch of a conversation just opened, newest first."""
+        view = self.screen.view
+        self.clear()
+        pending = [(turn, self._widgets(turn)) for turn in self._session.branch]
+        self._entries = [(turn.id, widgets) for turn, widgets in pending]
+        tail, older = pending[-HISTORY_FIRST_PAINT:], pending[:-HISTORY_FIRST_PAINT]
+        if not pending:
+            self.welcome()
+        await view.mount_all([w for _, widgets in tail for w in widgets])
+        self.show_versions()
+        view.follow()
+        painted = asyncio.Event()
+        self.screen.call_after_refresh(painted.set)
+        await painted.wait()  # the newest messages are on screen before older ones load
+        self.screen.history_painted.set()
+        while older:
+            chunk, older = older[-HISTORY_CHUNK:], older[:-HISTORY_CHUNK]
+            await view.mount_all([w for _, widgets in chunk for w in widgets], before=0)
+            await asyncio.sleep(0)
+
+    def hide_from(self, turn_id: int) -> None:
+        """Take turn ``turn_id`` and those after it off the screen (an edit)."""
+        index = next((i for i, (tid, _) in enumerate(self._entries) if tid == turn_id), None)
+        if index is not None:
+            self._drop(index)
+        if not self._entries:
+            self.welcome()
+
+    def _drop(self, keep: int) -> None:
+        for _, widgets in self._entries[keep:]:
+            for widget in widgets:
+                widget.remove()
+        del self._entries[keep:]
+
+    def _widgets(self, turn: Turn) -> list[Widget]:
+        """The widget showing one saved turn."""
+        from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
+
+        if turn.role != "assistant":
+            return [UserMessage(turn.content)]
+        if turn.failed_empty:
+            retry = self.screen.key_for("retry")
+            return [ErrorMessage(turn.error or "The answer failed.", retry_key=retry)]
+        status = "incomplete" if turn.status == "streaming" else turn.status
+        return [
+            AssistantMessage(
+                turn.text,
+                reasoning=turn.reasoning,
+                tokens=turn.tokens,
+                nodes=turn.nodes,
+                label=turn.model or turn.profile,
+                note=_saved_note(turn, status),
+                status=status,
+            )
+        ]
+
+    def show_versions(self) -> None:
+        """``‹ n/m ›`` on every shown message that has other versions."""
+        tree = self._session.tree
+        for turn_id, widgets in self._entries:
+            if not widgets or turn_id not in tree or not hasattr(widgets[0], "set_versions"):
+                continue
+            position, count = tree.siblings(turn_id)
+            widgets[0].set_versions(f"‹ {position}/{count} ›" if count > 1 else "")
+
+    # -- the answer streaming in -----------------------------------------------------------
+
+    def add_live(self, turn_id: int, message: AssistantMessage) -> None:
+        self._hide_welcome()
+        self._entries.append((turn_id, [message]))
+        self.screen.view.mount(message)
+
+    def finished(self, turn_id: int, turn: Turn | None, message: AssistantMessage) -> None:
+        """The live answer ended as ``turn`` (None: nothing kept, the message goes)."""
+        index = next((i for i, (tid, _) in enumerate(self._entries) if tid == turn_id), None)
+        if turn is None or turn.failed_empty:
+            message.remove()
+            if index is not None:
+                if turn is None:
+                    del self._entries[index]
+                else:
+                    self._entries[index][1].remove(message)
+        self.show_versions()
+
+    def error(self, error: TideError, *, keep_answer: bool = False) -> None:
+        """An error note at the end; the failed prompt goes back into the composer
+        unless an answer came or the user has started typing something else."""
+        from tokentide.tui.widgets.messages import ErrorMessage
+
+        screen = self.screen
+        note = ErrorMessage(
+            error
+            if isinstance(error, BackendError)
+            else BackendError(error.message, hint=error.hint),
+            retry_key=screen.key_for("retry"),
+        )
+        if self._entries:
+            self._entries[-1][1].append(note)
+        self._hide_welcome()
+        screen.view.mount(note)
+        screen.view.follow()
+        prompt = next((t.content for t in reversed(self._session.branch) if t.role == "user"), None)
+        if prompt is not None and not keep_answer and not screen.composer.text.strip():
+            screen.composer.set_prompt(prompt)
+
+    # -- what the user points at -----------------------------------------------------------
+
+    def _widgets_of(self, turn_id: int) -> list[Widget]:
+        return next((widgets for tid, widgets in self._entries if tid == turn_id), [])
+
+    def focused_turn(self) -> Turn | None:
+        """The turn whose message has the focus, if any."""
+        focused = self.screen.app.focused
+        tree = self._session.tree
+        for turn_id, widgets in self._entries:
+            if focused in widgets and turn_id in tree:
+                return tree[turn_id]
+        return None
+
+    def last_with_versions(self) -> Turn | None:
+        """The last turn on screen that has other versions."""
+        tree = self._session.tree
+        for turn_id, _ in reversed(self._entries):
+            if turn_id in tree and tree.siblings(turn_id)[1] > 1:
+                return tree[turn_id]
+        return None
+
+    def target(self) -> Widget | None:
+        """The focused message, else the last answer."""
+        from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
+
+        focused = self.screen.app.focused
+        if isinstance(focused, UserMessage | AssistantMessage | ErrorMessage):
+            return focused
+        answers = self.screen.view.query(AssistantMessage)
+        return answers.last() if answers else None
+
+
+def _saved_note(turn: Turn, status: str) -> str | None:
+    """A reopened answer's footer, as it read live: finish reason (or status) · stats."""
+    from tokentide.tui.widgets.status import describe_saved_stats
+
+    head = status if status != "complete" else (turn.finish_reason or None)
+    stats = describe_saved_stats(dict(turn.stats))
+    parts = [part for part in (head, stats) if part]
+    return " · ".join(parts) or None
