@@ -36,7 +36,7 @@ from textual.widgets import Footer, Header
 
 from tokentide.backends.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCallRequested
 from tokentide.chat.session import ChatSession
-from tokentide.errors import TideError
+from tokentide.errors import TideError, UsageError
 from tokentide.generation import State
 from tokentide.tui.branch_view import BranchView
 from tokentide.tui.chat_commands import ChatCommands
@@ -342,6 +342,9 @@ class ChatScreen(Screen[None]):
 
         try:
             live = begin()
+        except UsageError as error:  # refused before anything was sent
+            self.notify(str(error), severity="warning", timeout=6)
+            return
         except TideError as error:
             self.shown.render()
             self.shown.error(error)
