@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.servers.llm_server import LLMServer
 from tests.tide_process import tide_text
+from tokentide.history.settings import ConversationSettings
 from tokentide.history.store import HistoryStore, StoredMessage
 
 
@@ -295,3 +296,21 @@ def test_a_continued_conversation_keeps_its_profile(server: LLMServer, env: dict
     assert len(server.record("prof-b").body["messages"]) == 5
     [(_, messages)] = saved(env)
     assert [m.profile for m in messages if m.role == "assistant"] == ["a", "a", "b"]
+
+
+def test_a_continued_conversation_answers_with_its_own_settings(
+    server: LLMServer, env: dict[str, str]
+) -> None:
+    """Settings given in the app (model, sampling) hold for ``tide ask -c`` too; a flag
+    on the command line still beats them."""
+    assert ask("one", *flags(server, echo=1), env=env).returncode == 0
+    [(cid, _)] = saved(env)
+    with HistoryStore.open(db(env)) as store:
+        store.set_settings(cid, ConversationSettings(model="own", temperature=0.3, seed=9))
+    assert ask("-c", "two", *flags(server, echo=1, tag="own")[:4], env=env).returncode == 0
+    body = server.record("own").body
+    assert (body["model"], body["temperature"], body["seed"]) == ("own", 0.3, 9)
+    flagged = ["--temperature", "0.9", "--model", "flag"]
+    assert ask("-c", "3", *flags(server, echo=1, tag="f")[:4], *flagged, env=env).returncode == 0
+    body = server.record("f").body
+    assert (body["model"], body["temperature"], body["seed"]) == ("flag", 0.9, 9)

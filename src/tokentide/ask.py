@@ -377,6 +377,10 @@ def main(
             system=args.system, max_tokens=args.max_tokens, temperature=args.temperature,
             seed=args.seed, target=args.target, template=template,
         )  # fmt: skip
+        if thread is not None and thread.settings is not None:
+            from tokentide.ask_log import with_own_settings
+
+            profile = with_own_settings(profile, thread.settings, args)
         backend = create_backend(profile)
     except TideError as error:
         return _fail(error, sys.stderr)

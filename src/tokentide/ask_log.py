@@ -14,9 +14,10 @@ from tokentide.errors import UsageError
 
 if TYPE_CHECKING:
     from tokentide.ask import AskArgs
-    from tokentide.config.model import Settings
+    from tokentide.config.model import Profile, Settings
+    from tokentide.history.settings import ConversationSettings
 
-__all__ = ["Thread", "check_continue", "open_thread", "thread_profile"]
+__all__ = ["Thread", "check_continue", "open_thread", "thread_profile", "with_own_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Thread:
     """The conversation's own system prompt (its settings), if it has one."""
     profile: str | None = None
     """The profile it was started with."""
+    settings: ConversationSettings | None = None
+    """The conversation's own settings (profile, model, sampling), if it has any."""
 
 
 def check_continue(args: AskArgs) -> None:
@@ -81,7 +84,8 @@ def open_thread(args: AskArgs) -> Thread:
         leaf=conversation.active_leaf,
         messages=turns,
         system=None if own is None else own.system_prompt,
-        profile=conversation.profile,
+        profile=conversation.profile if own is None or own.profile is None else own.profile,
+        settings=own,
     )
 
 
@@ -94,3 +98,18 @@ def thread_profile(thread: Thread | None, settings: Settings) -> str | None:
 
     known = thread.profile in settings.profiles or thread.profile == BUILTIN_LOCAL.name
     return thread.profile if known else None
+
+
+def with_own_settings(profile: Profile, own: ConversationSettings, args: AskArgs) -> Profile:
+    """``profile`` with a continued conversation's own model and sampling (as the chat
+    uses them), where the command line does not give its own."""
+    from dataclasses import replace
+
+    changes: dict[str, object] = {}
+    if own.model is not None and args.model is None:
+        changes["model"] = own.model
+    for name in ("temperature", "max_tokens", "seed", "top_p"):
+        value = getattr(own, name)
+        if value is not None and getattr(args, name, None) is None:
+            changes[name] = value
+    return replace(profile, **changes) if changes else profile  # type: ignore[arg-type]

@@ -213,7 +213,11 @@ async def test_fork_and_delete_a_version_from_the_palette_commands(db: Path) -> 
         await settle(app, pilot)
         await until(pilot, lambda: app.chat.conversation_id != original)
         await until(pilot, lambda: app.chat.history_painted.is_set())
-        assert prompts(app) == ["q1"], (prompts(app), answers(app), [t.content for t in app.chat.turns])
+        assert prompts(app) == ["q1"], (
+            prompts(app),
+            answers(app),
+            [t.content for t in app.chat.turns],
+        )
         assert answers(app) == ["a"]
 
         await pilot.press("ctrl+r")  # a second version in the fork
@@ -233,9 +237,7 @@ async def test_fork_and_delete_a_version_from_the_palette_commands(db: Path) -> 
         store.close()
 
 
-async def test_export_writes_markdown_or_every_branch_as_json(
-    db: Path, tmp_path: Path
-) -> None:
+async def test_export_writes_markdown_or_every_branch_as_json(db: Path, tmp_path: Path) -> None:
     backend = ScriptedBackend(answer("one"), answer("two"))
     app = make_app(db, backend)
     target = tmp_path / "out" / "chat.json"
