@@ -95,8 +95,8 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
             self.settings, self.profile, store=self.store, conversation_id=self._conversation_id
         )
         if self._clock is not None:
-            screen.clock = self._clock
-        screen.backend = self._backend
+            screen.session.clock = self._clock
+        screen.session.backend = self._backend
         self._chat = screen
         return screen
 

@@ -20,10 +20,9 @@ Commands on whole conversations (the sidebar, settings, export, fork) are in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar, assert_never
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -34,17 +33,16 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header
 
-from tokentide.backends.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCallRequested
 from tokentide.chat.session import ChatSession
-from tokentide.errors import TideError, UsageError
-from tokentide.generation import State
+from tokentide.errors import TideError
+from tokentide.tui.answer_stream import ANSWER_GROUP, AnswerStream
 from tokentide.tui.branch_view import BranchView
 from tokentide.tui.chat_commands import ChatCommands
+from tokentide.tui.chat_versions import VersionCommands
 from tokentide.tui.conversation_view import ConversationView, FoldedHistory, NewTextBadge
-from tokentide.tui.plain import plain
 from tokentide.tui.widgets.composer import Composer
 from tokentide.tui.widgets.sidebar import Sidebar
-from tokentide.tui.widgets.status import StatusLine, describe_stats
+from tokentide.tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
     from tokentide.backends.base import Backend
@@ -52,14 +50,10 @@ if TYPE_CHECKING:
     from tokentide.chat.tree import Turn
     from tokentide.config.model import Profile, Settings
     from tokentide.history.store import HistoryStore
-    from tokentide.tui.widgets.messages import AssistantMessage
 
 __all__ = ["ANSWER_GROUP", "ChatScreen", "ConversationView", "FoldedHistory"]
 
 _PartT = TypeVar("_PartT", bound=Widget)
-
-ANSWER_GROUP = "answer"
-"""Worker group of the answer being generated (one at a time)."""
 
 
 class ChatScreen(Screen[None]):
@@ -113,6 +107,8 @@ class ChatScreen(Screen[None]):
         self.shown = BranchView(self)
         """The widgets of the branch on screen (:mod:`tokentide.tui.branch_view`)."""
         self.commands = ChatCommands(self)
+        self.stream = AnswerStream(self)
+        self.versions = VersionCommands(self)
         self.editing: int | None = None
         """The prompt being edited in the composer (sending makes a new version of it)."""
         self.history_painted = asyncio.Event()
@@ -132,26 +128,6 @@ class ChatScreen(Screen[None]):
     def turns(self) -> list[Turn]:
         """The branch on screen, root first."""
         return self.session.branch
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        return self.session.clock
-
-    @clock.setter
-    def clock(self, clock: Callable[[], float]) -> None:
-        self.session.clock = clock
-
-    @property
-    def backend(self) -> Backend | None:
-        return self.session.backend
-
-    @backend.setter
-    def backend(self, backend: Backend | None) -> None:
-        self.session.backend = backend
-
-    @property
-    def meter(self) -> object:
-        return self.session.meter
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -257,6 +233,7 @@ class ChatScreen(Screen[None]):
         # ~40 ms with a few answers on screen, at the start and at the end of each.)
         self.composer.answer_streaming = generating
         if generating:
+            self._idle.clear()
             self._follow_timer.resume()
         else:
             self._follow_timer.pause()
@@ -338,106 +315,7 @@ class ChatScreen(Screen[None]):
 
     def start(self, begin: Callable[[], LiveAnswer]) -> None:
         """Start an answer (``begin`` is a session command) and stream it into view."""
-        from tokentide.tui.widgets.messages import AssistantMessage
-
-        try:
-            live = begin()
-        except UsageError as error:  # refused before anything was sent
-            self.notify(str(error), severity="warning", timeout=6)
-            return
-        except TideError as error:
-            self.shown.render()
-            self.shown.error(error)
-            return
-        self.shown.render(skip=live.id)
-        label = live.placeholder.model or live.profile.name
-        message = AssistantMessage(streaming=True, label=label)
-        if live.continued is not None:
-            message.add([TextDelta(live.continued.text)])
-        message.set_status("streaming")
-        self.generating = True
-        self._idle.clear()
-        self.shown.add_live(live.id, message)
-        self.view.follow_stream()
-        self.status.track(live.generation, self.clock)
-        live.generation.on_state = lambda _state: self.status.refresh_now()
-        self._consume(live, message)
-
-    @work(exclusive=True, group=ANSWER_GROUP)
-    async def _consume(self, live: LiveAnswer, message: AssistantMessage) -> None:
-        try:
-            async for batch in live.batches():
-                deltas: list[TextDelta] = []
-                thoughts: list[str] = []
-                for event in batch:
-                    match event:
-                        case TextDelta():
-                            deltas.append(event)
-                        case Retrying():
-                            self.status.retrying(event)
-                        case ReasoningDelta():
-                            thoughts.append(event.text)
-                        case Finish():
-                            pass
-                        case ToolCallRequested():
-                            message.add_notice(_tool_call_notice(event))
-                        case _:
-                            assert_never(event)
-                if thoughts:
-                    message.add_reasoning("".join(thoughts))
-                if deltas:
-                    message.add(deltas)
-        except asyncio.CancelledError:
-            # The app is quitting (or the worker was replaced): stop, save, and let the
-            # backend close its response before the loop goes away.
-            live.generation.cancel()
-            self._show_end(live, message)
-            self._finish(live, message)
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(live.generation.wait()), 2.0)
-            raise
-        # The last tokens first: the answer's final state is painted, then the rest of
-        # the end (saving, status, sidebar, garbage collection) runs (issue 17).
-        self._show_end(live, message)
-        await self._painted()
-        self._finish(live, message)
-
-    async def _painted(self) -> None:
-        """Return once the screen has been refreshed (or after 0.5 s, if nothing is
-        painting: a suspended app, a screen not shown)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wait_for_refresh(), 0.5)
-
-    def _show_end(self, live: LiveAnswer, message: AssistantMessage) -> None:
-        """The answer's final text and footer: only what must be painted at the end."""
-        from tokentide.chat.live import STATUS_OF
-
-        state = live.state
-        generation = live.generation
-        note = {
-            State.DONE: f"{(generation.finish.reason if generation.finish else None) or 'done'}",
-            State.STOPPED: "stopped",
-            State.ERROR: "error",
-        }[state]
-        figures = describe_stats(generation.stats)
-        message.finish(STATUS_OF[state], note=f"{note} · {figures}" if figures else note)
-
-    def _finish(self, live: LiveAnswer, message: AssistantMessage) -> None:
-        from tokentide.tui.widgets.markdown_view import settle_gc
-
-        self.view.unfold()
-        turn = self.session.finish(live)
-        served = live.generation.finish.model if live.generation.finish else None
-        if served and not self.profile.model:
-            message.set_label(served)  # the server's default, as it named it
-        self.call_after_refresh(settle_gc)  # at rest: never while a stream runs
-        self.shown.finished(live.id, turn, message)
-        error = live.generation.error
-        if live.state is State.ERROR and error is not None and turn is not None:
-            self.shown.error(error, keep_answer=bool(turn.content))
-        self.commands.show_use()  # redraws the status line with the answer's end
-        self.generating = False
-        self.commands.refresh_sidebar()
+        self.stream.start(begin)
 
     def key_for(self, binding_id: str) -> str:
         keymap = getattr(self.app, "_keymap", {})
@@ -469,99 +347,24 @@ class ChatScreen(Screen[None]):
         if live is not None and not live.generation.state.finished:
             live.generation.cancel()
         elif self.editing is not None:
-            self.cancel_edit()
+            self.versions.cancel_edit()
         self.composer.focus()
 
     async def action_retry(self) -> None:
-        """Retry after an error, or regenerate the last answer (the old one stays, as
-        another version)."""
-        if self.busy() or not self.turns:
-            return
-        last = self.turns[-1]
-        if last.role == "user" or last.failed_empty:
-            prompt = self.turns[-1] if last.role == "user" else self.turns[-2]
-            if self.composer.text == prompt.content:
-                self.composer.clear_prompt()
-            self.start(self.session.retry)
-        else:
-            self.start(lambda: self.session.regenerate(last.id))
+        """Retry after an error, or regenerate the last answer (a new version)."""
+        self.versions.retry()
 
     async def action_edit_last(self) -> None:
-        """Take the last prompt back into the composer (sending makes a new version)."""
-        await self.wait_idle()
-        prompt = next((t for t in reversed(self.turns) if t.role == "user"), None)
-        if prompt is None:
-            self.notify("Nothing to edit yet.", timeout=3)
-            return
-        self.edit(prompt.id)
+        await self.versions.edit_last()
 
     async def action_edit_message(self) -> None:
-        """Edit the focused prompt (or the prompt of the focused answer)."""
-        turn = self.shown.focused_turn()
-        if turn is None:
-            await self.action_edit_last()
-            return
-        if turn.role != "user" and turn.parent_id is not None:
-            turn = self.session.tree[turn.parent_id]
-        if turn.role != "user":
-            self.notify("Only your prompts can be edited.", timeout=3)
-            return
-        await self.wait_idle()
-        self.edit(turn.id)
-
-    def edit(self, turn_id: int) -> None:
-        """Put prompt ``turn_id`` in the composer; what follows it leaves the screen
-        until the edit is sent (a new version) or cancelled (Esc)."""
-        prompt = self.session.tree[turn_id].content
-        composer = self.composer
-        current = composer.prompt
-        if current.strip() and current != prompt:
-            composer.remember(current)  # what was being typed stays reachable with up
-        self.editing = turn_id
-        self.shown.hide_from(turn_id)
-        self.status.clear()  # it described an answer now off screen
-        composer.border_title = plain(
-            f"editing a prompt · Enter sends a new version · {self.key_for('stop')} cancels"
-        )
-        composer.set_prompt(prompt)
-        composer.focus()
-        self.refresh_bindings()
-
-    def cancel_edit(self) -> None:
-        self.editing = None
-        self.composer.border_title = None
-        self.composer.clear_prompt()
-        self.shown.render()
-        self.refresh_bindings()
+        await self.versions.edit_message()
 
     def action_branch(self, step: int) -> None:
-        """Show the previous or next version of the focused message (else of the last
-        message on screen that has several)."""
-        if self.busy():
-            return
-        focused = self.shown.focused_turn()
-        turn = focused or self.shown.last_with_versions()
-        depth = next((i for i, t in enumerate(self.turns) if turn and t.id == turn.id), None)
-        if turn is None or depth is None or not self.session.switch(turn.id, step):
-            self.notify("No other version of that message that way.", timeout=3)
-            return
-        if self.editing is not None:
-            self.cancel_edit()
-        self.shown.render(focus=self.turns[depth].id if focused is not None else None)
-        self.commands.show_use()
+        self.versions.switch(step)
 
     def action_continue_answer(self) -> None:
-        """The model goes on after the focused (else the last) answer."""
-        if self.busy():
-            return
-        turn = self.shown.focused_turn()
-        if turn is None or turn.role != "assistant":
-            turn = next((t for t in reversed(self.turns) if t.role == "assistant"), None)
-        if turn is None or not turn.content:
-            self.notify("No answer to continue yet.", timeout=3)
-            return
-        answer_id = turn.id
-        self.start(lambda: self.session.continue_answer(answer_id))
+        self.versions.continue_answer()
 
     # -- copying, token details, following -------------------------------------------------
 
@@ -637,8 +440,3 @@ class ChatScreen(Screen[None]):
     @on(Sidebar.DeleteRequested)
     def _sidebar_delete(self, event: Sidebar.DeleteRequested) -> None:
         self.commands.delete(event.conversation_id)
-
-
-def _tool_call_notice(call: ToolCallRequested) -> str:
-    arguments = call.arguments if len(call.arguments) <= 200 else call.arguments[:199] + "…"
-    return f"The model asked to call {call.name}({arguments}); tools are off, so it was not run."
