@@ -260,3 +260,47 @@ async def test_export_writes_markdown_or_every_branch_as_json(db: Path, tmp_path
         assert "## " in (app.clipboard or "") or "two" in (app.clipboard or "")
     exported = json.loads(target.read_text())
     assert sorted(m["content"] for m in exported["messages"]) == ["one", "q", "two"]
+
+
+async def test_a_long_conversation_mounts_its_last_messages_and_more_on_scrolling_up(
+    db: Path,
+) -> None:
+    from tokentide.tui.branch_view import HISTORY_WINDOW, EarlierMessages
+
+    store = HistoryStore.open(db)
+    cid = store.create_conversation(title="long")
+    for i in range(60):
+        store.add_message(cid, "user", f"question {i}")
+        recorder = store.record_answer(cid, model="m")
+        recorder.finish("complete", text=f"answer {i}\n\nwith a second paragraph")
+    store.close()
+    backend = ScriptedBackend(answer("fresh"))
+    app = make_app(db, backend, conversation_id=cid)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.chat.history_painted.is_set())
+        await until(pilot, lambda: bool(app.query(EarlierMessages)))
+        await pilot.pause()
+        assert len(app.query(UserMessage)) + len(app.query(AssistantMessage)) == HISTORY_WINDOW
+        assert prompts(app)[-1] == "question 59"
+        line = app.query_one(EarlierMessages)
+        assert f"{120 - HISTORY_WINDOW} earlier messages" in str(line.render())
+        # The request carries the whole branch, mounted or not.
+        await send(pilot, "next")
+        await settle(app, pilot)
+        assert len(backend.requests[-1].messages) == 121
+        # Scrolled to the top: older messages come, the view stays where it was.
+        view = app.chat.view
+        view.scroll_home(animate=False, immediate=True)
+        before = len(prompts(app))
+        await until(pilot, lambda: len(prompts(app)) > before)
+        await until(pilot, lambda: view.scroll_y > 0)  # kept its place, not at the top
+        for _ in range(20):
+            if prompts(app)[0] == "question 0":
+                break
+            count = len(prompts(app))
+            view.scroll_home(animate=False, immediate=True)
+            await until(pilot, lambda: len(prompts(app)) > count)  # noqa: B023
+            await until(pilot, lambda: view.scroll_y > 0)  # its place kept once more
+        assert prompts(app)[0] == "question 0"
+        await until(pilot, lambda: not app.query(EarlierMessages))
+        assert len(prompts(app)) == 61

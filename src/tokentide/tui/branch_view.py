@@ -3,15 +3,22 @@ note after a failure), kept in step with the session's branch.
 
 :meth:`BranchView.render` compares the branch with what is shown, keeps the common
 start and replaces the rest, so a regenerated answer, an edit or a switch between
-versions rebuilds only what changed; :meth:`BranchView.show_all` shows a whole opened
-conversation newest first (the screenful at the end is painted before older messages
-are mounted above it, a chunk at a time).  Messages with other versions show ``‹ 2/3 ›``.
+versions rebuilds only what changed; :meth:`BranchView.show_all` shows an opened
+conversation newest first: the screenful at the end is painted before older messages
+are mounted above it, a chunk at a time, up to :data:`HISTORY_WINDOW` messages.  Older
+ones wait, unbuilt, behind an :class:`EarlierMessages` line at the top, and come a
+chunk at a time as the reader scrolls up to it (or clicks it), so opening a conversation
+of thousands of messages costs what opening its last few screens does (issue 17).
+Messages with other versions show ``‹ 2/3 ›``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Final
+
+from textual.message import Message
+from textual.widgets import Static
 
 from tokentide.errors import BackendError, TideError
 from tokentide.tui.plain import plain
@@ -24,12 +31,41 @@ if TYPE_CHECKING:
     from tokentide.tui.chat_screen import ChatScreen
     from tokentide.tui.widgets.messages import AssistantMessage
 
-__all__ = ["HISTORY_CHUNK", "HISTORY_FIRST_PAINT", "BranchView"]
+__all__ = [
+    "HISTORY_CHUNK",
+    "HISTORY_FIRST_PAINT",
+    "HISTORY_WINDOW",
+    "BranchView",
+    "EarlierMessages",
+]
 
 HISTORY_FIRST_PAINT: Final = 8
 """Saved messages mounted before the first paint of an opened conversation (a screenful
 and more); older ones follow, HISTORY_CHUNK at a time, above them."""
 HISTORY_CHUNK: Final = 12
+HISTORY_WINDOW: Final = 48
+"""Messages of an opened conversation mounted at first (several screenfuls); older ones
+are mounted, HISTORY_CHUNK at a time, when the reader scrolls up to them."""
+
+
+class EarlierMessages(Static):
+    """ "↑ N earlier messages" at the top of a conversation whose start is not mounted yet;
+    scrolling up to it (or a click) shows more."""
+
+    DEFAULT_CSS = """
+    EarlierMessages {
+        height: auto;
+        margin: 1 0 0 0;
+        text-align: center;
+        color: $text-muted;
+    }
+    """
+
+    def on_click(self) -> None:
+        self.post_message(self.Wanted())
+
+    class Wanted(Message):
+        pass
 
 
 class BranchView:
@@ -38,6 +74,9 @@ class BranchView:
     def __init__(self, screen: ChatScreen) -> None:
         self.screen = screen
         self._entries: list[tuple[int, list[Widget]]] = []
+        self._earlier: list[int] = []
+        """The branch's first turns, not mounted yet (oldest first)."""
+        self._earlier_line: EarlierMessages | None = None
 
     def __bool__(self) -> bool:
         return bool(self._entries)
@@ -86,11 +125,18 @@ class BranchView:
         self.screen.view.unfold()
         self.screen.view.remove_children()
         self._entries.clear()
+        self._earlier.clear()
+        self._earlier_line = None
 
     def render(self, *, skip: int | None = None, focus: int | None = None) -> None:
         """Show the session's branch (without turn ``skip``, the answer about to stream
         in); focus turn ``focus``'s message when given."""
         branch = [turn for turn in self._session.branch if turn.id != skip]
+        earlier = len(self._earlier)
+        if earlier and [t.id for t in branch[:earlier]] != self._earlier:
+            self.show_earlier(len(self._earlier))  # the change is further up: show it all
+            earlier = 0
+        branch = branch[earlier:]
         keep = 0
         for (shown, _), turn in zip(self._entries, branch, strict=False):
             if shown != turn.id:
@@ -114,10 +160,13 @@ class BranchView:
                 target[0].focus()
 
     async def show_all(self) -> None:
-        """Show the whole branch of a conversation just opened, newest first."""
+        """Show the branch of a conversation just opened, newest first."""
         view = self.screen.view
         self.clear()
-        pending = [(turn, self._widgets(turn)) for turn in self._session.branch]
+        branch = self._session.branch
+        shown = branch[-HISTORY_WINDOW:]
+        earlier = [turn.id for turn in branch[: len(branch) - len(shown)]]
+        pending = [(turn, self._widgets(turn)) for turn in shown]
         self._entries = [(turn.id, widgets) for turn, widgets in pending]
         tail, older = pending[-HISTORY_FIRST_PAINT:], pending[:-HISTORY_FIRST_PAINT]
         if not pending:
@@ -133,6 +182,60 @@ class BranchView:
             chunk, older = older[-HISTORY_CHUNK:], older[:-HISTORY_CHUNK]
             await view.mount_all([w for _, widgets in chunk for w in widgets], before=0)
             await asyncio.sleep(0)
+        self._earlier = earlier  # only now: what is shown is all mounted
+        self._show_earlier_line()
+
+    def _show_earlier_line(self) -> None:
+        count = len(self._earlier)
+        line = self._earlier_line
+        if not count:
+            if line is not None:
+                line.remove()
+                self._earlier_line = None
+            return
+        text = f"↑ {count:,} earlier message{'s' if count > 1 else ''} · scroll up or click"
+        if line is None:
+            line = self._earlier_line = EarlierMessages(text, classes="earlier-messages")
+            self.screen.view.mount(line, before=0)
+        else:
+            line.update(text)
+
+    @property
+    def earlier(self) -> int:
+        """How many of the branch's first messages are not mounted yet."""
+        return len(self._earlier)
+
+    def near_top(self) -> None:
+        """The reader scrolled within a screen of the top: mount the next older chunk."""
+        view = self.screen.view
+        if self._earlier and view.scroll_y <= view.scrollable_content_region.height:
+            self.show_earlier(HISTORY_CHUNK)
+
+    def show_earlier(self, count: int = HISTORY_CHUNK) -> None:
+        """Mount the ``count`` newest of the messages not mounted yet, above the others,
+        keeping what is on screen where it is."""
+        if not self._earlier:
+            return
+        view = self.screen.view
+        ids, self._earlier = self._earlier[-count:], self._earlier[:-count]
+        tree = self._session.tree
+        entries = [(tid, self._widgets(tree[tid])) for tid in ids if tid in tree]
+        widgets = [w for _, made in entries for w in made]
+        self._entries[:0] = entries
+        first = next((made[0] for _, made in self._entries[len(entries) :] if made), None)
+        before_height = view.virtual_size.height
+        offset = view.scroll_y
+        if widgets:
+            view.mount_all(widgets, before=first) if first is not None else view.mount_all(widgets)
+
+        def keep_place() -> None:
+            added = view.virtual_size.height - before_height
+            if added > 0 and not view.following:
+                view.scroll_to(y=offset + added, animate=False, immediate=True)
+
+        view.call_after_refresh(keep_place)
+        self._show_earlier_line()
+        self.show_versions()
 
     def hide_from(self, turn_id: int) -> None:
         """Take turn ``turn_id`` and those after it off the screen (an edit)."""

@@ -36,7 +36,7 @@ from textual.widgets import Footer, Header
 from tokentide.chat.session import ChatSession
 from tokentide.errors import TideError
 from tokentide.tui.answer_stream import ANSWER_GROUP, AnswerStream
-from tokentide.tui.branch_view import BranchView
+from tokentide.tui.branch_view import BranchView, EarlierMessages
 from tokentide.tui.chat_commands import ChatCommands
 from tokentide.tui.chat_versions import VersionCommands
 from tokentide.tui.conversation_view import ConversationView, FoldedHistory, NewTextBadge
@@ -218,6 +218,8 @@ class ChatScreen(Screen[None]):
     def _scrolled(self) -> None:
         if not self.generating:  # while streaming the timer checks at 5 Hz
             self._check_following()
+        if self.shown.earlier:
+            self.shown.near_top()
 
     def _check_following(self) -> None:
         view = self.view
@@ -390,6 +392,10 @@ class ChatScreen(Screen[None]):
         else:
             self.view.follow()
         self._check_following()
+
+    @on(EarlierMessages.Wanted)
+    def _earlier_wanted(self) -> None:
+        self.shown.show_earlier()
 
     @on(NewTextBadge.Clicked)
     def _badge_clicked(self) -> None:
