@@ -30,7 +30,8 @@ Definitions:
   fed through ``AssistantMessage.add``, and after mounting it what
   ``ChatScreen.answer()`` does (``ConversationView.follow_stream()``: follow, then fold);
   empty, and with K earlier long answers (1,000 tokens, each after a short prompt)
-  already in the conversation and rendered.  "ours" is the bare ``MarkdownMessage``, the
+  already in the conversation and rendered, spread over branches as the chat shows
+  them (every fifth answer and every tenth prompt carry a ``‹ n/m ›`` versions mark).  "ours" is the bare ``MarkdownMessage``, the
   like-for-like comparison with stock ``MarkdownStream``.
 * **open conversation**: mount N saved messages (alternating a short user prompt as a
   ``Static`` and a 1,000-token answer) into a running app and wait for the frame that
@@ -206,8 +207,16 @@ async def run_stream(
             question = f"Question {k}: explain section {k}, please."
             answer = make_answer(1000, seed=k * 13)
             if kind == "app":
-                out.append(UserMessage(question))
-                out.append(AssistantMessage(answer, label="model"))
+                prompt, reply = UserMessage(question), AssistantMessage(answer, label="model")
+                # Spread over branches, as the chat shows them: every fifth answer has
+                # other versions, every tenth prompt too (issue 12).
+                # (hasattr: the same script measures trees from before versions.)
+                if k % 5 == 0 and hasattr(reply, "set_versions"):
+                    reply.set_versions(f"‹ {1 + k % 3}/3 ›")
+                if k % 10 == 0 and hasattr(prompt, "set_versions"):
+                    prompt.set_versions("‹ 2/2 ›")
+                out.append(prompt)
+                out.append(reply)
             else:
                 out.append(Static(question))
                 out.append(MarkdownMessage(answer))
@@ -336,7 +345,7 @@ async def run_open(kind: str, n_messages: int) -> tuple[float, float]:
 
 
 def _med(values: Sequence[float]) -> float:
-    return statistics.median(values)
+    return statistics.median(values) if values else float("nan")  # (--stock-runs 0)
 
 
 def _fmt(x: float, digits: int = 0) -> str:

@@ -56,12 +56,13 @@ def open_thread(args: AskArgs) -> Thread:
 
     An unknown or ambiguous prefix is a usage error (exit 2), worded as ``tide history``
     words it; ``-c`` with no history yet starts a new conversation."""
-    from tokentide.history.lookup import _no_conversation, open_existing, resolve_id
+    from tokentide.history.lookup import open_existing, resolve_id
+    from tokentide.history.tree import no_conversation
 
     store = open_existing()
     if store is None:
         if args.conversation is not None:
-            raise _no_conversation(args.conversation)
+            raise no_conversation(args.conversation)
         return Thread(None)
     try:
         if args.conversation is not None:
@@ -73,11 +74,10 @@ def open_thread(args: AskArgs) -> Thread:
         conversation = store.load(conversation_id)
     finally:
         store.close()
-    turns = tuple(
-        Message("user" if m.role == "user" else "assistant", m.content)
-        for m in conversation.messages
-        if m.role == "user" or (m.role == "assistant" and m.content)
-    )
+    from tokentide.chat.tree import Turn, carried_messages
+
+    # As the chat's session carries a branch (the same rule, the same code).
+    turns = carried_messages(Turn.saved(m) for m in conversation.messages)
     own = conversation.settings
     return Thread(
         conversation.id,

@@ -19,6 +19,7 @@ from tests.history.conftest import query
 from tokentide.history.cli import history_app
 from tokentide.history.export import EXPORT_VERSION, default_export_path, to_dict, to_json
 from tokentide.history.importing import READ_VERSIONS, ExportFileError, parse_export
+from tokentide.history.records import AnswerDetails
 from tokentide.history.settings import ConversationSettings
 from tokentide.history.store import HistoryStore
 
@@ -239,7 +240,7 @@ def test_older_exports_are_imported(store: HistoryStore, version: int) -> None:
     )
     assert answer.created_at.isoformat() == "2025-01-01T10:00:01+00:00"  # times kept
     assert (answer.reasoning, answer.details) == (
-        (None, None) if version == 1 else ("hmm", {"tokens": [["Hi", -0.1]]})
+        (None, None) if version == 1 else ("hmm", AnswerDetails(tokens=(("Hi", -0.1),)))
     )
     assert conversation.settings == (ConversationSettings(seed=3) if version == 3 else None)
     assert conversation.updated_at.isoformat() == "2025-01-01T10:05:00+00:00"

@@ -23,6 +23,7 @@ from tests.history.conftest import (
     user_version,
 )
 from tokentide.errors import HistoryError
+from tokentide.history.records import AnswerDetails
 from tokentide.history.schema import LATEST, MIGRATIONS
 from tokentide.history.store import HistoryStore
 
@@ -61,7 +62,10 @@ def test_an_earlier_schema_upgrades_to_the_latest(tmp_path: Path, version: int) 
         assert (latest.id, latest.parent_id, after.active_leaf) == (answer, 5, answer)
         other = store.load("01bbbbbbbbbbbbbb")
         assert latest.stats == {"tokens": 1}
-        assert (latest.reasoning, latest.details) == ("thought", {"tokens": [["new", -0.5]]})
+        assert (latest.reasoning, latest.details) == (
+            "thought",
+            AnswerDetails(tokens=(("new", -0.5),)),
+        )
 
     assert user_version(path) == LATEST
     assert integrity(path) == "ok"

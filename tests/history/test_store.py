@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.history.conftest import integrity, make_db, query, without_root_override
 from tokentide.errors import HistoryError
+from tokentide.history.records import AnswerDetails
 from tokentide.history.schema import LATEST
 from tokentide.history.store import (
     AnswerRecorder,
@@ -511,7 +512,7 @@ def test_reasoning_and_details_round_trip(store: HistoryStore, db_path: Path) ->
     saved = messages[answer]
     assert saved.content == "**draft**\n\nalpha more"  # content keeps the answer as sent
     assert saved.reasoning == reasoning  # exact: escapes, NUL and all
-    assert saved.details == details
+    assert saved.details is not None and saved.details.as_dict() == details
     assert saved.tokens == [("Sure", -0.01), (" thing", None), ("\x1b]52;c;eA==\x07", -2.5)]
     assert saved.nodes == [("draft", "alpha more"), ("review", "beta ✓")]
     assert (messages[plain].reasoning, messages[plain].details) == (None, None)
@@ -534,7 +535,8 @@ def test_answer_details_are_normalised_and_checked(store: HistoryStore) -> None:
         status="complete",
         details={"tokens": [("a\ud800", float("-inf")), ("b", float("nan")), ("c", -1)]},
     )
-    assert store.load(cid).messages[-1].details == {
+    kept = store.load(cid).messages[-1].details
+    assert kept is not None and kept.as_dict() == {
         "tokens": [["a\ufffd", None], ["b", None], ["c", -1.0]]  # JSON has no infinities
     }
     wrongs: list[dict[str, Any]] = [
@@ -593,7 +595,7 @@ def test_well_formed_parts_of_partly_malformed_details_are_kept(
         )
     finally:
         db.close()
-    assert store.load(cid).messages[-1].details == {"nodes": [["n", "t"]]}
+    assert store.load(cid).messages[-1].details == AnswerDetails(nodes=(("n", "t"),))
 
 
 def test_reasoning_is_checkpointed_on_the_same_schedule_as_the_text(store: HistoryStore) -> None:

@@ -136,7 +136,8 @@ async def test_any_prompt_can_be_edited_into_a_new_version(db: Path) -> None:
         await pilot.press("alt+left")
         await pilot.pause()
         assert prompts(app) == ["one", "two"] and answers(app) == ["A.", "B."]
-        assert app.focused is app.query(UserMessage).first()  # focus stays on the message
+        focused: object = app.focused
+        assert focused is app.query(UserMessage).first()  # focus stays on the message
 
 
 async def test_continue_appends_to_a_stopped_answer(db: Path) -> None:

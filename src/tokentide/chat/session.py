@@ -20,6 +20,8 @@ the conversation carries on in memory.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -28,7 +30,7 @@ from tokentide.backends.base import GenerationRequest, Message
 from tokentide.chat.live import LiveAnswer
 from tokentide.chat.parts import TextPart
 from tokentide.chat.settings import apply_settings, request_sampling
-from tokentide.chat.tree import ConversationTree, Turn
+from tokentide.chat.tree import ConversationTree, Turn, carried_messages
 from tokentide.errors import TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy
 from tokentide.meter import AnswerUse, Meter
@@ -88,9 +90,7 @@ class ChatSession:
         system = self.system_prompt
         if system:
             messages.append(Message("system", system))
-        for turn in self.branch if turns is None else turns:
-            if turn.carried and turn.role in ("user", "assistant"):
-                messages.append(Message(turn.role, turn.content))
+        messages.extend(carried_messages(self.branch if turns is None else turns))
         return GenerationRequest(
             messages=tuple(messages), model=self.profile.model, **request_sampling(self.own)
         )
@@ -127,9 +127,6 @@ class ChatSession:
 
     async def close(self) -> None:
         """Stop any answer, wait for its stream to close, then close the backend."""
-        import asyncio
-        import contextlib
-
         live = self.live
         if live is not None:
             live.generation.cancel()
@@ -153,7 +150,7 @@ class ChatSession:
         ask for when that differs from the current one (the caller switches to it)."""
         if self.store is None:
             raise UsageError("There is no history to open conversations from.")
-        conversation = self.store.load(conversation_id)
+        conversation = self.store.load(conversation_id, branch=False)
         everything = self.store.messages(conversation_id)
         self.conversation_id = conversation.id
         self.tree = ConversationTree(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from types import EllipsisType
 from typing import Any, Literal
 
+from tokentide.backends.base import Message
 from tokentide.chat.parts import (
     NodePart,
     Part,
@@ -24,7 +25,7 @@ from tokentide.chat.parts import (
     from_stored,
 )
 
-__all__ = ["ConversationTree", "Role", "Turn"]
+__all__ = ["ConversationTree", "Role", "Turn", "carried_messages"]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -56,7 +57,11 @@ class Turn:
             id=message.id,
             parent_id=message.parent_id,
             role=role,
-            parts=from_stored(message.content, message.reasoning, message.details),
+            parts=from_stored(
+                message.content,
+                message.reasoning,
+                message.details.as_dict() if message.details else None,
+            ),
             status=message.status or "complete",
             profile=message.profile,
             model=message.model,
@@ -96,6 +101,17 @@ class Turn:
     def carried(self) -> bool:
         """Whether a request carries this turn (empty answers are left out)."""
         return self.role != "assistant" or bool(self.content)
+
+
+def carried_messages(turns: Iterable[Turn]) -> tuple[Message, ...]:
+    """The turns as a request carries them: prompts and answers with something in
+    them (a failed empty answer and system rows are left out; the system prompt comes
+    from the settings)."""
+    return tuple(
+        Message(turn.role, turn.content)
+        for turn in turns
+        if turn.carried and turn.role in ("user", "assistant")
+    )
 
 
 class ConversationTree:

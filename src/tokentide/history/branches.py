@@ -25,7 +25,7 @@ from tokentide.history.columns import (
     new_id,
 )
 from tokentide.history.settings import _settings_json
-from tokentide.history.tree import MessageTree, _missing
+from tokentide.history.tree import MessageTree, no_conversation
 
 if TYPE_CHECKING:
     from tokentide.history.importing import ImportedConversation
@@ -65,7 +65,7 @@ class BranchWrites(MessageTree):
                 (conversation_id,),
             ).fetchone()
             if head is None:
-                raise _missing(conversation_id)
+                raise no_conversation(conversation_id)
             real = self._resolve(message_id)
             self._check_member(db, conversation_id, real)
             old_title, profile, settings = head

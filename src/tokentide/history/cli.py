@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tokentide.errors import HistoryError, TideError, UsageError
-from tokentide.history.lookup import _no_conversation, resolve_conversation, resolve_id
 from tokentide.history.lookup import open_existing as _open_existing
+from tokentide.history.lookup import resolve_conversation, resolve_id
+from tokentide.history.tree import no_conversation
 
 if TYPE_CHECKING:
     from tokentide.history.store import Conversation, StoredMessage
@@ -112,7 +113,7 @@ def _load(
     """The conversation (its active branch) and, with ``tree``, every message of it."""
     store = _open_existing()
     if store is None:
-        raise _no_conversation(conversation_id)
+        raise no_conversation(conversation_id)
     try:
         full_id = resolve_id(store, conversation_id)
         conversation = store.load(full_id)
@@ -224,7 +225,7 @@ def delete_cmd(
     with _errors():
         store = _open_existing(write=True)
         if store is None:
-            raise _no_conversation(conversation_id)
+            raise no_conversation(conversation_id)
         try:
             full_id = resolve_id(store, conversation_id)
             if not yes:

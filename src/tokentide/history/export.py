@@ -52,7 +52,7 @@ def message_parts(message: StoredMessage) -> list[str]:
     """What a message holds, as the export's ``parts`` names it: ``"reasoning"``,
     ``"text"`` (a non-empty content), ``"tokens"`` (per-token logprobs), ``"nodes"``
     (a multi-node answer's texts), in that order."""
-    details = message.details or {}
+    details = message.details.as_dict() if message.details else {}
     parts = ["reasoning"] if message.reasoning else []
     if message.content:
         parts.append("text")
@@ -72,7 +72,7 @@ def _message_dict(m: StoredMessage) -> dict[str, Any]:
         "error": m.error,
         "stats": m.stats,
         "reasoning": m.reasoning,
-        "details": m.details,
+        "details": m.details.as_dict() if m.details else None,
         "profile": m.profile,
         "model": m.model,
         "created_at": _iso(m, "created_at"),

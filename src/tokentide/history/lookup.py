@@ -41,15 +41,6 @@ def open_existing(*, write: bool = False) -> HistoryStore | None:
     return HistoryStore.open(path, read_only=not write and not writable)
 
 
-def _no_conversation(conversation_id: str) -> HistoryError:
-    error = HistoryError(
-        f"No conversation {conversation_id!r} in the history.",
-        hint="`tide history list` shows the saved conversations.",
-    )
-    error.exit_code = 2
-    return error
-
-
 def resolve_id(store: HistoryStore, prefix: str) -> str:
     """The full id of the one conversation whose id starts with ``prefix``.
 
@@ -90,7 +81,9 @@ def resolve_conversation(prefix: str) -> str:
     "no conversation")."""
     store = open_existing()
     if store is None:
-        raise _no_conversation(prefix)
+        from tokentide.history.tree import no_conversation
+
+        raise no_conversation(prefix)
     try:
         return resolve_id(store, prefix)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,12 +12,44 @@ from tokentide.history.settings import ConversationSettings
 
 __all__ = [
     "TITLE_CHARS",
+    "AnswerDetails",
     "Conversation",
     "ConversationSettings",
     "ConversationSummary",
     "StoredMessage",
     "make_title",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDetails:
+    """What an answer holds beyond its text: its tokens with their logprobs (natural
+    log, None where the server sent none) and a multi-node answer's ``(node id, text)``
+    blocks, in the order the nodes first spoke."""
+
+    tokens: tuple[tuple[str, float | None], ...] = ()
+    nodes: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any] | None) -> AnswerDetails | None:
+        """From the stored shape ``{"tokens": [[text, logprob], ...], "nodes": [[node,
+        text], ...]}`` (already checked: see ``columns._details_dict``); None when empty."""
+        if not value:
+            return None
+        tokens = tuple(
+            (str(t), None if lp is None else float(lp)) for t, lp in value.get("tokens", ())
+        )
+        nodes = tuple((str(n), str(t)) for n, t in value.get("nodes", ()))
+        return cls(tokens, nodes) if tokens or nodes else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored (and exported) shape: only the keys that hold something."""
+        shape: dict[str, Any] = {}
+        if self.tokens:
+            shape["tokens"] = [[text, logprob] for text, logprob in self.tokens]
+        if self.nodes:
+            shape["nodes"] = [[node, text] for node, text in self.nodes]
+        return shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +63,8 @@ class StoredMessage:
 
     ``content`` is the answer as the next request carries it (for a multi-node answer,
     each node's text under its name in bold).  ``reasoning`` is the model's reasoning,
-    exactly as received (None when there was none).  ``details`` is None or a dict with
-    ``"tokens"``: ``[[text, logprob or None], ...]`` (the answer had per-token logprobs)
-    and/or ``"nodes"``: ``[[node id, text], ...]`` (a multi-node answer, in the order the
-    nodes first spoke); see :func:`answer_details`.
+    exactly as received (None when there was none).  ``details`` is None or the
+    answer's :class:`AnswerDetails` (per-token logprobs, a multi-node answer's blocks).
 
     ``parent_id`` is the message this one answers or follows (None for the first of a
     conversation): messages form a tree, one branch of which is on screen.
@@ -52,18 +83,18 @@ class StoredMessage:
     created_at: datetime
     updated_at: datetime
     reasoning: str | None = None
-    details: dict[str, Any] | None = None
+    details: AnswerDetails | None = None
     parent_id: int | None = None
 
     @property
     def tokens(self) -> list[tuple[str, float | None]]:
         """The answer's tokens with their logprobs (empty when not saved)."""
-        return [(text, logprob) for text, logprob in (self.details or {}).get("tokens", ())]
+        return list(self.details.tokens) if self.details else []
 
     @property
     def nodes(self) -> list[tuple[str, str]]:
         """A multi-node answer's ``(node id, text)`` pairs (empty for other answers)."""
-        return [(node, text) for node, text in (self.details or {}).get("nodes", ())]
+        return list(self.details.nodes) if self.details else []
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ from tokentide.history.records import (
     make_title,
 )
 from tokentide.history.settings import ConversationSettings
-from tokentide.history.tree import ACTIVE_LEAF, Parent, _missing
+from tokentide.history.tree import ACTIVE_LEAF, Parent, no_conversation
 
 _MODEL_CHARS: Final = 200
 """Longest model name kept (a server may send anything there)."""
@@ -115,14 +115,14 @@ class HistoryStore(BranchWrites):
                 (title, _now(), conversation_id),
             )
             if cursor.rowcount == 0:
-                raise _missing(conversation_id)
+                raise no_conversation(conversation_id)
 
     def delete(self, conversation_id: str) -> None:
         """Delete a conversation and all its messages."""
         with self._write("delete a conversation") as db:
             cursor = db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if cursor.rowcount == 0:
-                raise _missing(conversation_id)
+                raise no_conversation(conversation_id)
 
     # -- messages ------------------------------------------------------------------------
 
@@ -363,7 +363,7 @@ class HistoryStore(BranchWrites):
             ).rowcount
             == 0
         ):
-            raise _missing(conversation_id)
+            raise no_conversation(conversation_id)
         if parent_id is ACTIVE_LEAF:
             parent = self._leaf(db, conversation_id)
         elif parent_id is None:

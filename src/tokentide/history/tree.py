@@ -20,10 +20,15 @@ from tokentide.errors import HistoryError
 from tokentide.history.columns import _clean_text, _details_dict, _like_pattern, _stats_dict, _time
 from tokentide.history.database import BUSY_TIMEOUT_MS
 from tokentide.history.pending import QueuedWrites, Resolve
-from tokentide.history.records import Conversation, ConversationSummary, StoredMessage
+from tokentide.history.records import (
+    AnswerDetails,
+    Conversation,
+    ConversationSummary,
+    StoredMessage,
+)
 from tokentide.history.settings import ConversationSettings, _settings_json, _settings_value
 
-__all__ = ["ACTIVE_LEAF", "MessageTree", "Parent"]
+__all__ = ["ACTIVE_LEAF", "MessageTree", "Parent", "no_conversation"]
 
 
 class _Default(enum.Enum):
@@ -87,7 +92,7 @@ class MessageTree(QueuedWrites):
                 "SELECT id FROM conversations WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)
             ).fetchall()
         if not rows:
-            raise _missing(prefix)
+            raise no_conversation(prefix)
         if len(rows) > 1:
             raise HistoryError(
                 f"More than one conversation id starts with {prefix!r}.",
@@ -128,8 +133,9 @@ class MessageTree(QueuedWrites):
             for row in rows
         ]
 
-    def load(self, conversation_id: str) -> Conversation:
-        """A conversation with the messages of its active branch, root first."""
+    def load(self, conversation_id: str, *, branch: bool = True) -> Conversation:
+        """A conversation with the messages of its active branch, root first (none
+        with ``branch=False``: its title, leaf and settings alone)."""
         with self._read("load a conversation") as db:
             head = db.execute(
                 "SELECT id, title, profile, created_at, updated_at, settings"
@@ -137,9 +143,9 @@ class MessageTree(QueuedWrites):
                 (conversation_id,),
             ).fetchone()
             if head is None:
-                raise _missing(conversation_id)
+                raise no_conversation(conversation_id)
             leaf = self._leaf(db, conversation_id)
-            rows = [] if leaf is None else self._branch_rows(db, leaf)
+            rows = [] if leaf is None or not branch else self._branch_rows(db, leaf)
             live = set(self._live)
         return Conversation(
             id=head[0],
@@ -171,7 +177,7 @@ class MessageTree(QueuedWrites):
                 ).fetchone()
                 is None
             ):
-                raise _missing(conversation_id)
+                raise no_conversation(conversation_id)
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
                 (conversation_id,),
@@ -208,7 +214,7 @@ class MessageTree(QueuedWrites):
                 "SELECT settings FROM conversations WHERE id = ?", (conversation_id,)
             ).fetchone()
         if row is None:
-            raise _missing(conversation_id)
+            raise no_conversation(conversation_id)
         return _settings_value(row[0] if isinstance(row[0], str) else None)
 
     # -- writes --------------------------------------------------------------------------
@@ -240,7 +246,7 @@ class MessageTree(QueuedWrites):
                 "UPDATE conversations SET settings = ? WHERE id = ?", (text, conversation_id)
             )
             if cursor.rowcount == 0:
-                raise _missing(conversation_id)
+                raise no_conversation(conversation_id)
 
         record = {"kind": "settings", "conversation": conversation_id, "settings": text}
         self._save("save the conversation's settings", run, record)
@@ -308,12 +314,15 @@ def _message(row: tuple[Any, ...], live: set[int]) -> StoredMessage:
         created_at=_time(row[10]),
         updated_at=_time(row[11]),
         reasoning=row[12] if isinstance(row[12], str) and row[12] else None,
-        details=_details_dict(row[13] if isinstance(row[13], str) else None),
+        details=AnswerDetails.from_dict(
+            _details_dict(row[13] if isinstance(row[13], str) else None)
+        ),
         parent_id=None if row[14] is None else int(row[14]),
     )
 
 
-def _missing(conversation_id: str) -> HistoryError:
+def no_conversation(conversation_id: str) -> HistoryError:
+    """No conversation ``conversation_id`` (exit 2, a usage error)."""
     error = HistoryError(
         f"No conversation {conversation_id!r} in the history.",
         hint="`tide history list` shows the saved conversations.",

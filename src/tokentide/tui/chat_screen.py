@@ -312,6 +312,9 @@ class ChatScreen(Screen[None]):
             if last is not None and last.failed_empty and branch[-2].content == text:
                 self.start(session.retry)  # the prompt that failed, sent again
                 return
+            if last is not None and last.role == "user" and last.content == text:
+                self.start(session.answer)  # unanswered (stopped at once): ask again
+                return
             session.send(text)
         self.start(session.answer)
 
