@@ -257,3 +257,40 @@ def test_ctrl_g_composes_the_prompt_in_the_editor_in_a_real_terminal(
         tmux.kill()
     (sent,) = [r for r in server.records if r.tag == "editor" and r.method == "POST"]
     assert "a draft and more from the editor" in json.dumps(sent.body)
+
+
+def test_versions_of_answers_and_prompts_in_a_real_terminal(
+    server: LLMServer, tmp_path: Path
+) -> None:
+    """Issue 12: ctrl+r adds a version of the answer (‹ 2/2 ›), alt+left (ESC [1;3D in
+    a terminal) goes back to the first, an edited prompt is a version of its own and the
+    answer to it (the server echoes the prompt it got) carries the edited text."""
+    config = tmp_path / "config.toml"
+    url = server.url(echo=1, tag="versions") + "/v1"
+    config.write_text(f'[profiles.loop]\napi = "openai"\nurl = "{url}"\nmodel = "m"\n')
+    env = tide_env(config, tmp_path / "data")
+    tmux = Tmux(env)
+    tmux.start(f"{sys.executable} -m tokentide chat -P loop")
+    try:
+        tmux.wait_for(lambda s: "Send" in s)
+        tmux.keys("first question", "Enter")
+        tmux.wait_for(lambda s: s.count("first question") >= 2 and "stop" in s)
+        tmux.keys("C-r")
+        tmux.wait_for(lambda s: "‹ 2/2 ›" in s)
+        tmux.keys("M-Left")
+        tmux.wait_for(lambda s: "‹ 1/2 ›" in s)
+        tmux.keys("C-l")
+        tmux.wait_for(lambda s: "editing a prompt" in s)
+        tmux.keys("C-u")  # the composer's text, cleared (it held the prompt)
+        tmux.keys("second wording", "Enter")
+        screen = tmux.wait_for(lambda s: s.count("second wording") >= 2 and "‹ 2/2 ›" in s)
+        assert "first question" not in screen  # the other version is off screen
+        tmux.keys("C-q")
+        tmux.wait_exit()
+    finally:
+        tmux.kill()
+    with HistoryStore.open(tmp_path / "data" / "history.sqlite3") as store:
+        [summary] = store.list_conversations()
+        assert summary.message_count == 5  # 2 prompts, 3 answers: nothing replaced
+        branch = store.load(summary.id).messages
+        assert [m.content for m in branch if m.role == "user"] == ["second wording"]
