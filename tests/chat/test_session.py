@@ -304,3 +304,19 @@ async def test_a_broken_history_is_reported_and_the_chat_goes_on(
     assert turn is not None and turn.content == "fine"
     assert chat.problems  # type: ignore[attr-defined]
     assert [t.content for t in chat.branch] == ["q", "fine"]
+
+
+async def test_submit_decides_what_a_sent_prompt_means(store: HistoryStore) -> None:
+    chat = session(store, [CannotConnect("down", server="s")], answer("ok"), answer("again"))
+    chat.profile = replace(PROFILE, max_retries=0)
+    first = await drain(chat, chat.submit("q")())  # a new prompt
+    assert first is not None and first.failed_empty
+    retried = await drain(chat, chat.submit("q")())  # the failed prompt sent again
+    assert retried is not None and retried.content == "ok"
+    assert [t.content for t in chat.branch] == ["q", "ok"] and len(chat.tree) == 2
+    prompt = chat.branch[0]
+    edited = await drain(chat, chat.submit("q2", editing=prompt.id)())
+    assert edited is not None
+    assert [t.content for t in chat.branch] == ["q2", "again"]
+    assert chat.siblings(chat.branch[0].id) == (2, 2)
+    assert requests(chat)[-1] == [("system", "sys"), ("user", "q2")]

@@ -705,7 +705,7 @@ async def test_switching_profile_closes_the_old_backend(db: Path, server: LLMSer
         commands = [hit.text async for hit in ProfileCommands(app.screen).discover()]
         # The built-in embedded model is offered too, though the config names it nowhere.
         assert commands == ["Switch profile: local", "Switch profile: other"]
-        chat(app).switch_profile("other")
+        chat(app).commands.switch_profile("other")
         await app.workers.wait_for_complete()
         assert old.closed
         assert "other" in str(chat(app).sub_title) and "m2" in str(chat(app).sub_title)

@@ -40,7 +40,7 @@ async def test_a_template_starts_an_empty_conversation_with_its_settings(
         hits = [hit async for hit in TemplateCommands(app.screen).discover()]
         assert [hit.text for hit in hits] == ["New conversation from template: review"]
         assert "profile coder · model c2 · system: Review [b]code[/b]." in str(hits[0].help)
-        await app.chat.new_from_template("review")
+        await app.chat.commands.new_from_template("review")
         assert app.chat.profile.name == "coder" and app.chat.profile.model == "c2"
         assert app.query("#welcome")  # an empty conversation
         composer = app.query_one(Composer)
@@ -60,6 +60,6 @@ async def test_an_unknown_template_is_explained_and_nothing_changes(tmp_path: Pa
         Settings(profiles={"main": main}, default="main"), main, history_path=tmp_path / "h"
     )
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await app.chat.new_from_template("nope")
+        await app.chat.commands.new_from_template("nope")
         await until(pilot, lambda: any("nope" in str(n.message) for n in app._notifications))
         assert app.chat.profile is main

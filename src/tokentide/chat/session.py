@@ -182,6 +182,24 @@ class ChatSession:
 
     # -- prompts ---------------------------------------------------------------------------
 
+    def submit(self, text: str, *, editing: int | None = None) -> Callable[[], LiveAnswer]:
+        """Take a prompt the user submitted and return the command that starts its
+        answer: ``editing`` (a prompt's id) makes ``text`` a new version of that prompt;
+        the prompt that failed (or got no answer at all) sent again is answered again
+        rather than repeated; anything else is a new prompt after the active leaf."""
+        if editing is not None and editing in self.tree:
+            self.edit(editing, text)
+            return self.answer
+        branch = self.branch
+        last = branch[-1] if branch else None
+        if last is not None and last.failed_empty and len(branch) > 1:
+            if branch[-2].content == text:
+                return self.retry
+        elif last is not None and last.role == "user" and last.content == text:
+            return self.answer
+        self.send(text)
+        return self.answer
+
     def send(self, text: str) -> Turn:
         """Add a prompt after the active leaf (stored before any request is sent)."""
         return self._prompt(text, self.tree.leaf)

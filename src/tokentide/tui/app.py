@@ -244,11 +244,9 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
             "Conversations", "Show or hide the conversation list", chat.action_toggle_sidebar
         )
         yield SystemCommand(
-            "Rename conversation", "Give this conversation a title", chat.rename_conversation
+            "Rename conversation", "Give this conversation a title", chat.commands.rename
         )
-        yield SystemCommand(
-            "Delete conversation", "Delete this conversation", chat.delete_conversation
-        )
+        yield SystemCommand("Delete conversation", "Delete this conversation", chat.commands.delete)
         yield SystemCommand(
             "Copy", "Copy the focused message, else the last answer (OSC 52)", chat.action_copy
         )

@@ -301,22 +301,9 @@ class ChatScreen(Screen[None]):
         composer = self.composer
         composer.remember(text)
         composer.clear_prompt()
-        session = self.session
-        if self.editing is not None:
-            edited, self.editing = self.editing, None
-            composer.border_title = None
-            session.edit(edited, text)
-        else:
-            branch = session.branch
-            last = branch[-1] if branch else None
-            if last is not None and last.failed_empty and branch[-2].content == text:
-                self.start(session.retry)  # the prompt that failed, sent again
-                return
-            if last is not None and last.role == "user" and last.content == text:
-                self.start(session.answer)  # unanswered (stopped at once): ask again
-                return
-            session.send(text)
-        self.start(session.answer)
+        editing, self.editing = self.editing, None
+        composer.border_title = None
+        self.start(self.session.submit(text, editing=editing))
 
     def start(self, begin: Callable[[], LiveAnswer]) -> None:
         """Start an answer (``begin`` is a session command) and stream it into view."""
@@ -417,21 +404,6 @@ class ChatScreen(Screen[None]):
 
     async def action_toggle_sidebar(self) -> None:
         await self.commands.toggle_sidebar()
-
-    def switch_profile(self, name: str) -> None:
-        self.commands.switch_profile(name)
-
-    async def new_from_template(self, name: str) -> None:
-        await self.commands.new_from_template(name)
-
-    def open_conversation(self, conversation_id: str) -> None:
-        self.commands.open_conversation(conversation_id)
-
-    def rename_conversation(self, conversation_id: str | None = None) -> None:
-        self.commands.rename(conversation_id)
-
-    def delete_conversation(self, conversation_id: str | None = None) -> None:
-        self.commands.delete(conversation_id)
 
     @on(Sidebar.Opened)
     def _sidebar_opened(self, event: Sidebar.Opened) -> None:

@@ -67,7 +67,7 @@ class ProfileCommands(_PlainCommands):
             profile = profiles[name]
             title = sanitize(f"Switch profile: {name}")
             detail = sanitize(f"{profile.api} · {profile.url or ''} · {profile.model or ''}")
-            yield title, Content(detail), partial(chat.switch_profile, name)
+            yield title, Content(detail), partial(chat.commands.switch_profile, name)
 
 
 class TemplateCommands(_PlainCommands):
@@ -89,7 +89,7 @@ class TemplateCommands(_PlainCommands):
                 f"system: {template.system}" if template.system else "",
             ]
             detail = sanitize(" · ".join(part for part in said if part)[:160])
-            yield title, Content(detail), partial(chat.new_from_template, name)
+            yield title, Content(detail), partial(chat.commands.new_from_template, name)
 
 
 def _highlight(matcher: Matcher, title: str) -> Content:
