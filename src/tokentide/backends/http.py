@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -199,8 +199,17 @@ class HTTPBackend:
                 setattr(self, name, None)
                 await client.aclose()
 
-    def _transport_error(self, error: httpx.HTTPError, url: str, *, started: bool) -> BackendError:
-        return transport_error(error, url, self.profile, self.base_url, started=started)
+    @contextmanager
+    def errors(self, url: str, *, started: bool | Callable[[], bool] = False) -> Iterator[None]:
+        """The one place httpx's exceptions become tokentide's: a transport failure
+        while talking to ``url`` is raised as the :class:`BackendError` it means
+        (``started``: whether the answer had begun, or a callable that says so when
+        the failure happens)."""
+        try:
+            yield
+        except httpx.HTTPError as error:
+            begun = started() if callable(started) else started
+            raise transport_error(error, url, self.profile, self.base_url, started=begun) from error
 
     def status_error(self, response: httpx.Response, text: str) -> HTTPStatusError:
         return status_error(response, text, self.profile, self.base_url)
@@ -210,20 +219,21 @@ class HTTPBackend:
         url = self.url_for(call.path)
         client = self.client_for(url)
         request = client.build_request(call.method, url, json=call.body, headers=dict(call.headers))
-        async with self._send(client, request) as response:
+        async with self.send(client, request) as response:
             yield response
 
     @asynccontextmanager
-    async def _send(
+    async def send(
         self, client: httpx.AsyncClient, request: httpx.Request
     ) -> AsyncIterator[httpx.Response]:
         """Send ``request``; an error status (or a redirect, never followed) is raised
         with its bounded body; the response is closed on every exit path."""
         url = str(request.url)
         try:
-            response = await client.send(request, stream=True)
-        except httpx.HTTPError as error:
-            raise self._transport_error(error, url, started=False) from error
+            with self.errors(url):
+                response = await client.send(request, stream=True)
+        except BackendError:
+            raise
         except BaseException:  # a stop while connecting: see _pool.py
             await reclaim(client)
             raise
@@ -285,45 +295,42 @@ class HTTPBackend:
             started = False
             chunks = aiter_bounded(response, max_answer, self.base_url, self._too_long)
             try:
-                async for chunk in chunks:
-                    if not started:
-                        started = True
-                        self._check_stream_type(response, chunk)
-                    batch: list[Event] = []
-                    try:
-                        items = decoder.feed(chunk)
-                        for item in items:
-                            batch += parser.feed(item)
-                            if parser.done:
-                                break
-                        if isinstance(decoder, SSEDecoder) and decoder.error_fields:
-                            # llama.cpp sends `error:` then `data: [DONE]`, often in one
-                            # read: the [DONE] must not count as a successful end.
-                            batch = [e for e in batch if not isinstance(e, Finish)]
-                            raise ServerError(
-                                f"{self.base_url} reported an error: {excerpt(decoder.error_fields[0])}",
-                                server=self.base_url,
-                            )
-                    except BackendError as error:
+                with self.errors(self.url_for(call.path), started=lambda: started):
+                    async for chunk in chunks:
+                        if not started:
+                            started = True
+                            self._check_stream_type(response, chunk)
+                        batch: list[Event] = []
+                        try:
+                            items = decoder.feed(chunk)
+                            for item in items:
+                                batch += parser.feed(item)
+                                if parser.done:
+                                    break
+                            if isinstance(decoder, SSEDecoder) and decoder.error_fields:
+                                # llama.cpp sends `error:` then `data: [DONE]`, often in one
+                                # read: the [DONE] must not count as a successful end.
+                                batch = [e for e in batch if not isinstance(e, Finish)]
+                                raise ServerError(
+                                    f"{self.base_url} reported an error: {excerpt(decoder.error_fields[0])}",
+                                    server=self.base_url,
+                                )
+                        except BackendError as error:
+                            if batch:
+                                yield batch
+                            if isinstance(error, LimitExceeded) and error.server is None:
+                                # The decoder does not know the server: name it for the user.
+                                raise LimitExceeded(
+                                    f"{self.base_url}: {error.message}",
+                                    server=self.base_url,
+                                    hint=error.hint,
+                                ) from None
+                            raise
                         if batch:
                             yield batch
-                        if isinstance(error, LimitExceeded) and error.server is None:
-                            # The decoder does not know the server: name it for the user.
-                            raise LimitExceeded(
-                                f"{self.base_url}: {error.message}",
-                                server=self.base_url,
-                                hint=error.hint,
-                            ) from None
-                        raise
-                    if batch:
-                        yield batch
-                    if parser.done:
-                        await _drain_rest(chunks)
-                        return
-            except httpx.HTTPError as error:
-                raise self._transport_error(
-                    error, self.url_for(call.path), started=started
-                ) from error
+                        if parser.done:
+                            await _drain_rest(chunks)
+                            return
             finally:
                 await chunks.aclose()
             batch = []
@@ -350,10 +357,8 @@ class HTTPBackend:
         url = self.url_for(call.path)
         limit = self.profile.limits.max_answer_bytes
         async with self._open(call) as response:
-            try:
+            with self.errors(url, started=True):
                 raw = await read_bounded(response, limit, self.base_url, self._too_long)
-            except httpx.HTTPError as error:
-                raise self._transport_error(error, url, started=True) from error
         text = raw.decode("utf-8", "replace")
         try:
             body = parse_json(text)

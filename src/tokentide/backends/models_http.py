@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
 from tokentide.backends.http import HTTPBackend
 from tokentide.backends.http_body import read_bounded
 from tokentide.backends.http_errors import describe_body, error_from_body, parse_json
@@ -83,11 +81,9 @@ async def fetch_json(
     try:
         # The backend's own send: status check with the bounded error body, no
         # redirects, the response closed on every path.
-        async with backend._send(client, request) as response:
-            try:
+        async with backend.send(client, request) as response:
+            with backend.errors(url, started=True):
                 raw = await read_bounded(response, MAX_LIST_BYTES, backend.base_url, too_long)
-            except httpx.HTTPError as error:
-                raise backend._transport_error(error, url, started=True) from error
     except HTTPStatusError as error:
         if error.status in (404, 405, 501):
             raise HTTPStatusError(

@@ -33,8 +33,6 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
 
-import httpx
-
 from tokentide.backends._cumulative import Accumulator, Yields, yields_option
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text
 from tokentide.backends.events import Event, Finish, TextDelta
@@ -200,11 +198,9 @@ class MunaBackend(HTTPBackend):
         def too_long() -> LimitExceeded:
             return self._too_long(f"The result at {excerpt(url, 200)}")
 
-        try:
-            async with self._send(client, client.build_request("GET", url)) as response:
+        with self.errors(url):
+            async with self.send(client, client.build_request("GET", url)) as response:
                 raw = await read_bounded(response, limit, self.base_url, too_long)
-        except httpx.HTTPError as error:
-            raise self._transport_error(error, url, started=False) from error
         return raw.decode("utf-8", "replace")
 
     async def stream_batches(self, request: GenerationRequest) -> AsyncGenerator[list[Event], None]:
