@@ -22,10 +22,10 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import IO, Any
 
-from tokentide.backends.base import Backend, GenerationRequest
+from tokentide.backends.base import Backend, GenerationRequest, Message, request_for
 from tokentide.backends.events import (
     Retrying,
     TextDelta,
@@ -388,18 +388,8 @@ def main(
     chosen = args.system is not None or args.template is not None
     system = thread.system if thread and thread.system and not chosen else profile.system
     earlier = () if thread is None else thread.messages
-    request = GenerationRequest.from_prompt(
-        text,
-        system=system,
-        model=profile.model,
-        max_tokens=profile.max_tokens,
-        temperature=profile.temperature,
-        seed=profile.seed,
-        top_p=profile.top_p,
-    )
-    if earlier:
-        head, prompt = request.messages[:-1], request.messages[-1]
-        request = replace(request, messages=(*head, *earlier, prompt))
+    head = (Message("system", system),) if system else ()
+    request = request_for(profile, (*head, *earlier, Message("user", text)))
     options = AskOptions(stream=not args.no_stream, json=args.json, stats=args.stats, raw=args.raw)
     answer = Answer() if settings.log and not args.no_log else None
     code = run_ask(backend, request, profile, options, answer=answer)

@@ -85,6 +85,30 @@ class GenerationRequest:
         return cls(messages=tuple(messages), **kwargs)
 
 
+def request_for(
+    profile: Profile,
+    messages: Sequence[Message],
+    overrides: Mapping[str, Any] | None = None,
+) -> GenerationRequest:
+    """The one way a request is built from a profile: ``messages`` (a system prompt, if
+    any, first), the profile's model and sampling (``max_tokens``, ``temperature``,
+    ``top_p``, ``seed``), each beaten by a value in ``overrides`` that is not None (a
+    conversation's own settings, a command line flag).  ``tide ask``, the chat session
+    and ``tide compare`` all build theirs here."""
+    chosen = {key: value for key, value in (overrides or {}).items() if value is not None}
+    unknown = set(chosen) - {"model", "max_tokens", "temperature", "top_p", "seed"}
+    if unknown:
+        raise ValueError(f"request_for: no such override {sorted(unknown)!r}")
+    return GenerationRequest(
+        messages=tuple(messages),
+        model=chosen.get("model", profile.model),
+        max_tokens=chosen.get("max_tokens", profile.max_tokens),
+        temperature=chosen.get("temperature", profile.temperature),
+        seed=chosen.get("seed", profile.seed),
+        top_p=chosen.get("top_p", profile.top_p),
+    )
+
+
 def prompt_text(request: GenerationRequest) -> str:
     """The conversation flattened for completion-style endpoints (no chat template).
 

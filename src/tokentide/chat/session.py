@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tokentide.backends.base import GenerationRequest, Message
+from tokentide.backends.base import GenerationRequest, Message, request_for
 from tokentide.chat.live import LiveAnswer
 from tokentide.chat.parts import TextPart
 from tokentide.chat.settings import apply_settings, request_sampling
@@ -91,9 +91,7 @@ class ChatSession:
         if system:
             messages.append(Message("system", system))
         messages.extend(carried_messages(self.branch if turns is None else turns))
-        return GenerationRequest(
-            messages=tuple(messages), model=self.profile.model, **request_sampling(self.own)
-        )
+        return request_for(self.profile, messages, request_sampling(self.own))
 
     @property
     def system_prompt(self) -> str | None:
