@@ -295,62 +295,14 @@ def _write(stream: IO[str], text: str) -> None:
 
 
 def _print(comparison: Comparison, output: str, out: IO[str], *, interrupted: bool) -> None:
-    import csv
     import json
 
-    from tokentide.compare.runner import CSV_FIELDS, format_table, summary_sentences
-    from tokentide.sanitize import sanitize
+    from tokentide.compare.report import csv_report, json_report, text_report
 
     if output == "json":
-        document = comparison.to_json()
-        document["interrupted"] = interrupted
+        document = json_report(comparison, interrupted=interrupted)
         _write(out, json.dumps(document, ensure_ascii=True, indent=2) + "\n")
-        return
-    if output == "csv":
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for result in comparison.results:
-            row = {name: getattr(result, name) for name in CSV_FIELDS}
-            row = {k: ("" if v is None else sanitize(v) if isinstance(v, str) else v)
-                   for k, v in row.items()}  # fmt: skip
-            writer.writerow(row)
-        _write(out, buffer.getvalue())
-        return
-    lines = [_describe_run(comparison, interrupted=interrupted), ""]
-    summaries = comparison.summaries()
-    if summaries:
-        lines.append(format_table(summaries))
+    elif output == "csv":
+        _write(out, csv_report(comparison.results))
     else:
-        lines.append("(no completed run)")
-    sentences = summary_sentences(summaries)
-    if sentences:
-        lines.append("")
-        lines.extend(sentences)
-    failed = [r for r in comparison.results if not r.ok]
-    if failed:
-        lines.append("")
-        lines.append("errors:")
-        for r in failed:
-            lines.append(f"  {r.target} {r.mode} run {r.run}: {r.error_type}: {r.error_message}")
-    lines.append("")
-    for target in comparison.targets:
-        lines.append(f"{target.label}: {target.backend.name}")
-    _write(out, sanitize("\n".join(lines)) + "\n")
-
-
-def _describe_run(comparison: Comparison, *, interrupted: bool) -> str:
-    runs = comparison.runs
-    text = f"{runs} run{'s' if runs != 1 else ''} per target × mode"
-    if comparison.warmup:
-        text += f" after {comparison.warmup} warm-up"
-    text += (
-        ", one request at a time"
-        if comparison.sequential
-        else ", all requests of a run at the same moment"
-    )
-    if interrupted:
-        text += f" (stopped after {len({r.run for r in comparison.results})} complete runs)"
-    return text
+        _write(out, text_report(comparison, interrupted=interrupted) + "\n")
