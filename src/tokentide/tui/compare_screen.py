@@ -19,8 +19,12 @@ pane (each generation is cancelled, so streams are closed); a non-streaming pane
 while waiting says the server may still be generating (reliability C5: some servers only
 notice a dead connection when they write the reply).
 
-The numbers come from :class:`~tokentide.generation.Generation`'s stats, read on a 10 Hz
-timer (nothing per token), with the clock given to the screen (tests freeze it).
+The screen is a view of the comparison engine's round: it prepares one with
+:func:`~tokentide.compare.runner.prepare_round`, drives it with
+:func:`~tokentide.compare.runner.run_round` and renders what the hooks report (batches of
+events, finished runs); its texts (live figures, summary sentences, gap charts) come from
+:mod:`tokentide.compare.report`.  The live figures are read from each generation's stats
+on a 10 Hz timer (nothing per token), with the clock given to the screen (tests freeze it).
 """
 
 from __future__ import annotations
@@ -38,20 +42,19 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Sparkline, Static
 
-from tokentide.backends.events import TextDelta
+from tokentide.backends.events import Event, TextDelta
+from tokentide.compare.report import MODE_NAMES, gap_charts, live_figures, round_summary
 from tokentide.compare.runner import (
     MODES,
+    Lane,
     Mode,
+    PreparedRound,
     RunResult,
     Target,
     close_targets,
-    format_ms,
     make_targets,
-    mark_matches,
-    new_generation,
-    result_from,
-    summarize,
-    summary_sentences,
+    prepare_round,
+    run_round,
     target_labels,
 )
 from tokentide.config.model import Profile
@@ -61,19 +64,10 @@ from tokentide.sanitize import sanitize
 from tokentide.tui.plain import PlainNotifications, SafeClipboard, plain
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
 
-__all__ = ["CompareApp", "ComparePane", "CompareScreen", "run_compare_app"]
+__all__ = ["MODE_NAMES", "CompareApp", "ComparePane", "CompareScreen", "run_compare_app"]
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-MODE_NAMES: dict[Mode, str] = {"stream": "streaming", "create": "non-streaming"}
 Clock = Callable[[], float]
-
-
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-
-
-def _no_reason(gen: Generation) -> bool:
-    return gen.finish is None or gen.finish.reason is None
 
 
 class ComparePane(Vertical):
@@ -103,8 +97,8 @@ class ComparePane(Vertical):
         return self.query_one(".pane-body", VerticalScroll)
 
     def attach(self, generation: Generation) -> None:
-        """Follow ``generation`` from now on (synchronous: :meth:`consume` may start at
-        once; :meth:`show` puts the new widgets on screen)."""
+        """Follow ``generation`` from now on (synchronous: events may arrive at once;
+        :meth:`show` puts the new widgets on screen)."""
         self.generation = generation
         self.error = None
         self.empty = False
@@ -122,52 +116,41 @@ class ComparePane(Vertical):
             widgets.insert(0, Static("", classes="pane-waiting", markup=False))
         await self.body.mount_all(widgets)
 
-    async def consume(self) -> None:
-        """Render the generation's text as it arrives, until it ends."""
-        gen, message = self.generation, self.message
-        if gen is None or message is None:
-            return
-        try:
-            async for batch in gen.batches():
-                text = "".join(e.text for e in batch if type(e) is TextDelta and not e.special)
-                if text:
-                    self._hide_waiting()
-                    message.append(text)
-        except BackendError as error:
-            self.error = error
-        message.finish()
+    def render_events(self, events: Sequence[Event]) -> None:
+        """Show the answer's text in one batch of events (special tokens left out)."""
+        text = "".join(e.text for e in events if type(e) is TextDelta and not e.special)
+        if text and self.message is not None:
+            self._hide_waiting()
+            self.message.append(text)
+
+    async def render_result(self, result: RunResult) -> None:
+        """The run has ended: finish the answer and say why it failed or stopped."""
+        if self.message is not None:
+            self.message.finish()
         self._hide_waiting()
+        self.error = self.generation.error if self.generation is not None else None
         if self.error is not None:
             hint = f"\n{self.error.hint}" if self.error.hint else ""
-            await self.body.mount(
-                Static(
-                    sanitize(f"{type(self.error).__name__}: {self.error.message}{hint}"),
-                    classes="pane-error",
-                    markup=False,
-                )
-            )
-        elif gen.state is State.DONE and not gen.text and _no_reason(gen):
+            await self._say(f"{type(self.error).__name__}: {self.error.message}{hint}")
+        elif result.empty:
             self.empty = True
-            await self.body.mount(
-                Static(
-                    "the server ended this answer without any content or finish reason "
-                    "(llama-cpp-python's server interrupts a running request when another "
-                    "arrives: compare with --sequential, or start it with "
-                    "--interrupt_requests False)",
-                    classes="pane-error",
-                    markup=False,
-                )
+            await self._say(
+                "the server ended this answer without any content or finish reason "
+                "(llama-cpp-python's server interrupts a running request when another "
+                "arrives: compare with --sequential, or start it with "
+                "--interrupt_requests False)"
             )
-        elif gen.state is State.STOPPED and self.mode == "create" and not gen.text:
-            await self.body.mount(
-                Static(
-                    "stopped before the answer arrived: the server may still be "
-                    "generating it (a non-streamed request is often only noticed as "
-                    "abandoned when the server writes the reply)",
-                    classes="pane-notice",
-                    markup=False,
-                )
+        elif result.state == "stopped" and self.mode == "create" and not result.text:
+            await self._say(
+                "stopped before the answer arrived: the server may still be "
+                "generating it (a non-streamed request is often only noticed as "
+                "abandoned when the server writes the reply)",
+                notice=True,
             )
+
+    async def _say(self, text: str, *, notice: bool = False) -> None:
+        kind = "pane-notice" if notice else "pane-error"
+        await self.body.mount(Static(sanitize(text), classes=kind, markup=False))
 
     def _hide_waiting(self) -> None:
         for waiting in self.body.query(".pane-waiting"):
@@ -179,24 +162,15 @@ class ComparePane(Vertical):
         if gen is None:
             self.stats_line.update("ready")
             return
-        stats = gen.stats
+        figures = live_figures(gen, clock())
+        self.stats_line.update(figures.line)
         state = gen.state
-        elapsed = (stats.ended if stats.ended is not None else clock()) - stats.started
-        parts = [f"{elapsed:.2f} s"]
-        ttft = stats.ttft
-        if self.mode == "stream":
-            parts.append(f"TTFT {_seconds(ttft)}" if ttft is not None else "TTFT –")
-        else:
-            parts.append(f"answer {_seconds(ttft)}" if ttft is not None else "answer –")
-        # tokens where they are tokens, chunks where not, nothing where nobody counted
-        parts.append(stats.count_label() or ("not counted" if state.finished else "–"))
-        parts.append(stats.rate_label() or "– /s")
-        self.stats_line.update(" · ".join(parts))
         shown = "empty" if self.empty else state.value
         self.border_subtitle = plain(shown)
         if state.finished:
             self.set_classes(f"compare-pane -{self.mode} -{'error' if self.empty else shown}")
         if self.mode == "create" and not state.finished:
+            elapsed = figures.elapsed_s
             frame = SPINNER[int(elapsed * 10) % len(SPINNER)]
             for waiting in self.body.query(".pane-waiting").results(Static):
                 waiting.update(f"{frame} waiting for the whole answer… {elapsed:.1f} s")
@@ -235,10 +209,11 @@ class CompareScreen(Screen[None]):
         self.modes: tuple[Mode, ...] = tuple(dict.fromkeys(modes)) or MODES
         self.targets: list[Target] | None = list(targets) if targets is not None else None
         self.clock = clock
-        self.generations: list[Generation] = []
+        self.round: PreparedRound | None = None
+        """The current round (None before the first prompt)."""
         self.results: list[RunResult] = []
+        """The current round's results once every pane has finished, in pane order."""
         self._timer: Timer | None = None
-        self._open = 0
         self.stopped = False
         self._launched = True
         """False between building a run's generations and starting them."""
@@ -293,8 +268,13 @@ class CompareScreen(Screen[None]):
     # -- running --------------------------------------------------------------------------
 
     @property
+    def generations(self) -> list[Generation]:
+        """The current round's generations, in pane order."""
+        return self.round.generations if self.round is not None else []
+
+    @property
     def running(self) -> bool:
-        return any(not gen.state.finished for gen in self.generations)
+        return self.round is not None and self.round.running
 
     @property
     def exit_code(self) -> int:
@@ -319,14 +299,12 @@ class CompareScreen(Screen[None]):
         self.results = []
         self.finished.clear()
         self.query_one("#compare-summary").display = False
-        panes = list(self.query(ComparePane))
-        pairs = [(t, m) for t in self.targets for m in self.modes]
-        gens = [new_generation(target, mode, prompt, clock=self.clock) for target, mode in pairs]
-        self.generations = gens
-        self._open = len(gens)
+        prepared = prepare_round(self.targets, self.modes, prompt, clock=self.clock)
+        self.round = prepared
         self._launched = False
-        for pane, gen in zip(panes, gens, strict=True):
-            pane.attach(gen)
+        panes = list(self.query(ComparePane))
+        for pane, lane in zip(panes, prepared.lanes, strict=True):
+            pane.attach(lane.generation)
         for pane in panes:
             await pane.show()
         # Start every request in one go once the panes are painted, so the clocks do
@@ -334,76 +312,71 @@ class CompareScreen(Screen[None]):
         self.call_after_refresh(self._launch)
 
     def _launch(self) -> None:
-        if self._launched:
+        if self._launched or self.round is None:
             return
         self._launched = True
-        for gen in self.generations:
-            gen.start()
-        for pane in self.query(ComparePane):
-            self.run_worker(self._follow(pane), group="compare")
+        self.round.start()
+        self.run_worker(self._run(self.round), group="compare")
         if self._timer is None:
             self._timer = self.set_interval(0.1, self.refresh_stats)
         else:
             self._timer.resume()
         self.refresh_stats()
 
-    async def _follow(self, pane: ComparePane) -> None:
-        await pane.consume()
-        pane.tick(self.clock)
-        self._open -= 1
-        if self._open == 0:
-            self._finished()
+    async def _run(self, prepared: PreparedRound) -> None:
+        """Drive the runner's round; the hooks render each pane."""
+        panes = {
+            id(pane.generation): pane
+            for pane in self.query(ComparePane)
+            if pane.generation is not None
+        }
+
+        def pane_of(lane: Lane) -> ComparePane | None:
+            pane = panes.get(id(lane.generation))
+            return pane if pane is not None and pane.generation is lane.generation else None
+
+        def on_batch(lane: Lane, events: list[Event]) -> None:
+            if (pane := pane_of(lane)) is not None:
+                pane.render_events(events)
+
+        async def on_finish(lane: Lane, result: RunResult) -> None:
+            if (pane := pane_of(lane)) is not None:
+                await pane.render_result(result)
+                pane.tick(self.clock)
+
+        results = await run_round(
+            prepared,
+            stopped=lambda: self.stopped or self.round is not prepared,
+            on_batch=on_batch,
+            on_finish=on_finish,
+        )
+        if self.round is prepared:  # not replaced by a newer round meanwhile
+            self._finished(results)
 
     def refresh_stats(self) -> None:
         """Redraw every pane's live figures now."""
         for pane in self.query(ComparePane):
             pane.tick(self.clock)
 
-    def _finished(self) -> None:
+    def _finished(self, results: list[RunResult] | None) -> None:
         try:
-            self._summarize()
+            if self._timer is not None:
+                self._timer.pause()
+            self.refresh_stats()
+            self.results = list(results or [])
+            self._show_summary(round_summary(results))
+            if results is None or self.targets is None:
+                return
+            charts = gap_charts(results)
+            for row, target in enumerate(self.targets):
+                chart = charts.get(target.label)
+                if chart is None:
+                    continue
+                box = self.query_one(f"#gaps-{row}", Horizontal)
+                box.query_one(".gaps-label", Label).update(chart.caption)
+                box.query_one(".gaps-chart", Sparkline).data = list(chart.values_ms)
         finally:
             self.finished.set()
-
-    def _summarize(self) -> None:
-        if self._timer is not None:
-            self._timer.pause()
-        self.refresh_stats()
-        if self.targets is None:
-            return
-        pairs = [(t.label, m) for t in self.targets for m in self.modes]
-        self.results = [
-            result_from(gen, label, mode, 1)
-            for (label, mode), gen in zip(pairs, self.generations, strict=True)
-        ]
-        if self.stopped:
-            self._show_summary("stopped: no summary for an interrupted comparison")
-            return
-        mark_matches(self.results)
-        summaries = summarize(self.results)
-        sentences = summary_sentences(summaries)
-        errors = [r for r in self.results if not r.ok]
-        if errors:
-            sentences.append(
-                "failed: " + ", ".join(f"{r.target} {MODE_NAMES[r.mode]}" for r in errors)
-            )
-        self._show_summary("\n".join(sentences) or "nothing to compare")
-        for row, target in enumerate(self.targets):
-            stream = next(
-                (r for r in self.results if r.target == target.label and r.mode == "stream"),
-                None,
-            )
-            if stream is None:
-                continue
-            box = self.query_one(f"#gaps-{row}", Horizontal)
-            box.query_one(".gaps-label", Label).update(
-                sanitize(
-                    f"{target.label} gaps ms: p50 {format_ms(stream.gap_p50_s)}"
-                    f" · p99 {format_ms(stream.gap_p99_s)}"
-                    f" · max {format_ms(max(stream.gaps_s) if stream.gaps_s else None)} "
-                )
-            )
-            box.query_one(".gaps-chart", Sparkline).data = [g * 1000 for g in stream.gaps_s]
 
     def _show_summary(self, text: str) -> None:
         self.query_one("#compare-sentence", Static).update(text)
@@ -414,10 +387,8 @@ class CompareScreen(Screen[None]):
         if self.running:
             self.stopped = True
         self._launch()  # a generation must have started to end (as "stopped")
-        for gen in self.generations:
-            gen.cancel()
-        for gen in self.generations:
-            await gen.wait()
+        if self.round is not None:
+            await self.round.stop()
 
     async def action_stop(self) -> None:
         await self.stop_all()
@@ -429,13 +400,9 @@ class CompareScreen(Screen[None]):
             await self.start(event.value)
 
     async def on_unmount(self) -> None:
-        self._launched = True  # never launch now; a generation must start to end
-        for gen in self.generations:
-            gen.start()
-        for gen in self.generations:
-            gen.cancel()
-        for gen in self.generations:
-            await gen.wait()
+        self._launched = True  # never launch now
+        if self.round is not None:
+            await self.round.stop()
         if self.targets is not None:
             await close_targets(self.targets)
 
