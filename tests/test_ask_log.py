@@ -302,15 +302,21 @@ def test_a_continued_conversation_answers_with_its_own_settings(
     server: LLMServer, env: dict[str, str]
 ) -> None:
     """Settings given in the app (model, sampling) hold for ``tide ask -c`` too; a flag
-    on the command line still beats them."""
-    assert ask("one", *flags(server, echo=1), env=env).returncode == 0
+    on the command line still beats them, and another profile (-P, --api) does not get
+    the conversation's model."""
+    Path(env["TIDE_CONFIG"]).write_text(
+        f'[profiles.loop]\napi = "openai"\nurl = "{server.url(echo=1, tag="own")}/v1"\n'
+        'model = "m"\n'
+    )
+    assert ask("-P", "loop", "one", env=env).returncode == 0
     [(cid, _)] = saved(env)
     with HistoryStore.open(db(env)) as store:
         store.set_settings(cid, ConversationSettings(model="own", temperature=0.3, seed=9))
-    assert ask("-c", "two", *flags(server, echo=1, tag="own")[:4], env=env).returncode == 0
+    assert ask("-c", "two", env=env).returncode == 0
     body = server.record("own").body
     assert (body["model"], body["temperature"], body["seed"]) == ("own", 0.3, 9)
-    flagged = ["--temperature", "0.9", "--model", "flag"]
-    assert ask("-c", "3", *flags(server, echo=1, tag="f")[:4], *flagged, env=env).returncode == 0
-    body = server.record("f").body
+    assert ask("-c", "3", "--temperature", "0.9", "--model", "flag", env=env).returncode == 0
+    body = server.record("own").body
     assert (body["model"], body["temperature"], body["seed"]) == ("flag", 0.9, 9)
+    assert ask("-c", "4", *flags(server, echo=1, tag="other"), env=env).returncode == 0
+    assert server.record("other").body["model"] == "m"  # --api: not the conversation's model

@@ -106,7 +106,10 @@ def with_own_settings(profile: Profile, own: ConversationSettings, args: AskArgs
     from dataclasses import replace
 
     changes: dict[str, object] = {}
-    if own.model is not None and args.model is None:
+    # The model belongs to the profile the settings were made with: not to another
+    # one named on the command line (-P, -t, --api).
+    same_profile = args.profile is None and args.template is None and args.api is None
+    if own.model is not None and args.model is None and same_profile:
         changes["model"] = own.model
     for name in ("temperature", "max_tokens", "seed", "top_p"):
         value = getattr(own, name)

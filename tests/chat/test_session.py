@@ -320,3 +320,104 @@ async def test_submit_decides_what_a_sent_prompt_means(store: HistoryStore) -> N
     assert [t.content for t in chat.branch] == ["q2", "again"]
     assert chat.siblings(chat.branch[0].id) == (2, 2)
     assert requests(chat)[-1] == [("system", "sys"), ("user", "q2")]
+
+
+async def test_a_failed_history_write_never_names_an_unsaved_turn_to_the_store(
+    store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer whose row could not be created lives in memory only; what follows it
+    is not filed under some other message, and nothing raises into the caller."""
+    from tokentide.errors import HistoryError
+
+    chat = session(store, answer("lost"), answer("next"))
+    chat.send("first")
+    real = store.record_answer
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(store, "record_answer", real)
+        raise HistoryError("disk full")
+
+    monkeypatch.setattr(store, "record_answer", failing)
+    lost = await drain(chat, chat.answer())
+    assert lost is not None and lost.content == "lost"
+    chat.send("second")  # under an answer the store does not hold
+    turn = await drain(chat, chat.answer())
+    assert turn is not None and turn.content == "next"
+    assert [t.content for t in chat.branch] == ["first", "lost", "second", "next"]
+    assert saved(store, chat) == [("user", "first", "complete")]  # nothing misfiled
+    assert chat.problems  # type: ignore[attr-defined]
+
+
+async def test_versions_made_while_the_history_was_locked_can_be_deleted(
+    tmp_path: Path,
+) -> None:
+    from tests.history.test_busy import Locker
+
+    with HistoryStore.open(tmp_path / "busy.sqlite3", busy_timeout=0.05) as busy:
+        chat = session(busy, answer("one"), answer("two"))
+        chat.send("q")
+        first = await drain(chat, chat.answer())
+        locker = Locker(busy.path)
+        second = await drain(chat, chat.regenerate(first.id))  # type: ignore[union-attr]
+        assert second is not None and second.id < 0  # a queued write's id
+        locker.release()
+        assert busy.flush_pending() == 0
+        chat.delete_branch(second.id)
+        assert not chat.problems  # type: ignore[attr-defined]
+        assert chat.conversation_id is not None
+        assert [m.content for m in busy.messages(chat.conversation_id)] == ["q", "one"]
+
+
+async def test_a_regenerate_stopped_at_once_shows_the_old_answer_again(
+    store: HistoryStore,
+) -> None:
+    backend = ScriptedBackend(answer("One."), [TextDelta("never")], answer("Two."))
+    chat = session(store, backend=backend)
+    chat.send("q")
+    one = await drain(chat, chat.answer())
+    assert one is not None
+    backend.pause_before = 0
+    live = chat.regenerate(one.id)
+    batches = live.batches()
+    pending = anext(batches)
+    await backend.paused.wait()
+    live.generation.cancel()
+    with pytest.raises(StopAsyncIteration):
+        await pending
+    assert chat.finish(live) is None
+    assert [t.content for t in chat.branch] == ["q", "One."]
+    backend.pause_before = None
+    chat.send("next")
+    assert chat.branch[-2].id == one.id  # follows the answer on screen, not beside it
+    assert chat.conversation_id is not None
+    assert [m.content for m in store.load(chat.conversation_id).messages] == ["q", "One.", "next"]
+
+
+async def test_one_conversation_s_model_does_not_carry_into_the_next(
+    store: HistoryStore,
+) -> None:
+    chat = session(store, answer("ok"))
+    chat.send("q")
+    await drain(chat, chat.answer())
+    wanted = chat.set_settings(ConversationSettings(model="big"))
+    assert wanted is not None and wanted.model == "big"
+    chat.profile = wanted
+    back = chat.new_conversation()
+    assert back is not None and back.model == "m"  # the chat's own profile again
+    chat.profile = back
+    assert chat.set_settings(ConversationSettings(model="big")) is not None
+    chat.profile = replace(PROFILE, model="big")
+    cleared = chat.set_settings(None)  # "empty means the profile's"
+    assert cleared is not None and cleared.model == "m"
+
+
+async def test_a_continue_that_brings_nothing_makes_no_copy(store: HistoryStore) -> None:
+    backend = Continuing(answer("Partial"), [CannotConnect("down", server="s")])
+    chat = session(store, backend=backend)
+    chat.profile = replace(PROFILE, max_retries=0)
+    chat.send("q")
+    partial = await drain(chat, chat.answer())
+    assert partial is not None
+    assert await drain(chat, chat.continue_answer(partial.id)) is None
+    assert [t.content for t in chat.branch] == ["q", "Partial"]
+    assert chat.siblings(partial.id) == (1, 1)

@@ -30,7 +30,7 @@ from tokentide.backends.base import GenerationRequest, Message, request_for
 from tokentide.chat.live import LiveAnswer
 from tokentide.chat.parts import TextPart
 from tokentide.chat.settings import apply_settings, request_sampling
-from tokentide.chat.tree import ConversationTree, Turn, carried_messages
+from tokentide.chat.tree import ConversationTree, Turn, carried_messages, is_local
 from tokentide.errors import TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy
 from tokentide.meter import AnswerUse, Meter
@@ -76,6 +76,8 @@ class ChatSession:
         self.own: ConversationSettings | None = None
         self.meter = Meter()
         self.live: LiveAnswer | None = None
+        self._before: int | None = None
+        """The active leaf before the answer being generated started."""
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -136,12 +138,20 @@ class ChatSession:
 
     # -- conversations ---------------------------------------------------------------------
 
-    def new_conversation(self) -> None:
-        """An empty conversation (nothing is stored until the first prompt)."""
+    def new_conversation(self, own: ConversationSettings | None = None) -> Profile | None:
+        """An empty conversation (nothing is stored until the first prompt), with
+        settings ``own`` (a template's); return the profile it answers with when that
+        differs from the current one (the caller switches to it)."""
         self.conversation_id = None
         self.tree = ConversationTree()
-        self.own = None
+        self.own = None if own is None or own.is_empty else own
         self.meter.reset()
+        return self._wanted()
+
+    def _wanted(self) -> Profile | None:
+        """The profile the conversation's settings ask for, if it is not the current."""
+        wanted = apply_settings(self.config, self.base, self.own)
+        return None if wanted == self.profile else wanted
 
     def open(self, conversation_id: str) -> Profile | None:
         """Load a saved conversation (every branch).  Return the profile its settings
@@ -156,8 +166,7 @@ class ChatSession:
         )
         self.own = conversation.settings
         self.recount()
-        wanted = apply_settings(self.config, self.base, self.own, self.profile)
-        return None if wanted == self.profile else wanted
+        return self._wanted()
 
     def recount(self) -> None:
         """The meter from the answers on the branch on screen."""
@@ -175,8 +184,7 @@ class ChatSession:
                 self.store.set_settings(self.conversation_id, self.own)
             except TideError as error:
                 self.report(error)
-        wanted = apply_settings(self.config, self.base, self.own, self.profile)
-        return None if wanted == self.profile else wanted
+        return self._wanted()
 
     # -- prompts ---------------------------------------------------------------------------
 
@@ -212,7 +220,7 @@ class ChatSession:
     def _prompt(self, text: str, parent: int | None) -> Turn:
         turn_id = None
         store = self.store
-        if store is not None:
+        if store is not None and not is_local(parent):  # (under an unsaved turn: unsaved)
             try:
                 if self.conversation_id is None:
                     self.conversation_id = store.create_conversation(
@@ -280,14 +288,16 @@ class ChatSession:
         )
         model = self.recorded_model()
         recorder = None
-        if self.store is not None and self.conversation_id is not None:
+        store, conversation_id = self.store, self.conversation_id
+        if store is not None and conversation_id is not None and not is_local(parent):
             try:
-                recorder = self.store.record_answer(
-                    self.conversation_id, profile=profile.name, model=model, parent_id=parent
+                recorder = store.record_answer(
+                    conversation_id, profile=profile.name, model=model, parent_id=parent
                 )
             except TideError as error:
                 self.report(error)
         turn_id = self.tree.local_id() if recorder is None else recorder.message_id
+        self._before = self.tree.leaf
         placeholder = self.tree.add(
             Turn(turn_id, parent, "assistant", (), "streaming", profile.name, model)
         )
@@ -305,7 +315,12 @@ class ChatSession:
         if self.live is live:
             self.live = None
         if turn is None:
+            # Nothing kept: back to the branch shown before (a regenerate stopped at
+            # once shows the old answer again, and the next prompt follows it).
             self.tree.remove(live.id)
+            before = self._before
+            if before is not None and before in self.tree and before != self.tree.leaf:
+                self._activate(before)
         else:
             self.tree.replace(turn)
             self.meter.add(live.use)
@@ -329,9 +344,10 @@ class ChatSession:
     def _activate(self, leaf: int | None) -> None:
         self.tree.activate(leaf)
         self.recount()
-        if self.store is not None and self.conversation_id is not None and leaf is not None:
+        store, conversation_id = self.store, self.conversation_id
+        if leaf is not None and not is_local(leaf) and store is not None and conversation_id:
             try:
-                self.store.set_active_leaf(self.conversation_id, leaf)
+                store.set_active_leaf(conversation_id, leaf)
             except TideError as error:
                 self.report(error)
 
@@ -345,7 +361,7 @@ class ChatSession:
 
     def _forget(self, turn_id: int) -> None:
         self.tree.remove(turn_id)
-        if self.store is not None and self.conversation_id is not None and turn_id > 0:
+        if self.store is not None and self.conversation_id is not None and not is_local(turn_id):
             try:
                 self.store.truncate_after(self.conversation_id, turn_id, inclusive=True)
             except TideError as error:
@@ -354,7 +370,7 @@ class ChatSession:
     def fork(self, turn_id: int) -> str:
         """A new saved conversation holding the branch down to ``turn_id``; return its
         id (this session stays on the current one)."""
-        if self.store is None or self.conversation_id is None or turn_id < 0:
+        if self.store is None or self.conversation_id is None or is_local(turn_id):
             raise UsageError("Only a saved conversation can be forked.")
         return self.store.fork(self.conversation_id, turn_id)
 

@@ -13,24 +13,21 @@ if TYPE_CHECKING:
 __all__ = ["apply_settings", "request_sampling"]
 
 
-def apply_settings(
-    config: Settings, base: Profile, own: ConversationSettings | None, current: Profile
-) -> Profile:
-    """The profile for a conversation with settings ``own``: the profile they name
-    (when the config has it; else the current one), with their model.  Settings that
-    name neither leave ``current`` as it is (a model picked for this chat stays)."""
-    if own is None or (own.profile is None and own.model is None):
-        return current
-    profile = current
-    if own.profile is not None and own.profile != current.name:
+def apply_settings(config: Settings, base: Profile, own: ConversationSettings | None) -> Profile:
+    """The profile for a conversation with settings ``own``, built from ``base`` (the
+    profile the chat started with): the profile they name (when the config has it),
+    with their model.  No settings: ``base`` itself, so nothing one conversation set
+    leaks into another."""
+    profile = base
+    if own is not None and own.profile is not None and own.profile != base.name:
         from tokentide.config.load import resolve_profile
         from tokentide.errors import TideError
 
         try:
             profile = resolve_profile(config, own.profile)
         except TideError:
-            profile = base if base.name == own.profile else current
-    if own.model is not None and own.model != profile.model:
+            profile = base  # a profile since removed from the config: the chat's own
+    if own is not None and own.model is not None and own.model != profile.model:
         profile = replace(profile, model=own.model)
     return profile
 

@@ -25,7 +25,17 @@ from tokentide.chat.parts import (
     from_stored,
 )
 
-__all__ = ["ConversationTree", "Role", "Turn", "carried_messages"]
+__all__ = ["LOCAL_IDS", "ConversationTree", "Role", "Turn", "carried_messages", "is_local"]
+
+LOCAL_IDS = -(2**40)
+"""Ids of turns the store does not hold are at or below this: far from the store's row
+ids (positive) and from the ids it hands out for writes it queues (-1, -2, ...)."""
+
+
+def is_local(turn_id: int | None) -> bool:
+    """Whether a turn exists only in memory (never to be named to the store)."""
+    return turn_id is not None and turn_id <= LOCAL_IDS
+
 
 Role = Literal["system", "user", "assistant"]
 
@@ -122,7 +132,7 @@ class ConversationTree:
         self._children: dict[int | None, list[int]] = {}
         self._chosen: dict[int | None, int] = {}
         """The child last on screen under each parent (where a branch switch returns)."""
-        self._next_local = -1
+        self._next_local = LOCAL_IDS + 1
         for turn in turns:
             self.add(turn, activate=False)
         self.leaf: int | None = None
@@ -141,7 +151,7 @@ class ConversationTree:
         return self._turns[turn_id]
 
     def local_id(self) -> int:
-        """A fresh id for a turn the store does not hold (negative: never a row id)."""
+        """A fresh id for a turn the store does not hold (see :data:`LOCAL_IDS`)."""
         self._next_local -= 1
         return self._next_local
 

@@ -130,9 +130,11 @@ class AnswerStream:
             message.set_label(served)  # the server's default, as it named it
         screen.call_after_refresh(settle_gc)  # at rest: never while a stream runs
         screen.shown.finished(live.id, turn, message)
+        if turn is None:
+            screen.shown.render()  # the branch shown before it (a stopped regenerate)
         error = live.generation.error
-        if live.state is State.ERROR and error is not None and turn is not None:
-            screen.shown.error(error, keep_answer=bool(turn.content))
+        if live.state is State.ERROR and error is not None:
+            screen.shown.error(error, keep_answer=turn is None or bool(turn.content))
         screen.commands.show_use()  # redraws the status line with the answer's end
         screen.generating = False
         screen.commands.refresh_sidebar()

@@ -180,9 +180,15 @@ class BranchView:
         self.screen.history_painted.set()
         while older:
             chunk, older = older[-HISTORY_CHUNK:], older[:-HISTORY_CHUNK]
-            await view.mount_all([w for _, widgets in chunk for w in widgets], before=0)
+            # A command may have changed the branch meanwhile: mount only what is
+            # still part of it.
+            present = {id(widgets) for _, widgets in self._entries}
+            mount = [w for _, widgets in chunk if id(widgets) in present for w in widgets]
+            if mount:
+                await view.mount_all(mount, before=0)
             await asyncio.sleep(0)
-        self._earlier = earlier  # only now: what is shown is all mounted
+        if self._entries and self._entries[0][0] == shown[0].id:
+            self._earlier = earlier  # only now: what is shown is all mounted
         self._show_earlier_line()
 
     def _show_earlier_line(self) -> None:
@@ -255,6 +261,8 @@ class BranchView:
         """The widget showing one saved turn."""
         from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
 
+        if turn.role == "system":
+            return []  # (an imported system row: the settings show the system prompt)
         if turn.role != "assistant":
             return [UserMessage(turn.content)]
         if turn.failed_empty:

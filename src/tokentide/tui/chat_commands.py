@@ -76,17 +76,25 @@ class ChatCommands(ChatUse):
 
         self._run(job, "open", exclusive=True)
 
-    async def new_conversation(self) -> None:
+    async def new_conversation(self, own: ConversationSettings | None = None) -> None:
+        """An empty conversation, from the chat's profile (or settings ``own``: a
+        template's): nothing another conversation set carries over."""
         screen = self.screen
         await screen.wait_idle()
-        screen.session.new_conversation()
-        screen.editing = None
-        screen.composer.border_title = None
-        screen.shown.clear()
-        screen.status.clear()
+        self._fresh(own)
         screen.shown.welcome()
         screen.composer.focus()
         self.refresh_sidebar()
+
+    def _fresh(self, own: ConversationSettings | None = None) -> None:
+        screen = self.screen
+        wanted = screen.session.new_conversation(own)
+        if wanted is not None:
+            screen.use_profile(wanted, "New conversation")
+        if screen.editing is not None:
+            screen.versions.cancel_edit()
+        screen.shown.clear()
+        screen.status.clear()
 
     def switch_profile(self, name: str) -> None:
         from tokentide.config.load import resolve_profile
@@ -111,10 +119,28 @@ class ChatCommands(ChatUse):
         except TideError as error:
             screen.notify(str(error), title=f"Template {name}", severity="error")
             return
+        from tokentide.history.settings import ConversationSettings
+
         await screen.wait_idle()
-        if screen.use_profile(start.profile, f"Template {name}"):
-            await self.new_conversation()
-            screen.notify(f"New conversation from template {name}.", timeout=3)
+        chosen = start.profile
+        try:  # the backend first: a template whose profile cannot be built changes nothing
+            from tokentide.backends.registry import create_backend
+
+            await create_backend(chosen).aclose()
+        except TideError as error:
+            screen.notify(str(error), title=f"Template {name}", severity="error")
+            return
+        own = ConversationSettings(
+            profile=None if chosen.name == screen.session.base.name else chosen.name,
+            model=chosen.model,
+            system_prompt=chosen.system,
+            temperature=chosen.temperature,
+            max_tokens=chosen.max_tokens,
+            top_p=chosen.top_p,
+            seed=chosen.seed,
+        )
+        await self.new_conversation(own)
+        screen.notify(f"New conversation from template {name}.", timeout=3)
 
     def _remember(self, **changes: Any) -> None:
         """Save a change of profile or model as the conversation's own setting."""
@@ -181,6 +207,7 @@ class ChatCommands(ChatUse):
         if wanted is not None:
             screen.use_profile(wanted, "Conversation settings")
         screen.show_profile()
+        screen.arm_checkpoint()  # a write that waits for another process's lock
         screen.notify("Settings saved for this conversation.", timeout=3)
 
     # -- versions: fork and delete ---------------------------------------------------------
@@ -188,6 +215,8 @@ class ChatCommands(ChatUse):
     def fork(self) -> None:
         """A new conversation from the focused message (else the last), opened."""
         screen = self.screen
+        if screen.editing is not None:
+            screen.versions.cancel_edit()
         turn = screen.shown.focused_turn() or (screen.turns[-1] if screen.turns else None)
         if turn is None or screen.busy():
             return
@@ -204,6 +233,8 @@ class ChatCommands(ChatUse):
 
         async def job() -> None:
             screen = self.screen
+            if screen.editing is not None:
+                screen.versions.cancel_edit()
             turn = screen.shown.focused_turn() or (screen.turns[-1] if screen.turns else None)
             if turn is None or screen.busy():
                 return
@@ -373,9 +404,7 @@ class ChatCommands(ChatUse):
                 return
             if cid == screen.conversation_id:
                 await screen.wait_idle()
-                screen.session.new_conversation()
-                screen.shown.clear()
-                screen.status.clear()
+                self._fresh()
             self._history_call(lambda: store.delete(cid))
             self.refresh_sidebar()
 

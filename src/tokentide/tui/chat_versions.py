@@ -103,6 +103,7 @@ class VersionCommands:
             self.cancel_edit()
         screen.shown.render(focus=screen.turns[depth].id if focused is not None else None)
         screen.commands.show_use()
+        screen.arm_checkpoint()  # the new leaf's write may wait for another process
 
     def continue_answer(self) -> None:
         """The model goes on after the focused (else the last) answer."""
