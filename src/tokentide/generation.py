@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from tokentide.backends.base import Backend, GenerationRequest, TokenEvents
+from tokentide.backends.base import Backend, GenerationRequest, StreamsBatches, TokenEvents
 from tokentide.backends.events import Event, Finish, ReasoningDelta, Retrying, TextDelta
 from tokentide.config.model import Deadlines
 from tokentide.errors import BackendError, FirstTokenTimeout, HTTPStatusError, IdleTimeout
@@ -276,9 +276,8 @@ class Generation:
 
     async def _attempt(self) -> None:
         if self.mode == "stream":
-            batched = getattr(self.backend, "stream_batches", None)
-            if batched is not None:
-                async with aclosing(batched(self.request)) as batches:
+            if isinstance(self.backend, StreamsBatches):
+                async with aclosing(self.backend.stream_batches(self.request)) as batches:
                     async for batch in batches:
                         self._accept(batch)
                 return

@@ -17,7 +17,7 @@ never poll flags and never import the UI.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -226,6 +226,15 @@ class ContinuesAnswers(Protocol):
 
     @property
     def continues_answers(self) -> bool: ...
+
+
+@runtime_checkable
+class StreamsBatches(Protocol):
+    """A backend that streams the events of each network read as one list (the
+    generation then queues one item per read, not one per event): every HTTP backend.
+    The others are drained event by event through :meth:`Backend.stream`."""
+
+    def stream_batches(self, request: GenerationRequest) -> AsyncGenerator[list[Event], None]: ...
 
 
 def can_continue(backend: object) -> bool:
