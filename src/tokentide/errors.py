@@ -12,7 +12,8 @@
         │   ├── FirstTokenTimeout …before the first content token
         │   └── IdleTimeout       …between content tokens
         ├── HTTPStatusError       the server answered with an error status
-        │   └── Overloaded        429/503/529: try again later (``retry_after``)
+        │   ├── Overloaded        429/503/529: try again later (``retry_after``)
+        │   └── GrpcStatusError   a gRPC status: ``code`` and ``details`` as gRPC said them
         ├── ServerError           the server reported an error inside a 200 stream
         ├── ProtocolError         the server sent something we cannot parse
         │   └── IncompleteStream  the stream ended without its terminator
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "FirstTokenTimeout",
+    "GrpcStatusError",
     "HTTPStatusError",
     "HistoryBusy",
     "HistoryError",
@@ -163,6 +165,50 @@ class HTTPStatusError(BackendError):
 
 class Overloaded(HTTPStatusError):
     """The server is busy (429, 503, 529, or an in-band ``overloaded`` error)."""
+
+
+_GRPC_HTTP_STATUS = {
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "UNAUTHENTICATED": 401,
+    "DEADLINE_EXCEEDED": 504,
+}
+"""google.rpc's gRPC code -> HTTP status table (``google/rpc/code.proto``)."""
+
+
+class GrpcStatusError(HTTPStatusError):
+    """A gRPC server answered with a status other than OK.  ``code`` is the gRPC status
+    name as sent (``"NOT_FOUND"``, ``"UNIMPLEMENTED"``…) and ``details`` its text; the
+    inherited ``status`` is the HTTP status of the same failure (google.rpc's mapping,
+    unless the translator knows better), so code that asks "did the server answer with
+    a status, may it pass?" treats both Triton transports alike."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        details: str = "",
+        server: str | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        http = _GRPC_HTTP_STATUS.get(code, 500) if status is None else status
+        super().__init__(message, status=http, body=details, server=server, hint=hint)
+        self.code = code
+        self.details = self.body  # redacted, as the body is
 
 
 class ServerError(BackendError):

@@ -33,6 +33,7 @@ from tokentide.errors import (
     ConfigError,
     ConnectTimeout,
     FirstTokenTimeout,
+    GrpcStatusError,
     HTTPStatusError,
     IncompleteStream,
     LimitExceeded,
@@ -296,11 +297,11 @@ async def test_unknown_model_names_model_server_and_known_models(
         ("UNAVAILABLE", 0, CannotConnect, None, ["Cannot connect", "gRPC UNAVAILABLE"]),
         ("UNAVAILABLE", 2, IncompleteStream, None, ["broke in the middle"]),
         ("DEADLINE_EXCEEDED", 1, BackendTimeout, None, ["deadline"]),
-        ("INVALID_ARGUMENT", 0, HTTPStatusError, 400, ["rejected", "bad temperature"]),
-        ("UNAUTHENTICATED", 0, HTTPStatusError, 401, ["API key", "metadata"]),
-        ("PERMISSION_DENIED", 0, HTTPStatusError, 403, ["API key", "metadata"]),
-        ("NOT_FOUND", 0, HTTPStatusError, 404, ["has no model"]),
-        ("INTERNAL", 1, HTTPStatusError, 500, ["gRPC INTERNAL"]),
+        ("INVALID_ARGUMENT", 0, GrpcStatusError, 400, ["rejected", "bad temperature"]),
+        ("UNAUTHENTICATED", 0, GrpcStatusError, 401, ["API key", "metadata"]),
+        ("PERMISSION_DENIED", 0, GrpcStatusError, 403, ["API key", "metadata"]),
+        ("NOT_FOUND", 0, GrpcStatusError, 404, ["has no model"]),
+        ("INTERNAL", 1, GrpcStatusError, 500, ["gRPC INTERNAL"]),
     ],
 )
 async def test_status_mapping(
@@ -317,6 +318,8 @@ async def test_status_mapping(
     assert len([e for e in events if isinstance(e, TextDelta)]) == at
     assert type(error) is kind
     assert getattr(error, "status", None) == http
+    if isinstance(error, GrpcStatusError):  # the gRPC code stays the gRPC code
+        assert error.code == status and error.details == "bad temperature"
     for word in words:
         assert word in str(error)
     assert server.target in str(error) and (status == "UNAVAILABLE" or "'toy'" in str(error))

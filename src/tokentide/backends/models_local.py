@@ -18,7 +18,7 @@ from typing import Any
 
 from tokentide.backends.models import ModelInfo
 from tokentide.config.model import Profile
-from tokentide.errors import BackendError, ConfigError, HTTPStatusError
+from tokentide.errors import ConfigError
 
 __all__ = ["GGUF_HEAD", "gguf_metadata", "list_in_process", "list_triton_grpc"]
 
@@ -153,53 +153,19 @@ def gguf_metadata(path: Path, limit: int = GGUF_HEAD) -> dict[str, Any]:
 
 
 async def list_triton_grpc(profile: Profile, env: Mapping[str, str]) -> list[ModelInfo]:
-    import grpc
-    from tritonclient.grpc import service_pb2 as pb
-
     from tokentide.backends.models_http import triton_entry
     from tokentide.backends.registry import create_backend
-    from tokentide.backends.triton_grpc import TritonGRPCBackend, rpc_error
+    from tokentide.backends.triton_grpc import TritonGRPCBackend
+    from tokentide.backends.triton_status import CallSite
 
     built = profile if profile.model else replace(profile, model="(listing models)")
     backend = create_backend(built, env)
     assert isinstance(backend, TritonGRPCBackend)
+    # The backend's connect deadline and messages; its failures through the one gRPC
+    # translator (triton_status), which words them for a listing.
+    site = CallSite(backend.target, profile.model or "", profile.name, listing=True)
     try:
-        stub = await backend._connect()  # the backend's connect deadline and messages
-        timeout = profile.deadlines.connect
-        try:
-            index = await stub.RepositoryIndex(
-                pb.RepositoryIndexRequest(),
-                metadata=backend._metadata,
-                timeout=30.0 if timeout is None else timeout,
-            )
-        except grpc.aio.AioRpcError as error:
-            raise _grpc_error(error, backend.target, profile, rpc_error) from error
+        index = await backend.channel.repository_index(site)
     finally:
         await backend.aclose()
     return [triton_entry(m.name, m.version, m.state, m.reason) for m in index.models if m.name]
-
-
-def _grpc_error(error: Any, target: str, profile: Profile, rpc_error: Any) -> BackendError:
-    import grpc
-
-    code = error.code()
-    said = f"gRPC {code.name}: {(error.details() or '(no details)')[:300]}"
-    if code is grpc.StatusCode.UNIMPLEMENTED:
-        return HTTPStatusError(
-            f"The gRPC server at {target} has no model list ({said}).",
-            status=501,
-            server=target,
-            hint="It does not offer Triton's repository API (RepositoryIndex).",
-        )
-    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-        return HTTPStatusError(
-            f"The gRPC server at {target} refused to list its models ({said}).",
-            status=401 if code is grpc.StatusCode.UNAUTHENTICATED else 403,
-            server=target,
-            hint=f"Check the API key: metadata (or api_key_env / headers) in profile "
-            f"{profile.name!r} must carry the header the server expects.",
-        )
-    result: BackendError = rpc_error(
-        error, server=target, model=profile.model or "", profile=profile.name
-    )
-    return result
