@@ -35,11 +35,11 @@ from tokentide.backends.events import (
     ToolCallRequested,
     Usage,
 )
-from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
 from tokentide.backends.tool_calls import FragmentAssembler, arguments_text
 from tokentide.config.model import Profile
-from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
+from tokentide.errors import ConfigError, IncompleteStream, ServerError, excerpt
 
 __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_VERSION", "AnthropicBackend", "from_profile"]
 
@@ -95,12 +95,7 @@ class AnthropicParser(StreamParser):
     def feed(self, item: SSEEvent) -> list[Event]:
         if item.event == "ping":
             return []
-        obj = loads_event(item.data, self.server)
-        if not isinstance(obj, dict):
-            raise ProtocolError(
-                f"{self.server} sent an unexpected event: {excerpt(item.data, 200)!r}",
-                server=self.server,
-            )
+        obj = event_object(item.data, self.server)
         kind = item.event if item.event != "message" else obj.get("type")
         if kind == "error" or obj.get("type") == "error":
             error = obj.get("error")

@@ -41,6 +41,7 @@ from tokentide.backends.http_body import ACCEPT_ENCODING, aiter_bounded, read_bo
 from tokentide.backends.http_errors import (
     describe_body,
     error_from_body,
+    event_object,
     loads_event,
     parse_error_text,
     parse_json,
@@ -65,6 +66,7 @@ __all__ = [
     "StreamParser",
     "describe_body",
     "error_from_body",
+    "event_object",
     "loads_event",
     "parse_error_text",
     "parse_retry_after",

@@ -182,3 +182,15 @@ def loads_event(data: str, server: str) -> Any:
         raise ProtocolError(
             f"{server} sent malformed JSON in the stream: {excerpt(data, 200)!r}", server=server
         ) from None
+
+
+def event_object(data: str, server: str, what: str = "event") -> dict[str, Any]:
+    """One event's JSON object: :func:`loads_event`, and a :class:`ProtocolError`
+    quoting the data when it is valid JSON but not an object (every dialect's events are
+    objects).  ``what`` names the unit in the message ("event", "line")."""
+    obj = loads_event(data, server)
+    if type(obj) is not dict:
+        raise ProtocolError(
+            f"{server} sent an unexpected {what}: {excerpt(data, 200)!r}", server=server
+        )
+    return obj

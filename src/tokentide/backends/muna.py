@@ -36,7 +36,7 @@ from typing import Any, cast
 from tokentide.backends._cumulative import Accumulator, Yields, yields_option
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text
 from tokentide.backends.events import Event, Finish, TextDelta
-from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.http_body import read_bounded
 from tokentide.backends.sse import SSEEvent
 from tokentide.config.model import Profile
@@ -93,12 +93,7 @@ class MunaParser(StreamParser):
     def feed(self, item: SSEEvent) -> list[Event]:
         if item.event not in ("prediction", "message"):
             return []
-        obj = loads_event(item.data, self.server)
-        if not isinstance(obj, dict):
-            raise ProtocolError(
-                f"{self.server} sent an unexpected event: {excerpt(item.data, 200)!r}",
-                server=self.server,
-            )
+        obj = event_object(item.data, self.server)
         raise_prediction_error(obj, self.server)
         value = first_result(obj, self.server)
         if value is None:

@@ -30,10 +30,10 @@ from tokentide.backends.events import (
     ToolCallRequested,
     Usage,
 )
-from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.tool_calls import arguments_text
 from tokentide.config.model import Profile
-from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
+from tokentide.errors import ConfigError, IncompleteStream, ServerError, excerpt
 
 __all__ = ["OllamaBackend", "from_profile"]
 
@@ -81,12 +81,7 @@ class OllamaParser(StreamParser):
         self.done = False
 
     def feed(self, item: str) -> list[Event]:
-        obj = loads_event(item, self.server)
-        if not isinstance(obj, dict):
-            raise ProtocolError(
-                f"{self.server} sent an unexpected line: {excerpt(item, 200)!r}",
-                server=self.server,
-            )
+        obj = event_object(item, self.server, "line")
         if error := obj.get("error"):
             message = error.get("message") if isinstance(error, dict) else error
             raise ServerError(

@@ -44,7 +44,7 @@ from tokentide.backends.events import (
     ToolCallRequested,
     Usage,
 )
-from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
 from tokentide.backends.tool_calls import FragmentAssembler, arguments_text
 from tokentide.config.model import Profile
@@ -97,12 +97,7 @@ class _OpenAIParser(StreamParser):
         if data[:1] != "{" and data.strip().startswith("[DONE]"):
             self.done = True
             return self._finish()
-        obj = loads_event(data, self.server)
-        if type(obj) is not dict:
-            raise ProtocolError(
-                f"{self.server} sent an unexpected event: {excerpt(data, 200)!r}",
-                server=self.server,
-            )
+        obj = event_object(data, self.server)
         if item.event == "error" or obj.get("error"):
             error = obj.get("error", obj)
             message = error.get("message") if isinstance(error, dict) else str(error)

@@ -37,10 +37,10 @@ from typing import Any
 
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
-from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
 from tokentide.config.model import Profile
-from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
+from tokentide.errors import ConfigError, IncompleteStream, ServerError, excerpt
 
 __all__ = ["DEFAULT_NODE", "SubstrateBackend", "from_profile"]
 
@@ -119,12 +119,7 @@ class SubstrateParser(StreamParser):
         return [TextDelta(rest, node_id=node_id)] if rest else []
 
     def feed(self, item: SSEEvent) -> list[Event]:
-        obj = loads_event(item.data, self.server)
-        if not isinstance(obj, dict):
-            raise ProtocolError(
-                f"{self.server} sent an unexpected event: {excerpt(item.data, 200)!r}",
-                server=self.server,
-            )
+        obj = event_object(item.data, self.server)
         kind = obj.get("object")
         node_id = _node_id(obj)
         data = obj.get("data")

@@ -24,10 +24,10 @@ from typing import Any
 
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta, Usage
-from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
 from tokentide.config.model import Profile
-from tokentide.errors import IncompleteStream, ProtocolError, ServerError, excerpt
+from tokentide.errors import IncompleteStream, ServerError, excerpt
 
 __all__ = ["TGIBackend", "from_profile"]
 
@@ -99,12 +99,7 @@ class TGIParser(StreamParser):
         self.done = False
 
     def feed(self, item: SSEEvent) -> list[Event]:
-        obj = loads_event(item.data, self.server)
-        if not isinstance(obj, dict):
-            raise ProtocolError(
-                f"{self.server} sent an unexpected event: {excerpt(item.data, 200)!r}",
-                server=self.server,
-            )
+        obj = event_object(item.data, self.server)
         raise_in_band(obj, self.server)
         events: list[Event] = []
         if (delta := token_delta(obj.get("token"))) is not None:

@@ -35,7 +35,7 @@ from typing import Any
 from tokentide.backends._cumulative import Accumulator, Yields, yields_option
 from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
-from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, loads_event
+from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, ProtocolError, ServerError, excerpt
@@ -79,12 +79,7 @@ class TritonHTTPParser(StreamParser):
         self.reason: str | None = None
 
     def feed(self, item: SSEEvent) -> list[Event]:
-        obj = loads_event(item.data, self.server)
-        if not isinstance(obj, dict):
-            raise ProtocolError(
-                f"{self.server} sent an unexpected event: {excerpt(item.data, 200)!r}",
-                server=self.server,
-            )
+        obj = event_object(item.data, self.server)
         if error := obj.get("error"):
             raise ServerError(
                 f"{self.server} reported an error: {excerpt(str(error))}", server=self.server
