@@ -13,11 +13,14 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
+import grpc
+import grpc.aio
 import pytest
 
 from tests.servers.triton_grpc_server import TritonServer, serve
 from tokentide.backends.base import GenerationRequest
 from tokentide.backends.events import Event, Finish, TextDelta
+from tokentide.backends.models import list_models
 from tokentide.backends.registry import create_backend
 from tokentide.backends.triton_grpc import (
     TritonGRPCBackend,
@@ -25,6 +28,7 @@ from tokentide.backends.triton_grpc import (
     encode_bytes_tensor,
     from_profile,
 )
+from tokentide.backends.triton_status import CallSite, GrpcErrors
 from tokentide.config.model import Deadlines, Limits, Profile
 from tokentide.errors import (
     BackendError,
@@ -697,3 +701,124 @@ def test_registry_builds_it_and_rejects_unknown_keys() -> None:
     assert isinstance(create_backend(profile(), {}), TritonGRPCBackend)
     with pytest.raises(ConfigError, match="does not take 'prompt_tensor'"):
         create_backend(profile(prompt_tensor="x"), {})
+
+
+# -- the one gRPC translator (triton_status) ---------------------------------------------
+
+SITE = CallSite(server="h:1", model="m", profile="p")
+
+
+def rpc(code: str, details: str = "said so") -> grpc.aio.AioRpcError:
+    """A real AioRpcError, as grpc.aio raises it."""
+    status = getattr(grpc.StatusCode, code)
+    return grpc.aio.AioRpcError(status, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+async def translated(
+    error: BaseException, site: CallSite = SITE, *, started: bool = False, **keys: Any
+) -> BaseException:
+    with pytest.raises(BaseException) as caught:
+        async with GrpcErrors(site, **keys) as guard:
+            guard.started = started
+            raise error
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "http", "retryable"),
+    [
+        ("INVALID_ARGUMENT", GrpcStatusError, 400, False),
+        ("NOT_FOUND", GrpcStatusError, 404, False),
+        ("UNIMPLEMENTED", GrpcStatusError, 501, False),
+        ("UNAUTHENTICATED", GrpcStatusError, 401, False),
+        ("FAILED_PRECONDITION", GrpcStatusError, 400, False),
+        ("INTERNAL", GrpcStatusError, 500, True),
+        ("ABORTED", GrpcStatusError, 409, True),
+        ("DATA_LOSS", GrpcStatusError, 500, True),
+        ("RESOURCE_EXHAUSTED", Overloaded, 429, True),
+        ("UNAVAILABLE", CannotConnect, None, True),
+        ("DEADLINE_EXCEEDED", BackendTimeout, None, False),
+        ("CANCELLED", BackendError, None, False),
+    ],
+)
+async def test_translator_keeps_grpc_codes(
+    code: str, kind: type[BackendError], http: int | None, retryable: bool
+) -> None:
+    error = await translated(rpc(code))
+    assert type(error) is kind and isinstance(error, BackendError)
+    assert getattr(error, "status", None) == http
+    assert error.retryable is retryable  # as when the status was dressed as HTTP
+    assert "h:1" in str(error) and "said so" in str(error)
+    if isinstance(error, GrpcStatusError):
+        assert (error.code, error.details) == (code, "said so")
+    assert isinstance(error.__cause__, grpc.aio.AioRpcError)
+
+
+async def test_translator_passes_everything_else_unchanged() -> None:
+    own = ServerError("in-band")
+    assert await translated(own) is own
+    bug = ValueError("a bug")
+    assert await translated(bug) is bug
+    async with GrpcErrors(SITE):
+        pass  # no error: nothing raised
+
+
+async def test_translator_unavailable_after_text_is_an_incomplete_answer() -> None:
+    assert type(await translated(rpc("UNAVAILABLE"), started=True)) is IncompleteStream
+    restricted = await translated(rpc("UNAVAILABLE", "protocol is restricted, expecting header"))
+    assert isinstance(restricted, GrpcStatusError) and restricted.code == "UNAVAILABLE"
+    assert restricted.status == 401 and not restricted.retryable  # a key, not a server down
+
+
+async def test_translator_asks_for_the_ready_models_only_on_not_found() -> None:
+    asked: list[str] = []
+
+    async def ready() -> list[str]:
+        asked.append("asked")
+        return ["a", "b"]
+
+    error = await translated(rpc("NOT_FOUND"), ready_models=ready)
+    assert asked == ["asked"] and "It serves: a, b." in str(error)
+    await translated(rpc("INTERNAL"), ready_models=ready)
+    assert asked == ["asked"]
+
+
+async def test_translator_words_a_listing_as_a_listing() -> None:
+    listing = CallSite(server="h:1", model="", profile="p", listing=True)
+    none = await translated(rpc("UNIMPLEMENTED", "Method not found!"), listing)
+    assert isinstance(none, GrpcStatusError) and none.code == "UNIMPLEMENTED"
+    assert "The gRPC server at h:1 has no model list" in str(none)
+    assert "RepositoryIndex" in str(none)
+    refused = await translated(rpc("PERMISSION_DENIED"), listing)
+    assert isinstance(refused, GrpcStatusError) and refused.status == 403
+    assert "refused to list its models" in str(refused) and "'p'" in str(refused)
+
+
+async def test_in_band_unknown_model_is_not_found(make: Make) -> None:
+    # A per-request model skips the metadata check: the server says it in the stream.
+    request = GenerationRequest.from_prompt("Hi", model="nope")
+    events, error = await drain(make().stream(request))
+    assert events == []
+    assert isinstance(error, GrpcStatusError) and error.code == "NOT_FOUND"
+    assert error.status == 404 and "has no model 'toy'" in str(error)
+    assert "Request for unknown model: 'nope'" in str(error)
+
+
+async def test_health_calls_go_through_the_translator(server: TritonServer, make: Make) -> None:
+    with pytest.raises(GrpcStatusError) as caught:
+        await make("nope").model_metadata()
+    assert caught.value.code == "NOT_FOUND" and server.target in str(caught.value)
+    assert "It serves: batched, numeric, renamed, toy, unary, vllm." in str(caught.value)
+
+
+async def test_listing_a_grpc_server_without_the_repository_api() -> None:
+    bare = grpc.aio.server()  # no services: every method is UNIMPLEMENTED
+    port = bare.add_insecure_port("127.0.0.1:0")
+    await bare.start()
+    try:
+        with pytest.raises(GrpcStatusError) as caught:
+            await list_models(profile(url=f"127.0.0.1:{port}", model=None), env={})
+    finally:
+        await bare.stop(None)
+    assert caught.value.code == "UNIMPLEMENTED" and caught.value.status == 501
+    assert f"The gRPC server at 127.0.0.1:{port} has no model list" in str(caught.value)
