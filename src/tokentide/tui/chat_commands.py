@@ -17,6 +17,7 @@ from tokentide.tui.widgets.sidebar import ConversationItem
 
 if TYPE_CHECKING:
     from tokentide.backends.models import ModelInfo
+    from tokentide.chat.tree import Turn
     from tokentide.history.settings import ConversationSettings
     from tokentide.tui.chat_screen import ChatScreen
 
@@ -212,13 +213,21 @@ class ChatCommands(ChatUse):
 
     # -- versions: fork and delete ---------------------------------------------------------
 
-    def fork(self) -> None:
-        """A new conversation from the focused message (else the last), opened."""
+    def _pointed_at(self) -> Turn | None:
+        """The focused message's turn, else the last on screen (an edit is cancelled
+        first, so that is a message the user sees); None while an answer streams."""
         screen = self.screen
         if screen.editing is not None:
             screen.versions.cancel_edit()
-        turn = screen.shown.focused_turn() or (screen.turns[-1] if screen.turns else None)
-        if turn is None or screen.busy():
+        if screen.busy():
+            return None
+        return screen.shown.focused_turn() or (screen.turns[-1] if screen.turns else None)
+
+    def fork(self) -> None:
+        """A new conversation from the focused message (else the last), opened."""
+        screen = self.screen
+        turn = self._pointed_at()
+        if turn is None:
             return
         try:
             forked = screen.session.fork(turn.id)
@@ -233,10 +242,8 @@ class ChatCommands(ChatUse):
 
         async def job() -> None:
             screen = self.screen
-            if screen.editing is not None:
-                screen.versions.cancel_edit()
-            turn = screen.shown.focused_turn() or (screen.turns[-1] if screen.turns else None)
-            if turn is None or screen.busy():
+            turn = self._pointed_at()
+            if turn is None:
                 return
             what = "prompt" if turn.role == "user" else "answer"
             question = f"Delete this version of the {what} and everything after it?"
