@@ -1,6 +1,8 @@
-"""Which ``api`` names exist, which module implements each, and which extra keys each
-accepts.  Listing is free; only the chosen backend's module is imported, so a missing
-optional dependency (grpcio, llama-cpp-python) matters only to profiles that use it.
+"""Building the backend a profile names.  Which ``api`` names exist, the module of
+each and the options it takes are declared in :mod:`tokentide.config.apis` (a leaf
+module the config loader reads without importing any backend); only the chosen
+backend's module is imported, so a missing optional dependency (grpcio,
+llama-cpp-python) matters only to profiles that use it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ import importlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 from tokentide.backends.base import Backend
+from tokentide.config.apis import API_NAMES, ApiSpec, api_spec
 from tokentide.config.model import Profile
 from tokentide.config.providers import provider_for
 from tokentide.config.secrets import is_secret_name
@@ -33,108 +36,6 @@ __all__ = [
 
 class BackendFactory(Protocol):
     def __call__(self, profile: Profile, env: Mapping[str, str], /) -> Backend: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ApiSpec:
-    name: str
-    module: str
-    """Module with a ``from_profile(profile, env)`` factory."""
-    summary: str
-    options: frozenset[str] = frozenset()
-    """Backend-specific profile keys this backend accepts."""
-    needs_url: bool = True
-    install_hint: str | None = None
-    """What to install when the module's imports fail."""
-
-
-_HTTP = "tokentide.backends"
-_SPECS = (
-    ApiSpec(
-        "openai",
-        f"{_HTTP}.openai",
-        "OpenAI-compatible chat completions (SSE)",
-        options=frozenset({"continue_answers"}),
-    ),
-    ApiSpec("openai-completions", f"{_HTTP}.openai", "OpenAI-compatible text completions (SSE)"),
-    ApiSpec("tgi", f"{_HTTP}.tgi", "Hugging Face TGI /generate_stream and /generate"),
-    ApiSpec(
-        "anthropic",
-        f"{_HTTP}.anthropic",
-        "Anthropic Messages API (SSE)",
-        options=frozenset({"anthropic_version"}),
-    ),
-    ApiSpec(
-        "triton-http",
-        f"{_HTTP}.triton_http",
-        "Triton HTTP generate_stream / generate",
-        options=frozenset({"model_version", "input_tensor", "output_tensor", "yields"}),
-    ),
-    ApiSpec(
-        "substrate",
-        f"{_HTTP}.substrate",
-        "Substrate-style graph streams (node events)",
-        options=frozenset({"graph", "node"}),
-    ),
-    ApiSpec(
-        "muna",
-        f"{_HTTP}.muna",
-        "Muna-style remote prediction streams",
-        options=frozenset({"tag", "input_name", "acceleration", "yields"}),
-    ),
-    ApiSpec(
-        "ollama",
-        f"{_HTTP}.ollama",
-        "Ollama native /api/chat (NDJSON)",
-        options=frozenset({"keep_alive"}),
-    ),
-    ApiSpec(
-        "triton-grpc",
-        f"{_HTTP}.triton_grpc",
-        "Triton / KServe v2 gRPC ModelStreamInfer",
-        options=frozenset(
-            {
-                "model_version",
-                "input_tensor",
-                "output_tensor",
-                "yields",
-                "decoupled",
-                "tls",
-                "ca_file",
-                "metadata",
-                "stream_param",
-                "max_tokens_tensor",
-            }
-        ),
-        install_hint='pip install "tokentide[grpc]"',
-    ),
-    ApiSpec(
-        "local",
-        f"{_HTTP}.local",
-        "A Python function in this process (eager or generator)",
-        options=frozenset({"target", "yields"}),
-        needs_url=False,
-    ),
-    ApiSpec(
-        "llamacpp",
-        f"{_HTTP}.llamacpp",
-        "A GGUF model run in-process by llama.cpp",
-        options=frozenset({"model_path", "n_threads", "n_ctx", "chat_format", "extra_buffers"}),
-        needs_url=False,
-        install_hint='pip install "tokentide[local]"',
-    ),
-)
-_BY_NAME = {spec.name: spec for spec in _SPECS}
-API_NAMES: tuple[str, ...] = tuple(spec.name for spec in _SPECS)
-
-
-def api_spec(api: str) -> ApiSpec:
-    try:
-        return _BY_NAME[api]
-    except KeyError:
-        raise ConfigError(
-            f"Unknown api {api!r}.", hint=f"Known apis: {', '.join(API_NAMES)}."
-        ) from None
 
 
 def create_backend(profile: Profile, env: Mapping[str, str] | None = None) -> Backend:

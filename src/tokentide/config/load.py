@@ -82,8 +82,8 @@ def parse_profile(
     ``lines`` (one per file) finds the line of a key that is wrong; without it, one is
     made from ``text``.  Nothing is looked up while every value is right.
     """
-    from tokentide.backends.registry import API_NAMES, api_spec
     from tokentide.config import validate as v
+    from tokentide.config.apis import API_NAMES, api_spec, check_option
     from tokentide.config.lines import LineIndex
 
     if lines is None and text:
@@ -154,6 +154,7 @@ def parse_profile(
     v.check_data(params, "params", where("params"))
     options = {key: table[key] for key in spec.options if key in table}
     for key, value in options.items():
+        check_option(spec, key, value, where(key))
         v.check_data(value, key, where(key))
     url = opt_str("url")
     if url is not None:
@@ -357,7 +358,7 @@ def profile_from_flags(
 
     A ``template`` is applied first: the flags beat it, and it beats the profile.
     """
-    from tokentide.backends.registry import api_spec
+    from tokentide.config.apis import api_spec
 
     if base is None or (api is not None and api != base.api):
         if api is None:
