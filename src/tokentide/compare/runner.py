@@ -17,13 +17,8 @@ timeout, ...) is recorded with its error type and message; it never fails the ot
 
 :class:`Comparison` is ``warmup`` rounds (measured, not counted) and then ``runs`` counted
 rounds: the headless ``tide compare``.  The comparison screen runs one round with hooks
-that render its panes.
-
-The parts: :mod:`~tokentide.compare.stats` (percentiles, summaries),
-:mod:`~tokentide.compare.targets` (targets, requests), :mod:`~tokentide.compare.results`
-(one run's figures and row), :mod:`~tokentide.compare.report` (sentences, table, text,
-JSON, CSV).  Their public names are importable from here too.  Nothing here imports
-Textual or numpy.
+that render its panes.  The names of :mod:`~tokentide.compare.stats`, ``.targets``,
+``.results`` and ``.report`` are importable from here too.  No Textual, no numpy.
 """
 
 from __future__ import annotations
