@@ -268,6 +268,7 @@ class TritonGRPCBackend:
         started = False
         reason: str | None = None
         asks_reason = plan.finish_reason_shape is not None
+        output, server, model = self.names.output, self.target, self.model
         eof = grpc.aio.EOF
         call = stub.ModelStreamInfer(metadata=self.channel.metadata)
         try:
@@ -289,7 +290,7 @@ class TritonGRPCBackend:
                         if response.error_message:
                             raise stream_error(response.error_message, site)
                         infer = response.infer_response
-                        data = self._output(infer)
+                        data = tensor_bytes(infer, output, server=server, model=model)
                         if asks_reason:
                             reason = self._reason(infer) or reason
                         if data:
