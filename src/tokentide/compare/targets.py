@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokentide.backends.base import Backend, GenerationRequest
+from tokentide.backends.base import Backend, GenerationRequest, Message, request_for
 from tokentide.compare.results import Mode
 from tokentide.config.model import Profile
 from tokentide.generation import Generation, RetryPolicy
@@ -139,15 +139,8 @@ async def close_targets(targets: Iterable[Target]) -> None:
 
 def build_request(profile: Profile, prompt: str) -> GenerationRequest:
     """The request ``tide ask`` would send for ``prompt`` with this profile."""
-    return GenerationRequest.from_prompt(
-        prompt,
-        system=profile.system,
-        model=profile.model,
-        max_tokens=profile.max_tokens,
-        temperature=profile.temperature,
-        seed=profile.seed,
-        top_p=profile.top_p,
-    )
+    head = (Message("system", profile.system),) if profile.system else ()
+    return request_for(profile, (*head, Message("user", prompt)))
 
 
 def new_generation(
