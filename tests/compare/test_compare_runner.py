@@ -89,7 +89,8 @@ async def test_streaming_first_token_is_20x_sooner_and_totals_match(loopback: LL
         assert stream.total_s is not None and create.total_s is not None
         assert stream.ttft_s < 0.4, stream  # ≈ 50 ms
         assert create.ttft_s > 0.9, create  # ≈ 1 s: nothing before the whole answer
-        assert create.ttft_s == pytest.approx(create.total_s, abs=0.05)
+        # (margins for a loaded 2-core machine: what matters is the order of magnitude)
+        assert create.ttft_s == pytest.approx(create.total_s, rel=0.15)
         assert abs(stream.total_s - create.total_s) / create.total_s < 0.3
         assert stream.total_s > 0.9  # 20 tokens 50 ms apart
         assert stream.tokens == create.tokens == 20
@@ -99,7 +100,7 @@ async def test_streaming_first_token_is_20x_sooner_and_totals_match(loopback: LL
         assert stream.text == create.text == " ".join(f"w{i}" for i in range(20))
         assert stream.text_matched is create.text_matched is True
         # Concurrent: both requests sent at the same moment.
-        assert abs(stream.start_s - create.start_s) < 0.05
+        assert abs(stream.start_s - create.start_s) < 0.2
     summaries = comparison.summaries()
     assert [(s.target, s.mode, s.runs, s.ok, s.errors) for s in summaries] == [
         ("loop", "stream", 2, 2, 0),
