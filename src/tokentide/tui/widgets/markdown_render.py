@@ -35,9 +35,11 @@ from rich.style import Style
 __all__ = [
     "BLANK_LINE",
     "CODE_THEME",
+    "CODE_THEME_LIGHT",
     "Block",
     "IncrementalDocument",
     "Line",
+    "code_theme",
     "estimate_height",
     "line_segments",
     "pack_line",
@@ -45,7 +47,16 @@ __all__ = [
 ]
 
 CODE_THEME: Final = "monokai"
-"""Pygments theme for fenced code (rich's default)."""
+"""Pygments theme for fenced code under a dark app theme (rich's default)."""
+CODE_THEME_LIGHT: Final = "default"
+"""Pygments theme for fenced code under a light app theme (Pygments' own default: dark
+text on a near-white background)."""
+
+
+def code_theme(dark: bool) -> str:
+    """The Pygments theme for code under an app theme that is ``dark`` or light."""
+    return CODE_THEME if dark else CODE_THEME_LIGHT
+
 
 # The same configuration as rich.markdown.Markdown, built once (≈0.35 ms per instance).
 _PARSER: Final = MarkdownIt().enable("strikethrough").enable("table")
@@ -58,15 +69,15 @@ class _TokensMarkdown(RichMarkdown):
     same attributes ourselves instead (rich 14/15 attribute set).
     """
 
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: list[Token], code_theme: str) -> None:
         self.markup = ""
         self.parsed = tokens
-        self.code_theme = CODE_THEME
+        self.code_theme = code_theme
         self.justify = None
         self.style = "none"
         self.hyperlinks = False
         self.inline_code_lexer = None
-        self.inline_code_theme = CODE_THEME
+        self.inline_code_theme = code_theme
 
 
 @dataclass(slots=True, eq=False)
@@ -154,12 +165,14 @@ def render_block(
     console: Console,
     options: ConsoleOptions,
     style: Style,
+    code_theme: str = CODE_THEME,
 ) -> list[Line]:
-    """Render one block of the document ``text`` at ``width`` cells on the base ``style``."""
+    """Render one block of the document ``text`` at ``width`` cells on the base ``style``,
+    fenced code in the Pygments theme ``code_theme`` (:func:`code_theme`)."""
     tokens = (
         block.tokens if block.tokens is not None else _PARSER.parse(text[block.start : block.end])
     )
-    md = _TokensMarkdown(tokens)
+    md = _TokensMarkdown(tokens, code_theme)
     render_options = options.update(width=width, height=None, highlight=False)
     lines = console.render_lines(md, render_options, style=style, pad=False)
     # rich emits empty lines around some elements (a list starts with one); blocks are

@@ -37,8 +37,8 @@ Design (measurements in ``docs/performance.md``, "Live Markdown rendering"):
 Everything shown comes from sanitised text; links are shown as text, never OSC 8.
 
 CSS: ``DEFAULT_CSS`` holds only ``height: auto`` — the widget's height *is* its line count,
-a structural requirement rather than theming; padding, margins and colours belong to the
-app's ``.tcss``.
+a structural requirement rather than theming; colours come from the app's theme, fenced
+code in a dark or a light Pygments theme as the app's theme is dark or light.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from tokentide.tui.widgets.markdown_render import (
     BLANK_LINE,
     IncrementalDocument,
     Line,
+    code_theme,
     estimate_height,
     line_segments,
     render_block,
@@ -123,9 +124,11 @@ class MarkdownMessage(Widget):
             self._doc.append(self._sanitizer.feed(text) if streaming else sanitize(text))
         if not streaming:
             self._doc.complete()  # parsed when first rendered
-        # Render cache, valid for (_width, _style).
+        # Render cache, valid for (_width, _style, _code_theme).
         self._width = 0
         self._style: Style | None = None
+        self._code_theme = code_theme(dark=True)
+        """Pygments theme of the cached code blocks: the app theme's, dark or light."""
         self._lines: list[Line] = []  # finished blocks, append-only
         self._rendered_blocks = 0  # how many of _doc.finished are in _lines
         self._live_lines: list[Line] = []  # the live block (with its separator)
@@ -305,8 +308,12 @@ class MarkdownMessage(Widget):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        if self._style is not None and self.rich_style != self._style:
-            # Theme or CSS change: every cached line carries the old base style.
+        if self._style is not None and (
+            self.rich_style != self._style
+            or self._code_theme != code_theme(self.app.current_theme.dark)
+        ):
+            # Theme or CSS change: every cached line carries the old base style (and
+            # code blocks the old theme's colours).
             self._style = None
             self._reset(0)
             self.refresh(layout=True)
@@ -375,6 +382,7 @@ class MarkdownMessage(Widget):
         """
         if self._style is None:
             self._style = self.rich_style
+            self._code_theme = code_theme(self.app.current_theme.dark)
         if width != self._width:
             self._reset(width)
         doc = self._doc
@@ -382,6 +390,7 @@ class MarkdownMessage(Widget):
             doc.update()
             self._parsed = True
         style = self._style or Style()
+        theme = self._code_theme
         app = self.app
         console = app.console
         options = app.console_options
@@ -394,7 +403,7 @@ class MarkdownMessage(Widget):
             block = finished[self._rendered_blocks]
             if lines:
                 lines.append(blank)
-            lines.extend(render_block(block, text, width, console, options, style))
+            lines.extend(render_block(block, text, width, console, options, style, theme))
             block.tokens = None
             self._rendered_blocks += 1
             if deadline is not None and perf_counter() >= deadline:
@@ -404,7 +413,7 @@ class MarkdownMessage(Widget):
         if doc.live is not None and self._rendered_blocks == len(finished):
             if lines:
                 live.append(blank)
-            live.extend(render_block(doc.live, text, width, console, options, style))
+            live.extend(render_block(doc.live, text, width, console, options, style, theme))
         self._live_lines = live
         if len(lines) == first_changed:
             # Only the live block changed: find its first differing line.
