@@ -15,6 +15,7 @@ Messages with other versions show ``‹ 2/3 ›``.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from textual.message import Message
@@ -62,10 +63,17 @@ class EarlierMessages(Static):
     """
 
     def on_click(self) -> None:
-        self.post_message(self.Wanted())
+        self.post_message(self.Wanted(self))
 
+    @dataclass
     class Wanted(Message):
-        pass
+        """The reader wants the earlier messages shown (a click on the line)."""
+
+        line: EarlierMessages
+
+        @property
+        def control(self) -> EarlierMessages:
+            return self.line
 
 
 class BranchView:

@@ -4,6 +4,7 @@ scrolled away from the end."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import events
@@ -38,6 +39,14 @@ class ConversationView(VerticalScroll):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end,ctrl+end", "follow", "Latest", id="follow", show=False),
     ]
+
+    DEFAULT_CSS = """
+    ConversationView {
+        height: 1fr;
+        padding: 0 1;
+        scrollbar-size-vertical: 1;
+    }
+    """
 
     FOLD_MARGIN_SCREENS: ClassVar[float] = 1.0
     """Turns within this many viewport heights above the viewport stay unfolded."""
@@ -123,10 +132,25 @@ class ConversationView(VerticalScroll):
 
 class NewTextBadge(Label):
     """ "↓ new text" shown while the user has scrolled away from the end; a click on it
-    goes back to the end (:class:`NewTextBadge.Clicked`)."""
+    goes back to the end (:class:`NewTextBadge.Clicked`).  Where it floats (docked, offset
+    above the widgets under the conversation) is the screen's layout to decide."""
 
+    DEFAULT_CSS = """
+    NewTextBadge {
+        width: auto;
+        padding: 0 1;
+    }
+    """
+
+    @dataclass
     class Clicked(Message):
-        pass
+        """The badge was clicked: go back to the end of the conversation."""
+
+        badge: NewTextBadge
+
+        @property
+        def control(self) -> NewTextBadge:
+            return self.badge
 
     def on_click(self) -> None:
-        self.post_message(self.Clicked())
+        self.post_message(self.Clicked(self))

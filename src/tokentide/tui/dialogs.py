@@ -1,4 +1,8 @@
-"""Small modal dialogs: a yes/no confirmation and a one-line text prompt."""
+"""Small modal dialogs: a yes/no confirmation and a one-line text prompt.
+
+Each lays itself out (``DEFAULT_CSS``: a box of 60 cells in the middle of the screen);
+the app's stylesheet gives ``.dialog-box`` its border and background.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,34 @@ from tokentide.tui.plain import plain
 
 __all__ = ["ConfirmDialog", "TextDialog"]
 
+_LAYOUT = """
+DIALOG {
+    align: center middle;
+}
+DIALOG > .dialog-box {
+    width: 60;
+    height: auto;
+    padding: 1 2;
+}
+DIALOG .dialog-question {
+    margin: 0 0 1 0;
+}
+DIALOG .dialog-buttons {
+    height: auto;
+    align-horizontal: right;
+}
+DIALOG .dialog-buttons Button {
+    margin-left: 2;
+}
+"""
+"""The layout both dialogs share (``DIALOG`` stands for the dialog's class name: default
+CSS is scoped to the class that declares it)."""
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """Ask a question; dismisses with True for yes."""
+
+    DEFAULT_CSS = _LAYOUT.replace("DIALOG", "ConfirmDialog")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,n", "answer(False)", "No"),
@@ -49,6 +78,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
 class TextDialog(ModalScreen[str | None]):
     """Ask for one line of text; dismisses with it, or None when cancelled."""
+
+    DEFAULT_CSS = _LAYOUT.replace("DIALOG", "TextDialog")
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 

@@ -16,6 +16,7 @@ A :class:`~textual.widgets.TextArea` with chat keys:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import events
@@ -43,13 +44,21 @@ class Composer(TextArea):
         Binding("ctrl+g", "external_editor", "Editor", id="external_editor", show=False),
     ]
 
+    DEFAULT_CSS = """
+    Composer {
+        height: auto;
+        min-height: 3;
+        max-height: 12;
+        padding: 0 1;
+    }
+    """
+
+    @dataclass
     class Submitted(Message):
         """The user asked to send ``text`` (pasted placeholders expanded)."""
 
-        def __init__(self, composer: Composer, text: str) -> None:
-            super().__init__()
-            self.composer = composer
-            self.text = text
+        composer: Composer
+        text: str
 
         @property
         def control(self) -> Composer:
@@ -110,14 +119,29 @@ class Composer(TextArea):
         self._pastes[number] = text
         return f"[pasted text #{number}: {lines:,} line{'s' if lines != 1 else ''}, {len(text):,} chars]"
 
-    def _keys_for(self, binding_id: str) -> set[str]:
-        keymap: dict[str, str] = getattr(self.app, "_keymap", {})
-        keys = keymap.get(binding_id)
-        if keys is None:
-            for binding in self.BINDINGS:
-                if isinstance(binding, Binding) and binding.id == binding_id:
-                    keys = binding.key
-        return {key.strip() for key in (keys or "").split(",") if key.strip()}
+    def _binding_id(self, event: events.Key) -> str | None:
+        """The id of this editor's binding that the key pressed stands for (``send``,
+        ``newline``, ...), with the app's keymap applied, or None.
+
+        Read from the screen's active bindings (Textual's public view of the focused
+        widget's bindings after the keymap), never from the app's private keymap."""
+        keys = event.aliases
+        if event.key == "newline":  # a bare line feed, as some terminals report ctrl+j
+            keys = [*keys, "ctrl+j"]
+        screen = self.screen
+        if screen.focused is self:
+            active = screen.active_bindings
+            for key in keys:
+                found = active.get(key)
+                if found is not None and found.node is self:
+                    return found.binding.id
+            return None
+        for binding in self.BINDINGS:  # not focused (a key posted to it): the defaults
+            if isinstance(binding, Binding) and any(
+                key.strip() in keys for key in binding.key.split(",")
+            ):
+                return binding.id
+        return None
 
     # -- the cursor blinks while you type, then rests (no timer ticks in an idle app) ----
 
@@ -152,15 +176,13 @@ class Composer(TextArea):
         # Send/newline are handled here, in order with the typed characters: a priority
         # binding would run before the keys typed just ahead of it reached the editor
         # (``hello⏎`` arriving in one read would send an empty prompt).
-        key = event.key
-        if key in self._keys_for("send"):
+        binding = self._binding_id(event)
+        if binding == "send":
             event.stop()
             event.prevent_default()
             self.action_submit()
             return
-        if key in self._keys_for("newline") or (
-            key == "newline" and "ctrl+j" in self._keys_for("newline")
-        ):
+        if binding == "newline":
             event.stop()
             event.prevent_default()
             self.action_newline()

@@ -1,5 +1,8 @@
 """The widgets of one conversation: the user's prompts, the assistant's answers, errors.
 
+Each ships the CSS it needs to lay out (``DEFAULT_CSS``: heights, margins, padding), so
+it works mounted anywhere; the app's stylesheet only gives it colours and borders.
+
 Every piece of text from a model or a server goes through :mod:`tokentide.sanitize`
 before it is shown (Rich and Textual pass escape sequences through);
 :class:`~tokentide.tui.widgets.markdown_view.MarkdownMessage` sanitises its own input.
@@ -81,6 +84,14 @@ def shade_tokens(tokens: Iterable[tuple[str, float | None]]) -> Text:
 class UserMessage(Static, can_focus=True):
     """A prompt as sent (long ones shortened on screen; the exact text is kept)."""
 
+    DEFAULT_CSS = """
+    UserMessage {
+        height: auto;
+        margin: 1 0 0 0;
+        padding: 0 1;
+    }
+    """
+
     def __init__(self, prompt: str, *, id: str | None = None) -> None:
         self.prompt = prompt
         self._versions = ""
@@ -118,6 +129,14 @@ class UserMessage(Static, can_focus=True):
 class NodeBlock(Vertical):
     """One node's output in a multi-node (Substrate-style) answer."""
 
+    DEFAULT_CSS = """
+    NodeBlock {
+        height: auto;
+        margin: 1 0 0 0;
+        padding: 0 1;
+    }
+    """
+
     def __init__(self, node: str, text: str = "", *, streaming: bool = False) -> None:
         super().__init__(classes="node-block")
         self.node = node
@@ -141,6 +160,12 @@ class NodeBlock(Vertical):
 class TokenView(Static):
     """The answer as tokens shaded by probability (the token-detail toggle)."""
 
+    DEFAULT_CSS = """
+    TokenView {
+        height: auto;
+    }
+    """
+
 
 REASONING_TAIL = 2_000
 """Characters of reasoning kept for display while an answer streams."""
@@ -157,6 +182,18 @@ class AssistantMessage(Vertical, can_focus=True):
     answer shows), ``tokens`` the per-token logprobs (for the token-detail toggle) and
     ``nodes`` the ``(node id, text)`` blocks of a multi-node answer.  What is saved is
     built from the generation's events by the chat session, not read from here.
+    """
+
+    DEFAULT_CSS = """
+    AssistantMessage {
+        height: auto;
+        margin: 1 0 0 0;
+        padding: 0 1;
+    }
+    AssistantMessage > .reasoning, AssistantMessage > .answer-notice {
+        height: auto;
+        padding: 0 1;
+    }
     """
 
     def __init__(
@@ -352,6 +389,14 @@ class AssistantMessage(Vertical, can_focus=True):
 
 class ErrorMessage(Static, can_focus=True):
     """What failed, on which server, and what to do."""
+
+    DEFAULT_CSS = """
+    ErrorMessage {
+        height: auto;
+        margin: 1 0 0 0;
+        padding: 0 1;
+    }
+    """
 
     def __init__(self, error: BackendError | str, *, retry_key: str = "ctrl+r") -> None:
         if isinstance(error, BackendError):

@@ -36,25 +36,62 @@ class Sidebar(Vertical):
         Binding("delete", "delete", "Delete", id="delete_conversation"),
     ]
 
+    DEFAULT_CSS = """
+    Sidebar {
+        width: 34;
+    }
+    Sidebar > #conversation-search {
+        margin: 0 0 1 0;
+    }
+    Sidebar > #conversations {
+        height: 1fr;
+        border: none;
+    }
+    """
+
+    @dataclass
     class Opened(Message):
-        def __init__(self, conversation_id: str) -> None:
-            super().__init__()
-            self.conversation_id = conversation_id
+        """The user chose a conversation (Enter or a click)."""
 
+        sidebar: Sidebar
+        conversation_id: str
+
+        @property
+        def control(self) -> Sidebar:
+            return self.sidebar
+
+    @dataclass
     class Search(Message):
-        def __init__(self, query: str) -> None:
-            super().__init__()
-            self.query = query
+        """The search box changed: show the conversations matching ``query``."""
 
+        sidebar: Sidebar
+        query: str
+
+        @property
+        def control(self) -> Sidebar:
+            return self.sidebar
+
+    @dataclass
     class RenameRequested(Message):
-        def __init__(self, conversation_id: str) -> None:
-            super().__init__()
-            self.conversation_id = conversation_id
+        """F2 on a conversation: ask for its new title."""
 
+        sidebar: Sidebar
+        conversation_id: str
+
+        @property
+        def control(self) -> Sidebar:
+            return self.sidebar
+
+    @dataclass
     class DeleteRequested(Message):
-        def __init__(self, conversation_id: str) -> None:
-            super().__init__()
-            self.conversation_id = conversation_id
+        """Delete on a conversation: confirm, then delete it."""
+
+        sidebar: Sidebar
+        conversation_id: str
+
+        @property
+        def control(self) -> Sidebar:
+            return self.sidebar
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -108,12 +145,12 @@ class Sidebar(Vertical):
     def _opened(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         if event.option.id is not None:
-            self.post_message(self.Opened(event.option.id))
+            self.post_message(self.Opened(self, event.option.id))
 
     @on(Input.Changed, "#conversation-search")
     def _search(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.Search(event.value))
+        self.post_message(self.Search(self, event.value))
 
     @on(Input.Submitted, "#conversation-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
@@ -122,8 +159,8 @@ class Sidebar(Vertical):
 
     def action_rename(self) -> None:
         if (conversation := self.highlighted_id) is not None:
-            self.post_message(self.RenameRequested(conversation))
+            self.post_message(self.RenameRequested(self, conversation))
 
     def action_delete(self) -> None:
         if (conversation := self.highlighted_id) is not None:
-            self.post_message(self.DeleteRequested(conversation))
+            self.post_message(self.DeleteRequested(self, conversation))

@@ -62,8 +62,16 @@ def _describe(count: str | None, rate: str | None, ttft: float | None, total: fl
 
 
 class StatusLine(Static):
-    """One line under the conversation.  Its height is fixed (one line, app.tcss), so
-    its 10 Hz updates repaint that line without a layout of the whole screen."""
+    """One line under the conversation.  Its height is fixed (one line, ``DEFAULT_CSS``),
+    so its 10 Hz updates repaint that line without a layout of the whole screen.  The
+    classes ``-active``, ``-error`` and ``-stopped`` say the state, for the app's colours."""
+
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+        padding: 0 1;
+    }
+    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id, markup=False)
@@ -73,6 +81,14 @@ class StatusLine(Static):
         self._timer: Timer | None = None
         self._clock: Callable[[], float] = time.perf_counter
         self._tail = ""
+        self._stop_key = "Esc"
+        self._retry_key = "ctrl+r"
+
+    def set_keys(self, *, stop: str, retry: str) -> None:
+        """The keys the line names for stopping and retrying, as the app shows keys
+        (``App.get_key_display``; the defaults are Esc and ctrl+r)."""
+        self._stop_key, self._retry_key = sanitize(stop), sanitize(retry)
+        self._tick()
 
     @property
     def generation(self) -> Generation | None:
@@ -129,17 +145,17 @@ class StatusLine(Static):
         spin = SPINNER[int(elapsed * 10) % len(SPINNER)]
         state = generation.state
         if state is State.WAITING:
-            text = f"{spin} waiting for the first token · {elapsed:.1f} s · Esc stops"
+            text = f"{spin} waiting for the first token · {elapsed:.1f} s · {self._stop_key} stops"
         elif state is State.RETRYING and self._retry is not None and self._retry_until:
             left = max(0.0, self._retry_until - time.monotonic())
             text = (
                 f"{spin} retrying in {left:.0f} s (attempt {self._retry.attempt}): "
-                f"{sanitize(self._retry.reason)} · Esc stops"
+                f"{sanitize(self._retry.reason)} · {self._stop_key} stops"
             )
         elif state is State.RETRYING:
-            text = f"{spin} retrying · Esc stops"
+            text = f"{spin} retrying · {self._stop_key} stops"
         elif state is State.STREAMING:
-            text = f"{spin} streaming · {describe_stats(stats)} · Esc stops"
+            text = f"{spin} streaming · {describe_stats(stats)} · {self._stop_key} stops"
         else:
             text = " · ".join(part for part in (self._final(generation), self._tail) if part)
             if self._timer is not None:
@@ -149,8 +165,7 @@ class StatusLine(Static):
             self.set_class(state is State.STOPPED, "-stopped")
         self.update(Text(text, no_wrap=True, overflow="ellipsis"), layout=False)
 
-    @staticmethod
-    def _final(generation: Generation) -> str:
+    def _final(self, generation: Generation) -> str:
         stats = describe_stats(generation.stats)
         if generation.state is State.DONE:
             reason = generation.finish.reason if generation.finish else None
@@ -161,4 +176,4 @@ class StatusLine(Static):
             return " · ".join(part for part in ("stopped", stats) if part)
         error = generation.error
         message = sanitize(error.message) if error is not None else "failed"
-        return f"error: {message} · ctrl+r retries"
+        return f"error: {message} · {self._retry_key} retries"
