@@ -18,7 +18,8 @@ __all__ = ["active_binding", "key_display"]
 
 def active_binding(screen: Screen[Any], binding_id: str) -> Binding | None:
     """The binding with id ``binding_id`` active on ``screen`` now (its keys as the
-    keymap set them), or None when no widget in the focus chain declares it."""
+    keymap set them), or None when no widget in the focus chain declares it or its
+    action is disabled now (``check_action`` returned False: Textual leaves it out)."""
     for active in screen.active_bindings.values():
         if active.binding.id == binding_id:
             return active.binding
