@@ -310,8 +310,8 @@ class ChatScreen(Screen[None]):
         self.stream.start(begin)
 
     def key_for(self, binding_id: str) -> str:
-        keymap = getattr(self.app, "_keymap", {})
-        keys = keymap.get(binding_id)
+        """The key that runs ``binding_id`` (the config's ``[keys]``, else the default)."""
+        keys = self.settings.keys.get(binding_id)
         if keys:
             return str(keys).split(",")[0]
         for binding in [*self.BINDINGS, *Composer.BINDINGS]:
