@@ -135,9 +135,6 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
         """Build the backend after the first frame (it imports httpx), and load the
         message widgets (markdown-it, Pygments) the first answer will need."""
         import tokentide.tui.widgets.messages  # noqa: F401
-        from tokentide.tui.widgets.markdown_render import warm_up
-
-        warm_up()  # the first answer's first render, paid now (issue 17)
 
         try:
             self.chat.ensure_backend()

@@ -185,30 +185,6 @@ def render_block(
     return [pack_line(line) for line in lines[start:end]]
 
 
-_WARM_UP: Final = (
-    "# Title\n\nText with **bold**, *italic*, `code` and a [link](https://example.com).\n\n"
-    "- one\n- two\n\n1. first\n\n> quoted\n\n```python\ndef f(x: int) -> int:\n"
-    "    return x * 2\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
-)
-
-
-def warm_up() -> None:
-    """Render one small document of every common kind (heading, emphasis, lists, a
-    quote, a python fence, a table) and throw it away: the first answer's first render
-    otherwise pays ~25 ms for what this loads once (Pygments' lexer and styles, rich's
-    Markdown elements).  The app calls it at rest, after the first frame."""
-    import io
-
-    from rich.console import Console
-
-    console = Console(width=80, color_system="truecolor", file=io.StringIO())
-    for dark in (True, False):
-        render_block(
-            Block(0, len(_WARM_UP), None), _WARM_UP, 80, console, console.options, Style(),
-            code_theme(dark),
-        )  # fmt: skip
-
-
 def _group_blocks(tokens: list[Token], text: str) -> list[tuple[int, int, list[Token]]]:
     """Group a token stream into top-level blocks: ``(first_line, end_line, tokens)``."""
     groups: list[tuple[int, int, list[Token]]] = []
