@@ -6,19 +6,31 @@
     ├── HistoryError              the conversation store failed                  (exit 4)
     │   └── HistoryBusy           another process holds the store's write lock
     └── BackendError              talking to a model failed                      (exit 4)
-        ├── CannotConnect         nothing answered at the address                (exit 3)
+        ├── NoAnswer              never got an answer (nothing of one exists)
+        │   ├── CannotConnect     nothing answered at the address                (exit 3)
+        │   └── ConnectTimeout    the connect deadline passed                    (exit 5)
+        ├── ServerAnswered        the server answered, and that is the failure
+        │   ├── HTTPStatusError   an error status
+        │   │   ├── Overloaded    429/503/529: try again later (``retry_after``)
+        │   │   └── GrpcStatusError  a gRPC status: ``code``, ``details`` as gRPC said
+        │   ├── ServerError       an error reported inside a 200 stream
+        │   ├── ProtocolError     something we cannot parse
+        │   │   └── IncompleteStream  the stream ended without its terminator
+        │   ├── LimitExceeded     one event or the whole answer was too large
+        │   └── IdleTimeout       a stall between content tokens                 (exit 5)
         ├── BackendTimeout        a deadline passed                              (exit 5)
-        │   ├── ConnectTimeout    …while connecting
-        │   ├── FirstTokenTimeout …before the first content token
-        │   └── IdleTimeout       …between content tokens
-        ├── HTTPStatusError       the server answered with an error status
-        │   ├── Overloaded        429/503/529: try again later (``retry_after``)
-        │   └── GrpcStatusError   a gRPC status: ``code`` and ``details`` as gRPC said them
-        ├── ServerError           the server reported an error inside a 200 stream
-        ├── ProtocolError         the server sent something we cannot parse
-        │   └── IncompleteStream  the stream ended without its terminator
-        ├── LimitExceeded         one event or the whole answer was too large
+        │   ├── ConnectTimeout    …while connecting                (also NoAnswer)
+        │   ├── FirstTokenTimeout …before the first content token (either branch:
+        │   │                     headers may or may not have come)
+        │   └── IdleTimeout       …between content tokens    (also ServerAnswered)
         └── LocalFunctionError    a local Python backend function raised
+
+The two branches are the question a caller asks ("did anything of an answer come?"):
+:class:`NoAnswer` keeps nothing and may be retried where ``retryable``;
+:class:`ServerAnswered` may follow a partial answer, which is kept.  Each wire protocol
+translates its own failures into these once, at its boundary
+(:meth:`tokentide.backends.http.HTTPBackend.errors` for httpx,
+:mod:`tokentide.backends.triton_status` for gRPC).
 
 Messages may quote text from a server (untrusted): every message, hint and quoted body is
 sanitised and redacted (:func:`tokentide.redact.redact`) when the error is made, so a key
@@ -50,8 +62,10 @@ __all__ = [
     "IncompleteStream",
     "LimitExceeded",
     "LocalFunctionError",
+    "NoAnswer",
     "Overloaded",
     "ProtocolError",
+    "ServerAnswered",
     "ServerError",
     "TideError",
     "UsageError",
@@ -121,7 +135,18 @@ class BackendError(TideError):
         self.server = None if server is None else redact(server)
 
 
-class CannotConnect(BackendError):
+class NoAnswer(BackendError):
+    """The request never got an answer: nothing was connected to (refused, DNS, TLS) or
+    the deadline passed before the server's first byte.  Nothing of an answer exists."""
+
+
+class ServerAnswered(BackendError):
+    """The server answered, and what it answered is the failure: an error status, an
+    error inside the stream, something unparseable or too large, a stall mid-answer.
+    Text may have arrived before it (the partial answer is kept)."""
+
+
+class CannotConnect(NoAnswer):
     exit_code = 3
     retryable = True
     """Only where the failure may pass (a connection closed before the answer, a gRPC
@@ -133,7 +158,7 @@ class BackendTimeout(BackendError):
     exit_code = 5
 
 
-class ConnectTimeout(BackendTimeout):
+class ConnectTimeout(BackendTimeout, NoAnswer):
     retryable = True
 
 
@@ -141,11 +166,11 @@ class FirstTokenTimeout(BackendTimeout):
     pass
 
 
-class IdleTimeout(BackendTimeout):
+class IdleTimeout(BackendTimeout, ServerAnswered):
     pass
 
 
-class HTTPStatusError(BackendError):
+class HTTPStatusError(ServerAnswered):
     def __init__(
         self,
         message: str,
@@ -211,7 +236,7 @@ class GrpcStatusError(HTTPStatusError):
         self.details = self.body  # redacted, as the body is
 
 
-class ServerError(BackendError):
+class ServerError(ServerAnswered):
     """An error the server sent inside a stream that had already started with HTTP 200."""
 
     def __init__(
@@ -228,7 +253,7 @@ class ServerError(BackendError):
         self.retryable = kind in ("overloaded", "overloaded_error")
 
 
-class ProtocolError(BackendError):
+class ProtocolError(ServerAnswered):
     pass
 
 
@@ -236,7 +261,7 @@ class IncompleteStream(ProtocolError):
     pass
 
 
-class LimitExceeded(BackendError):
+class LimitExceeded(ServerAnswered):
     pass
 
 
