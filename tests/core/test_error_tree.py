@@ -7,8 +7,8 @@ from tokentide import errors as e
 
 
 def test_each_failure_sits_in_the_branch_its_meaning_says() -> None:
-    no_answer = {e.CannotConnect, e.ConnectTimeout}
-    answered = {
+    no_answer: set[type[e.BackendError]] = {e.CannotConnect, e.ConnectTimeout}
+    answered: set[type[e.BackendError]] = {
         e.HTTPStatusError, e.Overloaded, e.GrpcStatusError, e.ServerError, e.ProtocolError,
         e.IncompleteStream, e.LimitExceeded, e.IdleTimeout,
     }  # fmt: skip
@@ -16,7 +16,8 @@ def test_each_failure_sits_in_the_branch_its_meaning_says() -> None:
         assert issubclass(kind, e.NoAnswer) and not issubclass(kind, e.ServerAnswered), kind
     for kind in answered:
         assert issubclass(kind, e.ServerAnswered) and not issubclass(kind, e.NoAnswer), kind
-    for kind in (e.FirstTokenTimeout, e.LocalFunctionError):
+    neither: tuple[type[e.BackendError], ...] = (e.FirstTokenTimeout, e.LocalFunctionError)
+    for kind in neither:
         assert not issubclass(kind, e.NoAnswer | e.ServerAnswered), kind
 
 
