@@ -281,7 +281,7 @@ class Generation:
                     async for batch in batches:
                         self._accept(batch)
                 return
-            async with aclosing(self.backend.stream(self.request)) as stream:  # type: ignore[type-var]
+            async with aclosing(self.backend.stream(self.request)) as stream:
                 async for event in stream:
                     self._accept([event])
             return

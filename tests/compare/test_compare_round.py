@@ -12,7 +12,7 @@ import csv
 import io
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from textual.widgets import Static
 
@@ -39,7 +39,7 @@ class Scripted:
         self.calls: list[str] = []
         self.entered = asyncio.Event()
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         self.calls.append("stream")
         self.entered.set()
         if self.hang:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
@@ -234,7 +234,7 @@ class Broken:
 
     name = "broken"
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         yield TextDelta("x")
         raise RuntimeError("bug")
 
@@ -261,7 +261,7 @@ class CutOff:
 
     name = "cut off"
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         yield Finish(None)
 
     async def create(self, request: GenerationRequest) -> Reply:

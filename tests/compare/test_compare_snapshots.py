@@ -9,7 +9,7 @@ on every run.  The live HTTP path of the same screen is exercised by the last te
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from textual.pilot import Pilot
@@ -62,7 +62,7 @@ class Scripted:
         self.streamed = asyncio.Event()
         self.fail_create = False
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         for i, token in enumerate(TOKENS):
             if i == self.hold_at:
                 self.held.set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import pytest
 
@@ -50,7 +50,7 @@ class Scripted:
         self.closed = 0
         self.reached: asyncio.Event = asyncio.Event()
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         script = self.attempts[min(self.calls, len(self.attempts) - 1)]
         self.calls += 1
         try:
@@ -138,7 +138,7 @@ class SlowToClose(Scripted):
         super().__init__([30.0])
         self.cleaned = False
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         try:
             self.reached.set()
             await asyncio.sleep(30)

@@ -82,7 +82,7 @@ async def backends(pytriton: PyTriton) -> AsyncIterator[dict[str, Any]]:
 
 
 async def events_of(backend: Backend, request: GenerationRequest) -> list[Event]:
-    async with aclosing(backend.stream(request)) as stream:  # type: ignore[type-var]
+    async with aclosing(backend.stream(request)) as stream:
         return [event async for event in stream]
 
 

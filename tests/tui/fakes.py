@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from tokentide.backends.base import GenerationRequest, Reply, collect
@@ -60,7 +60,7 @@ class ScriptedBackend:
         self.stream_closed = asyncio.Event()
         self.closed = False
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         index = len(self.requests)
         self.requests.append(request)
         script = self.scripts[min(index, len(self.scripts) - 1)]

@@ -17,7 +17,7 @@ never poll flags and never import the UI.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -187,7 +187,7 @@ class Backend(Protocol):
         """Shown to the user, e.g. ``"openai http://127.0.0.1:8000/v1 (gpt-4o-mini)"``."""
         ...
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         """Yield events for one answer, ending with :class:`Finish`; raise
         :class:`~tokentide.errors.BackendError` on failure."""
         ...
@@ -243,7 +243,7 @@ def can_continue(backend: object) -> bool:
     return isinstance(backend, ContinuesAnswers) and backend.continues_answers is True
 
 
-async def collect(events: AsyncIterator[Event]) -> Reply:
+async def collect(events: AsyncGenerator[Event, None]) -> Reply:
     """Consume a stream into a :class:`Reply` (``create`` for stream-only protocols)."""
     text: list[str] = []
     reasoning: list[str] = []
@@ -251,7 +251,7 @@ async def collect(events: AsyncIterator[Event]) -> Reply:
     calls: list[ToolCallRequested] = []
     finish = Finish()
     detailed = False
-    async with aclosing(events) as stream:  # type: ignore[type-var]
+    async with aclosing(events) as stream:
         async for event in stream:
             match event:
                 case TextDelta():

@@ -273,7 +273,7 @@ class HTTPBackend:
     def _check_stream_type(self, response: httpx.Response, first: bytes) -> None:
         check_stream_type(response, first, self.framing, self.api, self.base_url)
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         """Events one by one (see :meth:`stream_batches`, which the generation uses)."""
         async with aclosing(self.stream_batches(request)) as batches:
             async for batch in batches:
