@@ -83,6 +83,26 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+end", "follow", "Latest", id="follow_latest", show=False),
     ]
 
+    DEFAULT_CSS = """
+    ChatScreen #body, ChatScreen #main {
+        height: 1fr;
+    }
+    ChatScreen #sidebar {
+        dock: left;
+    }
+    /* Floats over the end of the conversation, above the status line and the composer. */
+    ChatScreen #new-text {
+        dock: bottom;
+        offset-y: -5;
+        margin-left: 2;
+    }
+    /* The first screen, until the first prompt: who answers and the keys. */
+    ChatScreen #welcome {
+        height: auto;
+        padding: 1 2;
+    }
+    """
+
     generating: reactive[bool] = reactive(False)
 
     def __init__(
