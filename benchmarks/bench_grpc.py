@@ -65,7 +65,7 @@ async def measure(backend: Backend, request: GenerationRequest) -> Sample:
     parts: list[str] = []
     cpu0 = time.process_time()
     started = time.perf_counter()
-    async with aclosing(backend.stream(request)) as stream:  # type: ignore[type-var]
+    async with aclosing(backend.stream(request)) as stream:
         async for event in stream:
             if isinstance(event, TextDelta) and event.text:
                 times.append(time.perf_counter())
