@@ -113,6 +113,10 @@ class BranchView:
             f"{key('stop')} or ctrl+c stops · "
             f"{key('retry')} regenerates · {key('edit_last')} edits the last prompt · "
             f"{key('toggle_sidebar')} conversations · ctrl+p every command · ctrl+q quits\n"
+            f"Nothing is replaced: a regenerated answer or an edited prompt is a new version, "
+            f"{key('branch_previous')}/{key('branch_next')} move between them · "
+            f"{key('continue_answer')} continues an answer · "
+            f"{key('conversation_settings')} this conversation's settings\n"
             "Another server: tide chat --api openai --url http://HOST:PORT/v1, or a "
             "profile in the config file (tide config path; tide config init writes one)."
         )
