@@ -26,7 +26,6 @@ from tokentide.chat.parts import (
     TextPart,
     TokensPart,
     ToolCallPart,
-    content_of,
 )
 
 __all__ = ["AnswerBuilder"]
@@ -109,7 +108,3 @@ class AnswerBuilder:
             parts.append(TokensPart(tuple(self._tokens)))
         parts.extend(self.tool_calls)
         return tuple(parts)
-
-    @property
-    def content(self) -> str:
-        return content_of(self.parts())

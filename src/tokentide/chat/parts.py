@@ -26,7 +26,6 @@ __all__ = [
     "ToolResultPart",
     "content_of",
     "from_stored",
-    "kinds",
     "node_section",
     "stored_fields",
 ]
@@ -126,15 +125,6 @@ def content_of(parts: Iterable[Part]) -> str:
     if not nodes:
         return text
     return "\n\n".join([text, *nodes] if text else nodes)
-
-
-def kinds(parts: Iterable[Part]) -> list[str]:
-    """The kinds of part a message holds, in order, each once (for exports)."""
-    seen: list[str] = []
-    for part in parts:
-        if part.kind not in seen:
-            seen.append(part.kind)
-    return seen
 
 
 def stored_fields(parts: Sequence[Part]) -> tuple[str, str | None, dict[str, Any] | None]:
