@@ -55,6 +55,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from tokentide.config.apis import in_process
 from tokentide.config.model import Profile
 from tokentide.errors import BackendTimeout, ConfigError
 
@@ -74,8 +75,6 @@ MAX_LIST_BYTES = 8 << 20
 """Most bytes of one listing answer (OpenRouter's whole catalogue is about 1 MB)."""
 LIST_TIMEOUT = 30.0
 """Seconds a whole listing may take (connecting included)."""
-
-_IN_PROCESS = frozenset({"local", "llamacpp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +142,7 @@ async def list_models(
             f"({'graph/node' if profile.api == 'substrate' else 'the prediction tag'}).",
             hint="Set it in the profile; see docs/backends-http.md.",
         )
-    if profile.api in _IN_PROCESS:
+    if in_process(profile.api):
         from tokentide.backends.models_local import list_in_process
 
         return list_in_process(profile)
@@ -175,7 +174,7 @@ def _same_model(listed: str, wanted: str) -> bool:
 def is_configured(info: ModelInfo, profile: Profile) -> bool:
     """True when ``info`` is the model ``profile`` asks for (its ``model``; the
     in-process backends list only the model they run)."""
-    if profile.api in _IN_PROCESS:
+    if in_process(profile.api):
         return True
     return bool(profile.model) and _same_model(info.id, profile.model or "")
 
@@ -189,7 +188,7 @@ def configured_model(models: Sequence[ModelInfo], profile: Profile) -> ModelInfo
 def can_switch(profile: Profile) -> bool:
     """Whether :func:`with_model` can point ``profile`` at another listed model (False
     for the in-process backends: their one model is a file or a function)."""
-    return profile.api not in _IN_PROCESS and profile.api not in ("substrate", "muna")
+    return not in_process(profile.api) and profile.api not in ("substrate", "muna")
 
 
 def with_model(profile: Profile, info: ModelInfo) -> Profile:

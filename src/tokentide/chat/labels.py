@@ -29,6 +29,8 @@ def recorded_model(profile: Profile) -> str | None:
     """The model an answer is saved and titled with before the server names it: the
     profile's, or the in-process backend's own (a file, a function); None for a
     server's default model."""
-    if profile.model or profile.api in ("llamacpp", "local"):
+    from tokentide.config.apis import in_process
+
+    if profile.model or in_process(profile.api):
         return model_label(profile)
     return None

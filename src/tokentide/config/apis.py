@@ -16,7 +16,7 @@ from typing import Final
 
 from tokentide.errors import ConfigError
 
-__all__ = ["API_NAMES", "ApiSpec", "Option", "api_spec", "check_option"]
+__all__ = ["API_NAMES", "ApiSpec", "Option", "api_spec", "check_option", "in_process"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,11 @@ class ApiSpec:
     def options(self) -> frozenset[str]:
         """The names of :attr:`declared`."""
         return frozenset(option.name for option in self.declared)
+
+    @property
+    def in_process(self) -> bool:
+        """Runs in this process (a local function, the embedded model): no server."""
+        return not self.needs_url
 
     def option(self, name: str) -> Option | None:
         return next((option for option in self.declared if option.name == name), None)
@@ -214,3 +219,9 @@ def check_option(spec: ApiSpec, name: str, value: object, where: Callable[[], st
             f"{where()}{name} must be {option.describe()}, not {value!r}.",
             hint=f"{name}: {option.help} (api {spec.name!r}).",
         )
+
+
+def in_process(api: str) -> bool:
+    """Whether ``api`` runs in this process (False for an unknown api)."""
+    spec = _BY_NAME.get(api)
+    return spec is not None and spec.in_process
