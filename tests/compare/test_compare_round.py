@@ -73,7 +73,8 @@ async def test_prepare_round_builds_a_lane_per_target_and_mode_and_sends_nothing
     ]  # fmt: skip
     assert all(gen.state.value == "waiting" for gen in prepared.generations)
     before = prepared.running
-    await asyncio.sleep(0.01)
+    for _ in range(20):  # turns of the loop: anything started would have run by now
+        await asyncio.sleep(0)
     assert first.calls == second.calls == []
     await prepared.stop()
     assert (before, prepared.running) == (True, False)
