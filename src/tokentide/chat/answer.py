@@ -48,6 +48,9 @@ class AnswerBuilder:
         self._detailed = False
         self._reasoning: list[str] = []
         self.tool_calls: list[ToolCallPart] = []
+        self.added = False
+        """Whether anything of the answer (text, reasoning, a tool call) came since it
+        was built (beyond the ``prefix``)."""
         for part in prefix:
             if isinstance(part, TextPart):
                 self._text.append(part.text)
@@ -68,6 +71,7 @@ class AnswerBuilder:
                 case TextDelta(special=True):
                     pass
                 case TextDelta():
+                    self.added = True
                     if event.node_id is None:
                         self._text.append(event.text)
                     else:
@@ -76,8 +80,10 @@ class AnswerBuilder:
                         self._detailed = True
                         self._tokens.append((event.text, event.logprob))
                 case ReasoningDelta():
+                    self.added = True
                     self._reasoning.append(event.text)
                 case ToolCallRequested():
+                    self.added = True
                     self.tool_calls.append(ToolCallPart(event.name, event.arguments, event.id))
                 case Finish() | Retrying():
                     pass
@@ -90,11 +96,6 @@ class AnswerBuilder:
     @property
     def reasoning(self) -> str:
         return _joined(self._reasoning)
-
-    @property
-    def empty(self) -> bool:
-        """Nothing of the answer has arrived (no text, reasoning or tool call)."""
-        return not (self.text or self._nodes or self.reasoning or self.tool_calls)
 
     def parts(self) -> tuple[Part, ...]:
         """The answer's parts now: reasoning, text, nodes, tokens, tool calls."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from tokentide.backends.events import Event, Finish, ReasoningDelta, Retrying, TextDelta
+from tokentide.backends.events import Event, ReasoningDelta, TextDelta
 from tokentide.chat.answer import AnswerBuilder
 from tokentide.chat.parts import stored_fields
 from tokentide.chat.tree import Turn
@@ -67,8 +67,6 @@ class LiveAnswer:
         """The finished answer (after :meth:`finish`; None if nothing was kept)."""
         self.use = AnswerUse()
         self._done = False
-        self.fresh = False
-        """Whether anything of the answer itself (text, reasoning, a tool call) came."""
 
     @property
     def id(self) -> int:
@@ -81,8 +79,6 @@ class LiveAnswer:
         try:
             async for batch in self.generation.batches():
                 self.builder.add(batch)
-                if not self.fresh:
-                    self.fresh = any(not isinstance(e, Finish | Retrying) for e in batch)
                 if recorder is not None:
                     text = "".join(
                         e.text for e in batch if isinstance(e, TextDelta) and not e.special
@@ -122,8 +118,7 @@ class LiveAnswer:
             stats={**generation.stats.as_dict(), **self.use.as_dict()},
         )
         recorder, self.recorder = self.recorder, None
-        nothing = self.builder.empty and self.continued is None
-        if (status == "stopped" and nothing) or (self.continued is not None and not self.fresh):
+        if not self.builder.added and (status == "stopped" or self.continued is not None):
             # Stopped (or quit) before anything arrived: keep the prompt only.  A
             # continue that brought nothing new would only copy the answer it continues.
             if recorder is not None and self._store is not None:
