@@ -19,11 +19,6 @@ from tokentide.tui.widgets.messages import AssistantMessage
 SIZE = (100, 30)
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
-
-
 async def answer_once(db: Path, prof: Profile) -> tuple[str, str | None]:
     app = ChatApp(Settings(profiles={prof.name: prof}, default=prof.name), prof, history_path=db)
     async with app.run_test(size=SIZE) as pilot:

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -26,18 +25,6 @@ from tokentide.tui.widgets.messages import AssistantMessage, UserMessage
 
 class Continuing(ScriptedBackend):
     continues_answers = True
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("TIDE_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "history.sqlite3"
 
 
 def prompts(app: ChatApp) -> list[str]:

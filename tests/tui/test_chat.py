@@ -29,18 +29,6 @@ from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserM
 SIZE = (100, 30)
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("TIDE_DATA_DIR", str(path))
-    return path
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "history.sqlite3"
-
-
 def profile(url: str = "http://scripted.test/v1", **fields: Any) -> Profile:
     values: dict[str, Any] = {"name": "main", "api": "openai", "url": url, "model": "m"}
     values.update(fields)

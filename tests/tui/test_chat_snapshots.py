@@ -57,13 +57,6 @@ def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Composer, "BLINK_FOR", 0)
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data"
-    monkeypatch.setenv("TIDE_DATA_DIR", str(path))
-    return path
-
-
 def make_app(tmp_path: Path, backend: ScriptedBackend) -> ChatApp:
     profile = Profile(name="main", api="openai", url="http://scripted.test/v1", model="tiny-model")
     settings = Settings(profiles={"main": profile})

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.servers.llm_server import LLMServer
 from tests.tui.fakes import until
 from tokentide.config.model import Profile, Settings
@@ -16,11 +14,6 @@ from tokentide.tui.app import ChatApp
 from tokentide.tui.widgets.composer import Composer
 
 SIZE = (140, 30)
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
 
 
 def make_app(db: Path, prof: Profile, **kwargs: object) -> ChatApp:

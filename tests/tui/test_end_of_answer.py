@@ -22,11 +22,6 @@ SIZE = (100, 30)
 FINAL = "ZQXFINALWORD"
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
-
-
 async def test_the_final_token_is_painted_before_the_answer_is_saved_and_the_status_updated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

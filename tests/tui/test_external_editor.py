@@ -93,11 +93,6 @@ def messages(app: ChatApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
-
-
 async def ctrl_g_on_a_draft(tmp_path: Path, said: str) -> str:
     """Press ctrl+g over the draft "my draft", wait for a notification saying ``said``;
     the composer's text then."""

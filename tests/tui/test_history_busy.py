@@ -8,12 +8,10 @@ from pathlib import Path
 
 from tests.history.test_busy import Locker
 from tests.tui.fakes import ScriptedBackend, answer, until
-from tests.tui.test_chat import SIZE, db, make_app, send
+from tests.tui.test_chat import SIZE, make_app, send
 from tests.tui.test_markup_safety import _flat
 from tokentide.history.store import HistoryStore
 from tokentide.tui.widgets.messages import AssistantMessage
-
-__all__ = ["db"]
 
 
 async def test_a_locked_history_keeps_the_chat_going_and_saves_everything_later(

@@ -19,11 +19,6 @@ from tokentide.tui.widgets.composer import Composer
 SIZE = (100, 30)
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
-
-
 def running_intervals(app: ChatApp) -> list[str]:
     """Names of the repeating timers that are not paused, in the whole app."""
     pumps: list[Any] = [app, *app.screen_stack]

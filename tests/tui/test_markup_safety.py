@@ -11,10 +11,8 @@ import pytest
 from textual.content import Content
 
 from tests.tui.fakes import ScriptedBackend, answer, until
-from tests.tui.test_chat import SIZE, data_dir, db, make_app, profile, send
+from tests.tui.test_chat import SIZE, make_app, profile, send
 from tokentide.tui.widgets.messages import AssistantMessage
-
-__all__ = ["data_dir", "db"]
 
 HOSTILE = ["[/]", '[link="https://evil"]x[/link]', "[@click=app.quit]x[/]"]
 TUI = Path(__file__).parents[2] / "src" / "tokentide" / "tui"

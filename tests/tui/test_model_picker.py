@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.servers.llm_server import LLMServer
 from tests.tui.fakes import until
 from tokentide.config.model import Profile, Settings
@@ -18,11 +16,6 @@ from tokentide.tui.widgets.composer import Composer
 from tokentide.tui.widgets.messages import AssistantMessage
 
 SIZE = (100, 30)
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
 
 
 def make_app(tmp_path: Path, prof: Profile) -> ChatApp:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.servers.llm_server import LLMServer
 from tests.tui.fakes import until
 from tokentide.config.model import Profile, Settings, Template
@@ -16,11 +14,6 @@ from tokentide.tui.palette import TemplateCommands
 from tokentide.tui.widgets.composer import Composer
 
 SIZE = (100, 30)
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TIDE_DATA_DIR", str(tmp_path / "data"))
 
 
 async def test_a_template_starts_an_empty_conversation_with_its_settings(
