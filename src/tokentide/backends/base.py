@@ -30,6 +30,7 @@ from tokentide.backends.events import (
     ToolCallRequested,
     Usage,
 )
+from tokentide.backends.tool_spec import ToolChoice, ToolSpec
 from tokentide.config.model import Profile
 
 __all__ = [
@@ -46,15 +47,25 @@ __all__ = [
     "sampling",
 ]
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One turn of a conversation."""
+    """One turn of a conversation.
+
+    An ``assistant`` turn in which the model asked for tools carries the calls in
+    ``tool_calls`` (its ``content`` may be empty); each call's result follows as a
+    ``tool`` message naming the call (``tool_call_id``) and the tool (``name``).
+    """
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCallRequested, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+    is_error: bool = False
+    """A ``tool`` message only: the result is an error (Anthropic's ``is_error``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,9 @@ class GenerationRequest:
     stop: Sequence[str] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Backend-specific request fields from the profile (``[profiles.x.params]``)."""
+    tools: Sequence[ToolSpec] = ()
+    """Tools offered to the model (none: the request says nothing of tools)."""
+    tool_choice: ToolChoice = "auto"
 
     @classmethod
     def from_prompt(
