@@ -175,7 +175,7 @@ def test_ask_never_imports_textual(server: LLMServer, env: dict[str, str]) -> No
         "import sys, atexit\n"
         "atexit.register(lambda: sys.stderr.write('TEXTUAL=%s\\n' % ('textual' in sys.modules)))\n"
         "sys.argv = ['tide', 'ask', 'hi', '--api', 'openai', '--url', sys.argv[1]]\n"
-        "from tokentide.cli import main\n"
+        "from tokentide.cli.app import main\n"
         "main()\n"
     )
     result = subprocess.run(

@@ -1,5 +1,5 @@
 """``tide ask`` is a command of the typer app (issue 11 item 10): one declaration of its
-options (``tokentide.entry.ASK_OPTIONS``), typer's help, errors and completion, and a
+options (``tokentide.cli.ask_options.ASK_OPTIONS``), typer's help, errors and completion, and a
 well-formed command line read without importing typer, pydantic or Textual.
 
 The quick reader must read every command line it takes exactly as the typer command
@@ -20,9 +20,9 @@ import typer.main
 
 from tests.servers.llm_server import LLMServer
 from tests.tide_process import tide_text as tide
-from tokentide.ask import AskArgs
-from tokentide.cli import app
-from tokentide.entry import ASK_OPTIONS, parse_ask
+from tokentide.ask.run import AskArgs
+from tokentide.cli.app import app
+from tokentide.cli.ask_options import ASK_OPTIONS, parse_ask
 
 
 def typer_reads(args: list[str]) -> dict[str, Any]:

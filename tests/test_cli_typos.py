@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.llm_server import LLMServer
-from tokentide.entry import _SUBCOMMANDS, suggestion
+from tokentide.cli.entry import _SUBCOMMANDS, suggestion
 
 
 @pytest.fixture
@@ -136,8 +136,8 @@ def test_the_entry_point_knows_every_command_of_the_typer_app() -> None:
     # The entry point routes before typer is imported, so its own table must match.
     script = (
         "import json, typer.main\n"
-        "from tokentide.cli import app, _register_subcommands\n"
-        "_register_subcommands()\n"
+        "from tokentide.cli.app import app, register_subcommands\n"
+        "register_subcommands()\n"
         "root = typer.main.get_command(app)\n"
         "print(json.dumps({n: sorted(getattr(c, 'commands', {})) "
         "for n, c in root.commands.items()}))\n"

@@ -1,5 +1,6 @@
-"""The layering contract in pyproject.toml ([tool.importlinter]) holds, and it is a
-real check: the same contract fails on a tree where a domain module imports Textual."""
+"""The layering contracts in pyproject.toml ([tool.importlinter]) hold, and they are
+real checks: the same contracts fail on a tree where a domain module imports the app,
+and on one where the config reaches up into the chat session (a cycle)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,20 @@ def test_a_domain_module_that_imports_textual_breaks_the_contract(tmp_path: Path
     assert result.returncode == 1, result.stdout
     assert "The domain never imports the views, Textual or the commands BROKEN" in result.stdout
     assert "tokentide.backends.shortcut -> tokentide.tui.app" in result.stdout
+
+
+def test_a_cycle_between_top_level_parts_breaks_the_contract(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src" / "tokentide", src / "tokentide",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    # The chat session reads the config; the config reaching back is a cycle.
+    (src / "tokentide" / "config" / "shortcut.py").write_text(
+        "def titles() -> None:\n    from tokentide.chat.labels import model_label\n\n"
+        "    del model_label\n"
+    )
+    result = lint(src)
+    assert result.returncode == 1, result.stdout
+    out = " ".join(result.stdout.split())  # the report wraps long names
+    assert "No import cycle between the top-level parts, deferred imports included BROKEN" in out
+    assert "The layers: commands, views, the domain" in out
+    assert "tokentide.config.shortcut -> tokentide.chat.labels" in out

@@ -193,7 +193,7 @@ def test_models_is_in_the_help(env: dict[str, str]) -> None:
 def test_listing_never_imports_textual(env: dict[str, str]) -> None:
     write_config(env, '[profiles.f]\napi = "local"\ntarget = "my_model.py:generate"\n')
     code = (
-        "import sys\nfrom tokentide.entry import main\nsys.argv = ['tide', 'models', '-P', 'f']\n"
+        "import sys\nfrom tokentide.cli.entry import main\nsys.argv = ['tide', 'models', '-P', 'f']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\nprint('textual' in sys.modules)\n"
     )
     result = subprocess.run(

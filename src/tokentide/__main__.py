@@ -1,6 +1,6 @@
 """``python -m tokentide``: the same entry point as the ``tide`` command."""
 
-from tokentide.entry import main
+from tokentide.cli.entry import main
 
 if __name__ == "__main__":
     main()

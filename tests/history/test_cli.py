@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.history.conftest import python
-from tokentide.history.cli import history_app
+from tokentide.cli.history import history_app
 from tokentide.history.store import HistoryStore
 
 HOSTILE = "evil \x1b]52;c;cHduZWQ=\x07 \x1b[2J\x9b31m done"
@@ -158,7 +158,7 @@ def _delete_on_a_terminal(data: Path, conversation_id: str, answer: bytes) -> tu
     try:
         child = python(
             "-c",
-            "from tokentide.history.cli import history_app; history_app()",
+            "from tokentide.cli.history import history_app; history_app()",
             "delete",
             conversation_id,
             stdin=terminal,
@@ -234,7 +234,7 @@ def test_a_newer_database_is_reported(data: Path) -> None:
 def python_args() -> list[str]:
     import sys
 
-    return [sys.executable, "-c", "from tokentide.history.cli import history_app; history_app()"]
+    return [sys.executable, "-c", "from tokentide.cli.history import history_app; history_app()"]
 
 
 def _fill_with_reasoning(data: Path) -> str:

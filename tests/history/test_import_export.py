@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.history.conftest import query
-from tokentide.history.cli import history_app
+from tokentide.cli.history import history_app
 from tokentide.history.export import EXPORT_VERSION, default_export_path, to_dict, to_json
 from tokentide.history.importing import READ_VERSIONS, ExportFileError, parse_export
 from tokentide.history.records import AnswerDetails

@@ -17,8 +17,8 @@ from typing import IO, TYPE_CHECKING
 from tokentide.errors import TideError
 
 if TYPE_CHECKING:
-    from tokentide.ask import Answer
-    from tokentide.ask_log import Thread
+    from tokentide.ask.run import Answer
+    from tokentide.ask.thread import Thread
     from tokentide.config.model import Profile
     from tokentide.history.settings import ConversationSettings
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tokentide.cli.context import fail
 from tokentide.errors import HistoryError, TideError, UsageError
 from tokentide.history.lookup import open_existing as _open_existing
 from tokentide.history.lookup import resolve_conversation, resolve_id
@@ -50,21 +51,14 @@ class Format(StrEnum):
 IdArg = Annotated[str, typer.Argument(help="Conversation id (or a unique prefix of one).")]
 
 
-def _fail(error: TideError) -> typer.Exit:
-    from tokentide.sanitize import sanitize
-
-    typer.echo(f"tide: {sanitize(str(error))}", err=True)
-    return typer.Exit(code=error.exit_code)
-
-
 @contextmanager
 def _errors() -> Iterator[None]:
     try:
         yield
     except TideError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     except OSError as error:
-        raise _fail(HistoryError(f"{error.strerror or error}: {error.filename or ''}")) from None
+        raise fail(HistoryError(f"{error.strerror or error}: {error.filename or ''}")) from None
 
 
 @history_app.command("list")

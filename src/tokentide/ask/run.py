@@ -47,7 +47,7 @@ EXIT_BROKEN_PIPE = 141
 @dataclass(frozen=True, slots=True)
 class AskArgs:
     """The command line of ``tide ask``: one field per option of
-    :data:`tokentide.entry.ASK_OPTIONS` (which says what each means), and the prompt."""
+    :data:`tokentide.cli.ask_options.ASK_OPTIONS` (which says what each means), and the prompt."""
 
     prompt: tuple[str, ...] = ()
     profile: str | None = None
@@ -180,7 +180,7 @@ async def _consume(
     sanitizer = make_sanitizer() if make_sanitizer is not None else None
     as_json = options.json
     if as_json:
-        from tokentide.ask_format import event_json as _event_json
+        from tokentide.ask.format import event_json as _event_json
     try:
         async for batch in gen.batches():
             calls.extend(e for e in batch if type(e) is ToolCallRequested)
@@ -275,7 +275,7 @@ async def _run(
         out.write(json.dumps({"type": "stats", "state": gen.state.value, **gen.stats.as_dict()},
                              ensure_ascii=True) + "\n")  # fmt: skip
     if options.stats:
-        from tokentide.ask_format import format_stats as _format_stats
+        from tokentide.ask.format import format_stats as _format_stats
 
         report(_format_stats(gen) + ("" if gen.state is State.DONE else f" · {gen.state.value}"))
     if out.broken:
@@ -356,7 +356,7 @@ def main(
             sys.stderr.write(warning + "\n")
         thread = None
         if args.continue_last or args.conversation is not None:
-            from tokentide.ask_log import check_continue, open_thread
+            from tokentide.ask.thread import check_continue, open_thread
 
             check_continue(args)
             thread = open_thread(args)
@@ -368,7 +368,7 @@ def main(
         # -P beats the template's profile; --api without -P is an ad-hoc profile.
         name = args.profile or (template.profile if template and not args.api else None)
         if name is None and thread is not None and not args.api and template is None:
-            from tokentide.ask_log import thread_profile
+            from tokentide.ask.thread import thread_profile
 
             name = thread_profile(thread, settings)  # the conversation's own, if it exists
         base = resolve_profile(settings, name) if (name or not args.api) else None
@@ -378,7 +378,7 @@ def main(
             seed=args.seed, target=args.target, template=template,
         )  # fmt: skip
         if thread is not None and thread.settings is not None:
-            from tokentide.ask_log import with_own_settings
+            from tokentide.ask.thread import with_own_settings
 
             profile = with_own_settings(profile, thread.settings, args)
         backend = create_backend(profile)
@@ -394,7 +394,7 @@ def main(
     answer = Answer() if settings.log and not args.no_log else None
     code = run_ask(backend, request, profile, options, answer=answer)
     if answer is not None:
-        from tokentide.ask_save import save
+        from tokentide.ask.save import save
 
         save(
             text, answer, profile, thread, system, base.system if base else None, keep_open=exiting

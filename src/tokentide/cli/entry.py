@@ -2,14 +2,15 @@
 
 ``tide ask`` (and ``tide`` with piped stdin and no subcommand, e.g.
 ``cat notes.md | tide -P work "summarise"``) is a command of the typer app in
-:mod:`tokentide.cli` like every other, with its options declared once, in
-:data:`ASK_OPTIONS` here.  But typer 0.29 costs a one-shot answer ~16 ms to import and
-~80 ms more for pydantic, which it imports to convert any option value that is not a
-flag (docs/performance.md, "tide ask on the Typer app"); the whole answer takes ~160 ms.
-So a well-formed ``tide ask`` command line is read here by :func:`parse_ask`, which
-accepts only what the typer command would read the same way, and anything else
-(``--help``, a mistake, ``-Pwork``, a value that is not plainly a number) goes to the
-typer app, which prints the help or the error exactly as for every other command.
+:mod:`tokentide.cli.app` like every other, with its options declared once, in
+:data:`~tokentide.cli.ask_options.ASK_OPTIONS`.  But typer 0.29 costs a one-shot answer
+~16 ms to import and ~80 ms more for pydantic, which it imports to convert any option
+value that is not a flag (docs/performance.md, "tide ask on the Typer app"); the whole
+answer takes ~160 ms.  So a well-formed ``tide ask`` command line is read here by
+:func:`~tokentide.cli.ask_options.parse_ask`, which accepts only what the typer command
+would read the same way, and anything else (``--help``, a mistake, ``-Pwork``, a value
+that is not plainly a number) goes to the typer app, which prints the help or the error
+exactly as for every other command.
 Shell completion always goes to the typer app.
 
 A mistyped command (``tide histroy list``, ``tide confg path``) is caught here, before
@@ -21,105 +22,10 @@ sent to a model.  ``tide ask "chta is a word"`` always sends its prompt.
 from __future__ import annotations
 
 import os
-import re
 import sys
-from dataclasses import dataclass
-from typing import Any, Final, NoReturn
+from typing import NoReturn
 
-__all__ = ["ASK_OPTIONS", "AskOption", "main", "parse_ask"]
-
-
-@dataclass(frozen=True, slots=True)
-class AskOption:
-    """One option of ``tide ask``; the typer command in :mod:`tokentide.cli` is made
-    from these, and :func:`parse_ask` reads them the same way."""
-
-    dest: str
-    """The field of :class:`tokentide.ask.AskArgs` it sets."""
-    names: tuple[str, ...]
-    kind: type[str] | type[int] | type[float] | type[bool]
-    """``bool``: a flag; otherwise the option takes one value of this type."""
-    help: str
-    metavar: str | None = None
-
-
-ASK_OPTIONS: Final = (
-    AskOption("profile", ("--profile", "-P"), str, "Profile from the config file.", "NAME"),
-    AskOption(
-        "template", ("--template", "-t"), str,
-        "Template from the config file ([templates.NAME]): its profile or model, system "
-        "prompt and sampling; the other options beat it.", "NAME",
-    ),
-    AskOption("api", ("--api",), str, "Backend kind for an ad-hoc profile (openai, tgi, ollama, ...).", "KIND"),
-    AskOption("url", ("--url",), str, "Server base URL, e.g. http://127.0.0.1:8000/v1.", "URL"),
-    AskOption("model", ("--model", "-m"), str, "Model name sent to the server.", "NAME"),
-    AskOption("api_key_env", ("--api-key-env",), str, "Environment variable holding the API key.", "VAR"),
-    AskOption("target", ("--target",), str, "For --api local: path/to/file.py:function or module:function.", "TARGET"),
-    AskOption("system", ("--system", "-s"), str, "System prompt.", "TEXT"),
-    AskOption("max_tokens", ("--max-tokens",), int, "Most tokens to generate.", "N"),
-    AskOption("temperature", ("--temperature",), float, "Sampling temperature (no short form: -t is --template).", "T"),
-    AskOption("seed", ("--seed",), int, "Sampling seed.", "N"),
-    AskOption("no_stream", ("--no-stream",), bool, "Wait for the whole answer (the server's non-streaming request)."),
-    AskOption("json", ("--json",), bool, "One JSON object per event on stdout."),
-    AskOption("stats", ("--stats",), bool, "Time to first token, tokens, tokens/s on stderr."),
-    AskOption("raw", ("--raw",), bool, "Write the model's text unmodified (unsafe on a terminal)."),
-    AskOption("continue_last", ("--continue", "-c"), bool, "Continue the most recent conversation (its active branch); starts one if there is none."),
-    AskOption("conversation", ("--conversation",), str, "Continue this conversation: its id, or a unique prefix (tide history list).", "ID"),
-    AskOption("no_log", ("--no-log",), bool, "Do not save this exchange in the history (log = false in the config: never)."),
-    AskOption("config", ("--config",), str, "Config file (default: $TIDE_CONFIG or the platform config dir).", "PATH"),
-    AskOption("debug", ("--debug",), bool, "Write a debug log (secrets redacted) for bug reports."),
-)  # fmt: skip
-_ASK_BY_NAME: Final = {name: option for option in ASK_OPTIONS for name in option.names}
-_INT: Final = re.compile(r"-?[0-9]+")
-_FLOAT: Final = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-"""Values read the same by ``int()``/``float()`` and by typer (pydantic); any other
-spelling (``1_000``, ``nan``, ``٣``, `` 5``) is left to typer to accept or refuse."""
-
-
-def parse_ask(args: list[str]) -> dict[str, Any] | None:
-    """The options and prompt words of ``tide ask ARGS`` as typer reads them, or ``None``
-    when typer must read them (help, an error, a form this reader does not take).
-
-    Taken: ``--name value``, ``--name=value``, ``-X value``, flags, prompt words
-    anywhere, ``--`` before words that start with ``-``; the last of a repeated option
-    wins; an option's value is the next word whatever it looks like (as in click).
-    """
-    values: dict[str, Any] = {}
-    prompt: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            prompt.extend(args[i:])
-            break
-        if arg[:1] != "-" or arg == "-":
-            prompt.append(arg)
-            continue
-        name, equals, attached = arg.partition("=") if arg[:2] == "--" else (arg, "", "")
-        option = _ASK_BY_NAME.get(name)
-        if option is None:
-            return None
-        if option.kind is bool:
-            if equals:
-                return None
-            values[option.dest] = True
-            continue
-        if equals:
-            text = attached
-        elif i < len(args):
-            text = args[i]
-            i += 1
-        else:
-            return None
-        if option.kind is str:
-            values[option.dest] = text
-        elif (_INT if option.kind is int else _FLOAT).fullmatch(text):
-            values[option.dest] = option.kind(text)
-        else:
-            return None
-    values["prompt"] = tuple(prompt)
-    return values
+__all__ = ["main", "suggestion"]
 
 
 _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
@@ -245,7 +151,7 @@ def main() -> None:
     if _COMPLETION_VARIABLES & os.environ.keys():
         # The shell asks typer for completions (tide --install-completion): it runs
         # ``tide`` with no arguments and stdin that is not a terminal, which is not ask.
-        from tokentide.cli import main as cli_main
+        from tokentide.cli.app import main as cli_main
 
         cli_main()
         return
@@ -258,13 +164,15 @@ def main() -> None:
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
         root, rest = split
         # The root options before ``ask`` are ask's own --config and --debug.
+        from tokentide.cli.ask_options import parse_ask
+
         if (values := parse_ask([*root, *rest])) is not None:
-            from tokentide.ask import AskArgs
-            from tokentide.ask import main as ask_main
+            from tokentide.ask.run import AskArgs
+            from tokentide.ask.run import main as ask_main
 
             _exit_now(ask_main(AskArgs(**values), exiting=True))
         argv = [*root, "ask", *rest]  # help or an error: the typer app says it
-    from tokentide.cli import main as cli_main
+    from tokentide.cli.app import main as cli_main
 
     cli_main(argv)
 

@@ -29,6 +29,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tokentide.cli.context import fail, load_config
+from tokentide.cli.options import ApiKeyEnvOpt, ApiOpt, ProfileOpt, UrlOpt
 from tokentide.errors import EXIT_INTERRUPTED, TideError
 
 if TYPE_CHECKING:
@@ -47,17 +49,11 @@ def register(app: typer.Typer) -> None:
 
 
 def models(
-    profile: Annotated[
-        str | None, typer.Option("--profile", "-P", help="Profile from the config file.")
-    ] = None,
-    api: Annotated[
-        str | None, typer.Option("--api", help="Backend kind for an ad-hoc profile (e.g. openai).")
-    ] = None,
-    url: Annotated[str | None, typer.Option("--url", help="Server base URL.")] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option("--api-key-env", help="Environment variable holding the API key."),
-    ] = None,
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    api: ApiOpt = None,
+    url: UrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON document (ids exactly as sent).")
     ] = False,
@@ -68,10 +64,10 @@ def models(
     from tokentide.backends.models import list_models
 
     try:
-        chosen = _profile(profile, api=api, url=url, api_key_env=api_key_env)
+        chosen = _profile(ctx, profile, api=api, url=url, api_key_env=api_key_env)
         listed = asyncio.run(list_models(chosen))
     except TideError as error:
-        raise _fail(error) from None
+        raise fail(error, mask=True) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=EXIT_INTERRUPTED) from None
     out = sys.stdout
@@ -92,16 +88,13 @@ def _isatty(stream: IO[str]) -> bool:
         return False
 
 
-def _fail(error: TideError) -> typer.Exit:
-    from tokentide.config.secrets import mask_url
-    from tokentide.sanitize import sanitize
-
-    typer.echo(f"tide: {sanitize(mask_url(str(error)))}", err=True)
-    return typer.Exit(code=error.exit_code)
-
-
 def _profile(
-    name: str | None, *, api: str | None, url: str | None, api_key_env: str | None
+    ctx: typer.Context,
+    name: str | None,
+    *,
+    api: str | None,
+    url: str | None,
+    api_key_env: str | None,
 ) -> Profile:
     """``-P NAME`` (or the default profile) with the flags applied; an ad-hoc profile
     from ``--api``/``--url`` when no profile is named."""
@@ -110,9 +103,7 @@ def _profile(
     flags: dict[str, Any] = {"api": api, "url": url, "api_key_env": api_key_env}
     if name is None and api is not None:
         return profile_from_flags(None, **flags)
-    from tokentide.cli import load_config
-
-    return profile_from_flags(resolve_profile(load_config(), name), **flags)
+    return profile_from_flags(resolve_profile(load_config(ctx), name), **flags)
 
 
 def _where(profile: Profile) -> str | None:

@@ -1,6 +1,6 @@
 """``tide ask`` remembers: the conversation ``-c``/``--conversation`` continues (read
 before the request: its active branch is what the request carries).  The exchange is
-saved afterwards by :mod:`tokentide.ask_save`.
+saved afterwards by :mod:`tokentide.ask.save`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tokentide.backends.base import Message
 from tokentide.errors import UsageError
 
 if TYPE_CHECKING:
-    from tokentide.ask import AskArgs
+    from tokentide.ask.run import AskArgs
     from tokentide.config.model import Profile, Settings
     from tokentide.history.settings import ConversationSettings
 

@@ -1,4 +1,6 @@
-"""``tide compare``: the command.  :func:`register` adds it to the ``tide`` Typer app.
+"""``tide compare``: the command.  :func:`register` adds it to the ``tide`` Typer app;
+the comparison itself is :mod:`tokentide.compare` (one engine, with this headless view
+and the live screen, :mod:`tokentide.tui.compare_screen`).
 
     tide compare PROMPT -P NAME [-P NAME ...] [--mode both|stream|create]
                  [--runs N] [--warmup K] [--sequential] [--json | --csv]
@@ -23,11 +25,22 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tokentide.cli.context import fail, load_config
+from tokentide.cli.options import (
+    ApiKeyEnvOpt,
+    ApiOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    SeedOpt,
+    TemperatureOpt,
+    TemplateOpt,
+    UrlOpt,
+)
 from tokentide.errors import EXIT_INTERRUPTED, TideError, UsageError
 
 if TYPE_CHECKING:
     from tokentide.compare.runner import Comparison, Mode, Target
-    from tokentide.config.model import Profile, Settings
+    from tokentide.config.model import Profile
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "compare", "register"]
 
@@ -57,6 +70,7 @@ def register(app: typer.Typer) -> None:
 
 
 def compare(
+    ctx: typer.Context,
     prompt: Annotated[
         str | None,
         typer.Argument(help="The prompt (headless: else read from piped stdin)."),
@@ -86,34 +100,14 @@ def compare(
         bool, typer.Option("--json", help="One JSON document: every run and the summaries.")
     ] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="One CSV row per run.")] = False,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", help="Most tokens to generate.")
-    ] = None,
-    template: Annotated[
-        str | None,
-        typer.Option(
-            "--template",
-            "-t",
-            help="Template from the config file: its profile (unless -P), model, system "
-            "prompt and sampling; the other options beat it.",
-        ),
-    ] = None,
-    temperature: Annotated[
-        float | None,
-        typer.Option("--temperature", help="Sampling temperature (-t is --template)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed.")] = None,
-    api: Annotated[
-        str | None, typer.Option("--api", help="Backend kind for an ad-hoc profile (e.g. openai).")
-    ] = None,
-    url: Annotated[str | None, typer.Option("--url", help="Server base URL.")] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model name sent to the server.")
-    ] = None,
-    api_key_env: Annotated[
-        str | None,
-        typer.Option("--api-key-env", help="Environment variable holding the API key."),
-    ] = None,
+    max_tokens: MaxTokensOpt = None,
+    template: TemplateOpt = None,
+    temperature: TemperatureOpt = None,
+    seed: SeedOpt = None,
+    api: ApiOpt = None,
+    url: UrlOpt = None,
+    model: ModelOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
 ) -> None:
     """Streaming vs non-streaming (or several backends), side by side, with numbers."""
     from tokentide.compare.runner import make_targets
@@ -123,14 +117,14 @@ def compare(
         if json_out and csv_out:
             raise UsageError("Give --json or --csv, not both.")
         chosen = _profiles(
-            profiles or [], template,
+            ctx, profiles or [], template,
             api=api, url=url, model=model, api_key_env=api_key_env,
             max_tokens=max_tokens, temperature=temperature, seed=seed,
         )  # fmt: skip
         text = _prompt(prompt, sys.stdin, required=headless)
         targets = make_targets(chosen)
     except TideError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     if headless:
         code = run_headless(
             targets,
@@ -158,22 +152,8 @@ def _isatty(stream: IO[Any]) -> bool:
         return False
 
 
-def _fail(error: TideError) -> typer.Exit:
-    from tokentide.sanitize import sanitize
-
-    typer.echo(f"tide: {sanitize(str(error))}", err=True)
-    return typer.Exit(code=error.exit_code)
-
-
-def _settings() -> Settings:
-    """The config file ``tide --config`` named (or the default one)."""
-    from tokentide.cli import load_config
-
-    settings: Settings = load_config()
-    return settings
-
-
 def _profiles(
+    ctx: typer.Context,
     names: Sequence[str],
     template_name: str | None,
     *,
@@ -193,7 +173,7 @@ def _profiles(
         "api": api, "url": url, "model": model, "api_key_env": api_key_env,
         "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
     }  # fmt: skip
-    settings = _settings() if names or api is None or template_name is not None else None
+    settings = load_config(ctx) if names or api is None or template_name is not None else None
     template = None
     if settings is not None and template_name is not None:
         from tokentide.config.templates import resolve_template
