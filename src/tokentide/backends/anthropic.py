@@ -10,9 +10,16 @@ Stream (``protocols.md`` §5): named events ``message_start`` → per block
 ``message_delta`` (stop reason, cumulative output tokens) → ``message_stop``, the
 terminator.  ``text_delta`` is answer text, ``thinking_delta`` reasoning; a ``tool_use``
 block (its ``input_json_delta`` fragments joined) becomes one ``ToolCallRequested`` at
-its ``content_block_stop``; signatures and citations are ignored.  ``ping`` events come anywhere.  Errors: HTTP
-``{"type":"error","error":{type,message}}`` before the stream (529 = overloaded), and
-``event: error`` with the same body inside a 200 stream.
+its ``content_block_stop``; signatures and citations are ignored.  ``ping`` events come
+anywhere.  Errors: HTTP ``{"type":"error","error":{type,message}}`` before the stream
+(529 = overloaded), and ``event: error`` with the same body inside a 200 stream.
+
+Tools (:attr:`AnthropicBackend.calls_tools`): ``tools: [{name, description,
+input_schema}]`` with ``tool_choice: {"type": "auto" | "any" | "none" | "tool"}``; an
+assistant turn that asked for calls is its text block (if any) and one ``tool_use {id,
+name, input}`` block per call, and the results are ``tool_result {tool_use_id, content,
+is_error}`` blocks, all of a turn's in one user message (the API requires it;
+:mod:`~tokentide.backends.tool_calls`).  Stop reason ``tool_use`` is ``tool_calls``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,12 @@ from tokentide.backends.events import (
 )
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
-from tokentide.backends.tool_calls import FragmentAssembler, arguments_text
+from tokentide.backends.tool_calls import (
+    FragmentAssembler,
+    anthropic_messages,
+    anthropic_tools,
+    arguments_text,
+)
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ServerError, excerpt
 
@@ -176,6 +188,8 @@ class AnthropicParser(StreamParser):
 
 class AnthropicBackend(HTTPBackend):
     api = "anthropic"
+    calls_tools = True
+    """:class:`~tokentide.backends.base.CallsTools`: ``tools`` / ``tool_use`` / ``tool_result``."""
     continues_answers = True
     """A final assistant turn is a prefill: Claude goes on from it (models that do not
     take a prefill refuse the request with a 400, which is shown)."""
@@ -203,10 +217,8 @@ class AnthropicBackend(HTTPBackend):
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         if system:
             body["system"] = system
-        body["messages"] = [
-            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
-        ]
-        if is_continuation(request):
+        body["messages"] = anthropic_messages(request.messages)
+        if is_continuation(request) and isinstance(body["messages"][-1]["content"], str):
             # "final assistant content cannot end with trailing whitespace": the API
             # refuses it, so it is left out (and not added back: the model's own
             # continuation starts with whatever space it wants).
@@ -216,6 +228,7 @@ class AnthropicBackend(HTTPBackend):
                 body[key] = chosen[key]
         if request.stop:
             body["stop_sequences"] = list(request.stop)
+        body.update(anthropic_tools(request.tools, request.tool_choice))
         body["stream"] = stream
         body.update(profile.params)
         body.update(request.extra)

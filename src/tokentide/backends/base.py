@@ -35,11 +35,13 @@ from tokentide.config.model import Profile
 
 __all__ = [
     "Backend",
+    "CallsTools",
     "ContinuesAnswers",
     "GenerationRequest",
     "Message",
     "Reply",
     "TokenEvents",
+    "calls_tools",
     "can_continue",
     "collect",
     "is_continuation",
@@ -249,6 +251,28 @@ class StreamsBatches(Protocol):
     The others are drained event by event through :meth:`Backend.stream`."""
 
     def stream_batches(self, request: GenerationRequest) -> AsyncGenerator[list[Event], None]: ...
+
+
+@runtime_checkable
+class CallsTools(Protocol):
+    """A backend that declares whether its dialect carries tool calls.
+
+    ``calls_tools`` true: it sends a request's :attr:`GenerationRequest.tools` and
+    ``tool_choice``, the conversation's calls and results, and reports the calls the
+    model asks for (OpenAI chat, and so vLLM, llama.cpp server, TGI ``/v1``; Anthropic;
+    Ollama's ``/api/chat``).  Whether the *model* calls them is up to the server (vLLM
+    needs a tool-call parser, llama.cpp server a ``chat_format`` or ``--jinja``).  False,
+    or not declared: the request has no place for tools, so the caller must not offer
+    them (the user is told instead).  Read it with :func:`calls_tools`."""
+
+    @property
+    def calls_tools(self) -> bool: ...
+
+
+def calls_tools(backend: object) -> bool:
+    """Whether ``backend`` can be offered tools (:class:`CallsTools`); False for a
+    backend that does not say."""
+    return isinstance(backend, CallsTools) and backend.calls_tools is True
 
 
 def can_continue(backend: object) -> bool:

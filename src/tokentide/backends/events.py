@@ -6,8 +6,9 @@ when a new kind of event is not handled.  Failures are not events: a backend rai
 
 A stream is a sequence of :class:`TextDelta` (and, for servers that think aloud,
 :class:`ReasoningDelta`) ended by exactly one :class:`Finish`; a model that asks for a
-tool also yields one :class:`ToolCallRequested` per call, whole, before the ``Finish``.  :class:`Retrying` is
-emitted by the generation object, never by a backend, while it waits to try again.
+tool also yields one :class:`ToolCallRequested` per call, whole, before the ``Finish``
+(whose reason is then ``tool_calls``).  :class:`Retrying` is emitted by the generation
+object, never by a backend, while it waits to try again.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class ReasoningDelta:
 @dataclass(frozen=True, slots=True)
 class ToolCallRequested:
     """The model asked to call a tool (OpenAI ``tool_calls``, Anthropic ``tool_use``,
-    Ollama ``message.tool_calls``).  tokentide runs no tools: this is reported, not obeyed.
+    Ollama ``message.tool_calls``).  The backend only reports it; running it (after the
+    user approves) and sending the result back is the session's work.
 
     Untrusted server text: sanitise ``name`` and ``arguments`` before showing them.
     """

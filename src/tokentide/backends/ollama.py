@@ -11,8 +11,15 @@ The stream is NDJSON (``protocols.md`` §3), split on ``\\n`` only: each line's
 ``message.content`` is answer text and ``message.thinking`` reasoning; the line with
 ``"done": true`` ends the answer (``done_reason``; ``prompt_eval_count`` and
 ``eval_count`` are the token counts).  ``message.tool_calls`` come whole (arguments a JSON
-object), each yielded as a ``ToolCallRequested``.  Errors: HTTP 4xx/5xx ``{"error"}`` before the
-stream and an ``{"error"}`` line inside it.  ``create`` sends ``"stream": false``.
+object), each yielded as a ``ToolCallRequested``, and an answer with calls ends with
+reason ``tool_calls`` (Ollama says ``stop``).  Errors: HTTP 4xx/5xx ``{"error"}`` before
+the stream and an ``{"error"}`` line inside it.  ``create`` sends ``"stream": false``.
+
+Tools (:attr:`OllamaBackend.calls_tools`): ``tools`` in OpenAI's shape at the top level
+(Ollama has no ``tool_choice``: ``none`` sends no tools, and a call cannot be forced);
+an assistant turn's calls as ``tool_calls: [{function: {name, arguments: <object>}}]``
+and each result as ``{"role": "tool", "content", "tool_name"}``
+(:mod:`~tokentide.backends.tool_calls`).
 For Ollama's OpenAI-compatible endpoint use ``api = "openai"`` with ``/v1``.
 """
 
@@ -31,7 +38,12 @@ from tokentide.backends.events import (
     Usage,
 )
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
-from tokentide.backends.tool_calls import arguments_text
+from tokentide.backends.tool_calls import (
+    arguments_text,
+    finish_reason,
+    ollama_messages,
+    ollama_tools,
+)
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ServerError, excerpt
 
@@ -79,6 +91,8 @@ class OllamaParser(StreamParser):
     def __init__(self, server: str) -> None:
         self.server = server
         self.done = False
+        self.asked = False
+        """A line carried tool calls (the ``done`` line's reason is then ``tool_calls``)."""
 
     def feed(self, item: str) -> list[Event]:
         obj = event_object(item, self.server, "line")
@@ -97,10 +111,13 @@ class OllamaParser(StreamParser):
             content = message.get("content")
             if isinstance(content, str) and content:
                 events.append(TextDelta(content))
-            events.extend(_tool_calls(message))
+            calls = _tool_calls(message)
+            self.asked = self.asked or bool(calls)
+            events.extend(calls)
         if obj.get("done") is True:
             self.done = True
-            events.append(Finish(_reason(obj), _usage(obj), model=model_name(obj.get("model"))))
+            reason = finish_reason(_reason(obj), self.asked)
+            events.append(Finish(reason, _usage(obj), model=model_name(obj.get("model"))))
         return events
 
     def end(self) -> list[Event]:
@@ -115,6 +132,8 @@ class OllamaParser(StreamParser):
 class OllamaBackend(HTTPBackend):
     api = "ollama"
     framing = "ndjson"
+    calls_tools = True
+    """:class:`~tokentide.backends.base.CallsTools`: ``tools`` and ``message.tool_calls``."""
     continues_answers = True
     """A final assistant message is continued by Ollama itself (its library templates
     leave the last assistant turn open and add no new one); see docs/backends-http.md."""
@@ -136,7 +155,8 @@ class OllamaBackend(HTTPBackend):
         body: dict[str, Any] = {}
         if model := self.model_or(request):
             body["model"] = model
-        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        body["messages"] = ollama_messages(request.messages)
+        body.update(ollama_tools(request.tools, request.tool_choice))
         body["stream"] = stream
         options = sampling(request, profile)
         if "max_tokens" in options:
@@ -167,12 +187,13 @@ class OllamaBackend(HTTPBackend):
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         message = body["message"]
         thinking = message.get("thinking")
+        calls = tuple(_tool_calls(message))
         return Reply(
             text=message.get("content") or "",
-            finish_reason=_reason(body),
+            finish_reason=finish_reason(_reason(body), bool(calls)),
             usage=_usage(body),
             reasoning=thinking if isinstance(thinking, str) else "",
-            tool_calls=tuple(_tool_calls(message)),
+            tool_calls=calls,
             model=model_name(body.get("model")),
         )
 

@@ -17,10 +17,17 @@ servers that continue it by themselves and refuse unknown fields) or ``"off"`` (
 server would start a new answer: OpenAI itself, the default for ``api.openai.com``).
 The completions route continues the flattened transcript (``base.prompt_text``).
 
-Tool calls (tokentide sends no tools, but a server may still ask): streamed
+Tool calls (the chat route: :attr:`OpenAIChatBackend.calls_tools`): a request's tools go
+out as ``tools: [{"type": "function", "function": {name, description, parameters}}]``
+with ``tool_choice`` (``"auto"``, ``"none"``, ``"required"`` or a named function); an
+assistant turn that asked for calls as ``tool_calls: [{id, type, function: {name,
+arguments}}]`` (``content`` null when it said nothing) and each result as ``{"role":
+"tool", "tool_call_id", "content"}`` (:mod:`~tokentide.backends.tool_calls`).  Streamed
 ``delta.tool_calls`` fragments are joined by ``index`` (and the legacy
 ``delta.function_call``) and yielded as whole ``ToolCallRequested`` events just before
-the ``Finish``; a non-streaming ``message.tool_calls`` fills ``Reply.tool_calls``.
+the ``Finish``; a non-streaming ``message.tool_calls`` fills ``Reply.tool_calls``.  Either
+way an answer with calls ends with reason ``tool_calls`` (vLLM says ``stop`` for forced
+calls).
 """
 
 from __future__ import annotations
@@ -46,7 +53,13 @@ from tokentide.backends.events import (
 )
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
-from tokentide.backends.tool_calls import FragmentAssembler, arguments_text
+from tokentide.backends.tool_calls import (
+    FragmentAssembler,
+    arguments_text,
+    finish_reason,
+    openai_messages,
+    openai_tools,
+)
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ProtocolError, ServerError, excerpt
 
@@ -89,8 +102,9 @@ class _OpenAIParser(StreamParser):
         self.model: str | None = None
 
     def _finish(self) -> list[Event]:
-        finish = Finish(self.finish_reason, self.usage, model=self.model)
-        return [*self.tools.flush(), finish]
+        calls = self.tools.flush()
+        reason = finish_reason(self.finish_reason, bool(calls))
+        return [*calls, Finish(reason, self.usage, model=self.model)]
 
     def feed(self, item: SSEEvent) -> list[Event]:
         data = item.data
@@ -252,6 +266,10 @@ class OpenAIChatBackend(_OpenAIBackend):
     api = "openai"
     path = "/chat/completions"
     chat = True
+    calls_tools = True
+    """:class:`~tokentide.backends.base.CallsTools`: the dialect carries them; whether the
+    model calls them is the server's (vLLM needs ``--enable-auto-tool-choice`` and a
+    parser, llama.cpp server ``--jinja`` or a function-calling ``chat_format``)."""
 
     def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
         super().__init__(profile, env)
@@ -266,7 +284,8 @@ class OpenAIChatBackend(_OpenAIBackend):
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         body = _common_body(request, self.profile, self.model_or(request))
-        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        body["messages"] = openai_messages(request.messages)
+        body.update(openai_tools(request.tools, request.tool_choice))
         if self.continue_mode == "flag" and is_continuation(request):
             # vLLM's chat-template flags (also TGI, SGLang, llama.cpp server): the final
             # assistant message is left open and no new assistant turn is started.
@@ -281,12 +300,13 @@ class OpenAIChatBackend(_OpenAIBackend):
         choice = body["choices"][0]
         message = choice.get("message") or {}
         reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        calls = _reply_tool_calls(message)
         return Reply(
             text=message.get("content") or "",
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish_reason(choice.get("finish_reason"), bool(calls)),
             usage=_usage(body.get("usage")),
             reasoning=reasoning if isinstance(reasoning, str) else "",
-            tool_calls=_reply_tool_calls(message),
+            tool_calls=calls,
             model=model_name(body.get("model")),
         )
 
@@ -295,6 +315,8 @@ class OpenAICompletionsBackend(_OpenAIBackend):
     api = "openai-completions"
     path = "/completions"
     chat = False
+    calls_tools = False
+    """A prompt string has no place for tools."""
     continues_answers = True
     """The transcript ends with the partial answer (``base.prompt_text``)."""
 

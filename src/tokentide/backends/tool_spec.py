@@ -18,11 +18,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["ToolChoice", "ToolResult", "ToolSpec"]
+__all__ = ["ForcedTool", "ToolChoice", "ToolResult", "ToolSpec"]
 
-ToolChoice = Literal["auto", "none", "required"]
-"""Whether the model may (``auto``), must not (``none``) or must (``required``) call a
-tool; a dialect without the choice sends nothing for ``auto``."""
+
+@dataclass(frozen=True, slots=True)
+class ForcedTool:
+    """A tool choice naming the one tool the model must call (OpenAI
+    ``{"type": "function", "function": {"name"}}``, Anthropic ``{"type": "tool", "name"}``).
+
+    Some servers force a call only this way: llama-cpp-python's
+    ``chatml-function-calling`` handler takes a named tool but not ``"required"``.
+    """
+
+    name: str
+
+
+ToolChoice = Literal["auto", "none", "required"] | ForcedTool
+"""Whether the model may (``auto``), must not (``none``) or must (``required``, or the
+one :class:`ForcedTool`) call a tool.  Each dialect's request says how it is written;
+Ollama has no choice at all (``none`` leaves the tools out, the others send them as
+offered)."""
 
 
 @dataclass(frozen=True, slots=True)
