@@ -8,8 +8,6 @@ init`` is :func:`~tokentide.config.example.write_example` (re-exported here).
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from tokentide.config.example import EXAMPLE_CONFIG, write_example
-from tokentide.config.model import Deadlines, Limits, Profile, Settings, Template
+from tokentide.config.model import Deadlines, Limits, Profile, Settings, Template, ToolSettings
 from tokentide.config.paths import config_path
 from tokentide.errors import ConfigError
 
@@ -47,10 +45,14 @@ COMMON_KEYS = frozenset(
         "api", "url", "model", "api_key_env", "api_key", "system", "temperature",
         "max_tokens", "seed", "top_p", "headers", "params", "connect_timeout",
         "first_token_timeout", "idle_timeout", "max_retries", "max_event_bytes",
-        "max_answer_bytes", "price_in", "price_out", "context_window",
+        "max_answer_bytes", "price_in", "price_out", "context_window", "functions",
     }
 )  # fmt: skip
 _TOP_KEYS = frozenset({"default", "theme", "log", "ui", "keys", "profiles", "templates"})
+_TOOL_KEYS = frozenset(
+    {"approve", "allow_tools", "mcp", "mcp_servers", "functions", "max_tool_rounds", "tool_timeout"}
+)
+"""Read by :mod:`tokentide.config.tool_settings` (imported only when a file has one)."""
 GRPC_APIS: Final = frozenset({"triton-grpc"})
 """Apis whose url is a gRPC target (``host:port``), not an http(s) URL."""
 MAX_RETRIES: Final = 100
@@ -183,34 +185,17 @@ def parse_profile(
         price_in=opt_number("price_in"),
         price_out=opt_number("price_out"),
         context_window=count("context_window", 0, minimum=1) if "context_window" in table else None,
+        functions=_functions(table, where("functions")),
         options=options,
     )
 
 
-def _permission_warning(path: Path, profiles: Mapping[str, Profile]) -> str | None:
-    """A warning when the file is readable or writable by others and holds secrets (an
-    ``api_key``, a secret header or param, a password in a URL)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        from tokentide.config.secrets import secret_fields
-        from tokentide.config.show import visible
+def _functions(table: Mapping[str, Any], where: Callable[[], str]) -> tuple[str, ...]:
+    if "functions" not in table:
+        return ()
+    from tokentide.config.tool_settings import strings
 
-        secrets = [
-            f"{field} of profile {name!r}"
-            for name, profile in profiles.items()
-            for field in secret_fields(profile)
-        ]
-        if not secrets:
-            return None
-        more = f" and {len(secrets) - 1} more" if len(secrets) > 1 else ""
-        return visible(
-            f"Warning: {path} holds secrets ({secrets[0]}{more}) but is readable by others "
-            f"(mode {stat.S_IMODE(mode):o}). Run: chmod 600 {path}"
-        )
-    return None
+    return strings(table["functions"], "functions", where)
 
 
 def _parse_toml(file: Path, text: str) -> dict[str, Any]:
@@ -253,12 +238,14 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     def where(key: str) -> Callable[[], str]:
         return lambda: _where(file, lines, (), key)
 
-    unknown = sorted(set(document) - _TOP_KEYS)
+    unknown = sorted(set(document) - _TOP_KEYS - _TOOL_KEYS)
     if unknown:
         raise ConfigError(
             f"{v.at(where(unknown[0]))}unknown top-level key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)}.",
-            hint="Top-level keys: default, theme, log, [ui], [keys], [profiles.NAME], [templates.NAME].",
+            hint="Top-level keys: default, theme, log, approve, allow_tools, mcp, functions, "
+            "max_tool_rounds, tool_timeout, [ui], [keys], [profiles.NAME], [templates.NAME], "
+            "[mcp_servers.NAME].",
         )
     profiles: dict[str, Profile] = {}
     raw_profiles = v.table(document.get("profiles", {}), "profiles", where("profiles"))
@@ -287,8 +274,19 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             f"{v.at(where('log'))}log must be true or false, not {log!r}.",
             hint="log = false keeps tide ask from saving its exchanges in the history.",
         )
+    tools = ToolSettings()
+    if _TOOL_KEYS & document.keys():
+        from tokentide.config.tool_settings import parse_tool_settings
+
+        tools = parse_tool_settings(
+            document,
+            where,
+            lambda name, key: partial(_where, file, lines, ("mcp_servers", name), key),
+        )
     warnings: list[str] = []
-    if warning := _permission_warning(file, profiles):
+    from tokentide.config.secrets import permission_warning
+
+    if warning := permission_warning(file, profiles):
         warnings.append(warning)
     return Settings(
         profiles=profiles,
@@ -300,6 +298,7 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             k: v.string(value, f"keys.{k}", partial(_where, file, lines, ("keys",), k))
             for k, value in keys.items()
         },
+        tools=tools,
         path=str(file),
         warnings=tuple(warnings),
     )

@@ -18,6 +18,13 @@ max_retries / max_event_bytes / max_answer_bytes
 headers = { "X-Api-Key-Header" = "..." }
 params = { ... }                  # extra request fields sent as they are
 ...                               # backend-specific keys, checked by the backend
+approve = "ask"                   # tools: ask before each call (or "all", "none")
+allow_tools = ["calc.add"]        # tools that run without asking
+mcp = ["~/mcp.json"]              # {"mcpServers": {...}} files (Claude Desktop's shape)
+functions = ["~/tools.py"]        # Python files whose functions are tools
+max_tool_rounds = 8 / tool_timeout = 60
+[mcp_servers.NAME]                # one MCP server: command/args/env/cwd or url/headers,
+trust = true                      # trust: its tools run without asking
 [templates.NAME]                  # a starting point: tide ask -t NAME, "New conversation
 profile / model / system          # from template" in the app; flags beat the template,
 temperature / max_tokens / top_p / seed   # the template beats the profile
@@ -27,9 +34,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Deadlines", "Limits", "Profile", "Settings", "Template"]
+__all__ = ["Approve", "Deadlines", "Limits", "Profile", "Settings", "Template", "ToolSettings"]
+
+Approve = Literal["ask", "all", "none"]
+"""Which tool calls run: ``ask`` the user each time (the default), ``all`` without asking,
+``none`` (every call is refused and the model is told so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,8 @@ class Profile:
     max_retries: int = 2
     """Retries after the first attempt (so 3 attempts at most), only before the first
     content token."""
+    functions: tuple[str, ...] = ()
+    """Python files whose functions are tools for this profile (``functions = [...]``)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Backend-specific keys (``target``, ``model_path``, tensor names, ...), checked by
     the backend's factory."""
@@ -117,6 +130,29 @@ class Template:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSettings:
+    """Where tools come from and which calls run (docs/tools.md).  The command line's
+    ``--mcp``, ``--functions``, ``--approve`` and ``--allow-tool`` add to or beat these."""
+
+    mcp_files: tuple[str, ...] = ()
+    """Files in the ``{"mcpServers": {...}}`` shape Claude Desktop and oterm use."""
+    mcp_servers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``[mcp_servers.NAME]`` tables, as written (checked by :mod:`tokentide.tools`)."""
+    functions: tuple[str, ...] = ()
+    approve: Approve = "ask"
+    allow_tools: tuple[str, ...] = ()
+    max_rounds: int = 8
+    """Most model → tools → model rounds in one answer before tide stops with a note."""
+    timeout: float | None = 60.0
+    """Seconds each call may take (None: no deadline)."""
+
+    @property
+    def configured(self) -> bool:
+        """Any tool source at all (nothing of the tools machinery loads otherwise)."""
+        return bool(self.mcp_files or self.mcp_servers or self.functions)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole config file."""
 
@@ -128,6 +164,7 @@ class Settings:
     """``tide ask`` saves each exchange in the history (``log = false``: never)."""
     keys: Mapping[str, str] = field(default_factory=dict)
     """Key bindings: action name -> key(s), e.g. ``stop = "escape"``."""
+    tools: ToolSettings = field(default_factory=ToolSettings)
     path: str | None = None
     """The file these settings came from, if any."""
     warnings: tuple[str, ...] = ()

@@ -10,13 +10,24 @@ with secret names are secrets too.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from tokentide.config.model import Profile
 
-__all__ = ["MASK", "is_secret_name", "looks_secret", "mask_data", "mask_url", "secret_fields"]
+__all__ = [
+    "MASK",
+    "is_secret_name",
+    "looks_secret",
+    "mask_data",
+    "mask_url",
+    "permission_warning",
+    "secret_fields",
+]
 
 MASK: Final = "***"
 
@@ -129,3 +140,28 @@ def _secret_paths(data: Mapping[str, Any]) -> list[str]:
         ):
             paths.append(path)
     return sorted(paths)
+
+
+def permission_warning(path: Path, profiles: Mapping[str, Profile]) -> str | None:
+    """A warning when the file is readable or writable by others and holds secrets (an
+    ``api_key``, a secret header or param, a password in a URL)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        from tokentide.config.show import visible
+
+        secrets = [
+            f"{field} of profile {name!r}"
+            for name, profile in profiles.items()
+            for field in secret_fields(profile)
+        ]
+        if not secrets:
+            return None
+        more = f" and {len(secrets) - 1} more" if len(secrets) > 1 else ""
+        return visible(
+            f"Warning: {path} holds secrets ({secrets[0]}{more}) but is readable by others "
+            f"(mode {stat.S_IMODE(mode):o}). Run: chmod 600 {path}"
+        )
+    return None
