@@ -56,7 +56,15 @@ Answer:
                   ``tool_calls`` (streamed as ``index``/``id``/``function.name`` then
                   ``function.arguments`` fragments; finish ``tool_calls``), Anthropic
                   ``tool_use`` blocks (``input_json_delta`` fragments; ``tool_use``),
-                  Ollama ``message.tool_calls`` (arguments an object)
+                  Ollama ``message.tool_calls`` (arguments an object).  ``tool=*``: each
+                  tool the request offers (its ``tools``), none if it offers none
+  ``tool_args_I`` the arguments of call I (0-based) instead of ``tool_args``
+  ``tool_split=N`` stream arguments in N-character fragments (default 4; 1 splits every
+                  escape and multibyte character)
+  ``tool_interleave=1`` OpenAI: every call's first fragment, then the rest of them in
+                  turns (parallel calls interleaved by ``index``)
+  ``tool_index0=1`` OpenAI: every call at ``index`` 0, told apart by its id only
+  ``tool_lines=1`` Ollama: one line per call (default: all in one line)
 
 Timing:
   ``delay``       seconds before each token (default 0); ``first_delay`` before the first
@@ -263,14 +271,40 @@ class Ctx:
 
     def tool_calls(self) -> list[tuple[str, str]]:
         """(name, arguments JSON text) of each call the ``tool`` knob asks for."""
-        names = [n for n in (self.k.get("tool") or "").split(",") if n]
+        wanted = self.k.get("tool") or ""
+        names = self.offered_tools() if wanted == "*" else [n for n in wanted.split(",") if n]
         args = self.k.get("tool_args", '{"city": "Paris"}') or ""
-        return [(name, args) for name in names]
+        return [(name, self.k.get(f"tool_args_{i}", args) or "") for i, name in enumerate(names)]
+
+    def offered_tools(self) -> list[str]:
+        """The names of the tools the request offers (OpenAI and Ollama
+        ``tools[].function.name``, Anthropic ``tools[].name``)."""
+        names = []
+        for tool in self.body.get("tools") or []:
+            if isinstance(tool, dict):
+                function = tool.get("function")
+                name = function.get("name") if isinstance(function, dict) else tool.get("name")
+                if isinstance(name, str):
+                    names.append(name)
+        return names
+
+    def tool_fragments(self, args: str) -> list[str]:
+        return fragments(args, self.k.num("tool_split") or 4)
 
 
 def fragments(text: str, size: int = 4) -> list[str]:
     """``text`` in ``size``-character pieces, as servers stream tool arguments."""
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _block_text(block: Any) -> str:
+    """An Anthropic content block's text: a text block's, a tool result's content."""
+    if not isinstance(block, dict):
+        return ""
+    if block.get("type") == "tool_result":
+        content = block.get("content", "")
+        return content if isinstance(content, str) else "".join(map(_block_text, content))
+    return str(block.get("text", ""))
 
 
 def _json_or_text(text: str) -> Any:
@@ -682,6 +716,31 @@ def _openai(ctx: Ctx) -> Routed:
         choice["finish_reason"] = finish_reason
         return {"id": "cmpl-1", "object": obj, "created": 1, "model": model, "choices": [choice]}
 
+    def tool_chunks() -> Iterator[Item]:
+        index0 = k.flag("tool_index0")
+        parts: list[list[dict[str, Any]]] = []
+        for i, (name, args) in enumerate(calls):
+            index = 0 if index0 else i
+            head = {"index": index, "id": f"call_{i}", "type": "function"}
+            head["function"] = {"name": name, "arguments": ""}
+            pieces = [
+                {"index": index, "function": {"arguments": p}} for p in ctx.tool_fragments(args)
+            ]
+            parts.append([head, *pieces])
+        if k.flag("tool_interleave"):
+            heads = [call[0] for call in parts]
+            rest = [call[1:] for call in parts]
+            parts = [heads] + [
+                [call[turn] for call in rest if turn < len(call)]
+                for turn in range(max((len(call) for call in rest), default=0))
+            ]
+            for group in parts:  # one chunk carrying several calls' fragments
+                yield "meta", ctx.sse(chunk({"tool_calls": group}, None))
+            return
+        for call in parts:
+            for part in call:
+                yield "meta", ctx.sse(chunk({"tool_calls": [part]}, None))
+
     def items() -> Iterator[Item]:
         if chat and k.flag("role_first", True):
             yield "meta", ctx.sse(chunk({"role": "assistant", "content": None}, None))
@@ -690,13 +749,7 @@ def _openai(ctx: Ctx) -> Routed:
                 yield "meta", ctx.sse(chunk({"reasoning_content": piece}, None))
         for token in tokens:
             yield "token", ctx.sse(chunk({"content": token}, None, token))
-        for i, (name, args) in enumerate(calls):
-            head = {"index": i, "id": f"call_{i}", "type": "function"}
-            head["function"] = {"name": name, "arguments": ""}
-            yield "meta", ctx.sse(chunk({"tool_calls": [head]}, None))
-            for piece in fragments(args):
-                part = {"index": i, "function": {"arguments": piece}}
-                yield "meta", ctx.sse(chunk({"tool_calls": [part]}, None))
+        yield from tool_chunks()
         yield "end", ctx.sse(chunk({} if chat else None, finish, ""))
         include = (body.get("stream_options") or {}).get("include_usage")
         if k.flag("usage", bool(include)):
@@ -862,7 +915,7 @@ def _anthropic(ctx: Ctx) -> Routed:
         )
     messages = body.get("messages") or []
     last = messages[-1].get("content", "") if messages else ""
-    prompt = last if isinstance(last, str) else "".join(b.get("text", "") for b in last)
+    prompt = last if isinstance(last, str) else "".join(_block_text(b) for b in last)
     tokens, cut = ctx.plan(prompt, body.get("max_tokens"))
     calls = ctx.tool_calls()
     stop_reason = k.get("finish") or ("max_tokens" if cut else "tool_use" if calls else "end_turn")
@@ -888,7 +941,7 @@ def _anthropic(ctx: Ctx) -> Routed:
         content.append({"type": "text", "text": "".join(tokens[half:])})
         for i, (name, args) in enumerate(calls):
             tool = {"type": "tool_use", "id": f"toolu_{i}", "name": name}
-            content.append({**tool, "input": _json_or_text(args)})
+            content.append({**tool, "input": _json_or_text(args) if args else {}})
         return _json_reply(
             ctx,
             {
@@ -988,7 +1041,7 @@ def _anthropic(ctx: Ctx) -> Routed:
             tool = {"type": "tool_use", "id": f"toolu_{i - index - 1}", "name": name}
             block = {"type": "content_block_start", "index": i, "content_block": tool}
             yield "meta", ev({**block, "content_block": {**tool, "input": {}}})
-            for piece in fragments(args):
+            for piece in ctx.tool_fragments(args):
                 delta = {"type": "input_json_delta", "partial_json": piece}
                 yield "meta", ev({"type": "content_block_delta", "index": i, "delta": delta})
             yield "meta", ev({"type": "content_block_stop", "index": i})
@@ -1304,9 +1357,9 @@ def _ollama(ctx: Ctx) -> Routed:
                 yield "meta", ctx.line(chunk("", piece))
         for token in tokens:
             yield "token", ctx.line(chunk(token))
-        if calls:
+        for group in [[c] for c in calls] if k.flag("tool_lines") else [calls] if calls else []:
             call_chunk = chunk("")
-            call_chunk["message"]["tool_calls"] = calls
+            call_chunk["message"]["tool_calls"] = group
             yield "meta", ctx.line(call_chunk)
         last = ctx.line(final(""))
         if not k.flag("final_newline", True):

@@ -193,6 +193,12 @@ class LlamaCppBackend:
     events_are_tokens = True
     """Each streamed chunk of ``create_chat_completion`` is one sampled token
     (:class:`~tokentide.backends.base.TokenEvents`)."""
+    calls_tools = False
+    """:class:`~tokentide.backends.base.CallsTools`: no.  llama-cpp-python's one handler
+    that takes ``tools`` for a ChatML model like SmolLM2 (``chatml-function-calling``)
+    leaves ``tool`` messages out of its prompt, so the model never reads a result; it
+    cannot stream with ``tool_choice="auto"`` and has no ``"required"``; ``functionary``
+    needs a Functionary model.  See docs/backends-local.md."""
 
     def __init__(
         self,
