@@ -109,7 +109,7 @@ async def test_calls_and_results_go_back_in_openai_shape(
         {"role": "user", "content": "Weather and time?"},
         {
             "role": "assistant",
-            "content": None,
+            "content": "",
             "tool_calls": [
                 {
                     "id": "call_x",
@@ -190,3 +190,25 @@ async def test_no_tool_offered_means_no_call_from_tool_star(
     events, error = await drain(make(server.url(tool="*") + "/v1").stream(ASK))
     assert error is None and calls_of(events) == []
     assert isinstance(events[-1], Finish) and events[-1].reason == "stop"
+
+
+def test_a_call_sent_both_as_tool_calls_and_function_call_is_one_call() -> None:
+    """llama-cpp-python's server writes each call in both fields, streamed and not."""
+    from tokentide.backends.openai import _OpenAIParser, _reply_tool_calls
+    from tokentide.backends.sse import SSEEvent
+
+    function = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    call = {"index": 0, "id": "call_1", "type": "function", "function": function}
+    parser = _OpenAIParser("http://x", chat=True)
+    delta = {"role": "assistant", "content": None, "tool_calls": [call], "function_call": function}
+    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": "tool_calls"}]}
+    assert parser.feed(SSEEvent(data=json.dumps(chunk))) == []
+    expected = ToolCallRequested("get_weather", '{"city": "Paris"}', "call_1")
+    assert parser.feed(SSEEvent(data="[DONE]")) == [expected, Finish("tool_calls", None)]
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [call],
+        "function_call": function,
+    }
+    assert _reply_tool_calls(message) == (expected,)

@@ -21,13 +21,14 @@ Tool calls (the chat route: :attr:`OpenAIChatBackend.calls_tools`): a request's 
 out as ``tools: [{"type": "function", "function": {name, description, parameters}}]``
 with ``tool_choice`` (``"auto"``, ``"none"``, ``"required"`` or a named function); an
 assistant turn that asked for calls as ``tool_calls: [{id, type, function: {name,
-arguments}}]`` (``content`` null when it said nothing) and each result as ``{"role":
-"tool", "tool_call_id", "content"}`` (:mod:`~tokentide.backends.tool_calls`).  Streamed
-``delta.tool_calls`` fragments are joined by ``index`` (and the legacy
-``delta.function_call``) and yielded as whole ``ToolCallRequested`` events just before
-the ``Finish``; a non-streaming ``message.tool_calls`` fills ``Reply.tool_calls``.  Either
-way an answer with calls ends with reason ``tool_calls`` (vLLM says ``stop`` for forced
-calls).
+arguments}}]`` (``content`` ``""`` when it said nothing: llama-cpp-python refuses null)
+and each result as ``{"role": "tool", "tool_call_id", "content"}``
+(:mod:`~tokentide.backends.tool_calls`).  Streamed ``delta.tool_calls`` fragments are
+joined by ``index`` (and the legacy ``function_call``, unless the same delta or message
+has ``tool_calls``: llama-cpp-python sends each call both ways) and yielded as whole
+``ToolCallRequested`` events just before the ``Finish``; a non-streaming
+``message.tool_calls`` fills ``Reply.tool_calls``.  Either way an answer with calls ends
+with reason ``tool_calls`` (vLLM says ``stop`` for forced calls).
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class _OpenAIParser(StreamParser):
                     arguments=function.get("arguments"),
                 )
         legacy = delta.get("function_call")
-        if isinstance(legacy, dict):
+        if isinstance(legacy, dict) and not calls:  # llama-cpp-python sends both
             self.tools.add(
                 "function_call", name=legacy.get("name"), arguments=legacy.get("arguments")
             )
@@ -208,7 +209,7 @@ def _reply_tool_calls(message: dict[str, Any]) -> tuple[ToolCallRequested, ...]:
     """``message.tool_calls`` (and the legacy ``function_call``) of a whole reply."""
     calls = message.get("tool_calls")
     found = [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
-    if isinstance(message.get("function_call"), dict):
+    if isinstance(message.get("function_call"), dict) and not found:  # the same call, older
         found.append({"function": message["function_call"]})
     result = []
     for call in found:

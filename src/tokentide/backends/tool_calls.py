@@ -227,9 +227,8 @@ def openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
                 }
                 for call_id, call in zip(ids, message.tool_calls, strict=True)
             ]
-            out.append(
-                {"role": "assistant", "content": message.content or None, "tool_calls": calls}
-            )
+            # "" rather than null for no text: llama-cpp-python's server refuses null
+            out.append({"role": "assistant", "content": message.content, "tool_calls": calls})
         elif isinstance(ids, str):
             out.append({"role": "tool", "tool_call_id": ids, "content": message.content})
         else:
