@@ -55,7 +55,8 @@ raised by :func:`from_profile` (:mod:`tokentide.backends.local_load`).
 Isolation and limits: what a predictor prints goes to the debug log, never to
 tokentide's stdout/stderr (:mod:`tokentide.backends.local_isolation`); each piece is
 checked against ``max_event_bytes`` and the answer against ``max_answer_bytes`` as the
-piece arrives, in ``stream`` and ``create`` alike (:mod:`tokentide.backends.local_limits`).
+piece arrives, in ``stream`` and ``create`` alike, by the
+:class:`~tokentide.backends.stream_guard.StreamGuard` every backend uses.
 """
 
 from __future__ import annotations
@@ -68,21 +69,15 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
 
-from tokentide.backends._cumulative import Accumulator, Yields, yields_option
+from tokentide.backends._cumulative import Yields, yields_option
 from tokentide.backends._thread_bridge import iterate_in_thread
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.local_isolation import Capture, capturing, exit_error, installed
-from tokentide.backends.local_limits import Budget
 from tokentide.backends.local_load import ARGUMENTS, TARGET_HINT, load_target, parameters
+from tokentide.backends.stream_guard import StreamGuard, Wording
 from tokentide.config.model import Limits, Profile
-from tokentide.errors import (
-    BackendError,
-    ConfigError,
-    LocalFunctionError,
-    ProtocolError,
-    excerpt,
-)
+from tokentide.errors import BackendError, ConfigError, LocalFunctionError, excerpt
 
 __all__ = ["ARGUMENTS", "LocalBackend", "from_profile", "load_target"]
 
@@ -302,56 +297,52 @@ class LocalBackend:
 
     # -- the Backend protocol ----------------------------------------------------------
 
-    def _budget(self) -> Budget:
+    def stream_guard(self, style: Yields | None = None) -> StreamGuard:
+        """The limits and yields style of one answer (a revision is the predictor's
+        own :class:`LocalFunctionError`)."""
         limits = self._profile.limits if self._profile is not None else Limits()
-        return Budget(limits, self.target)
+        return StreamGuard(
+            limits,
+            self.yields if style is None else style,
+            wording=Wording(
+                self.target,
+                self.target,
+                piece="produced a piece",
+                piece_hint="Raise max_event_bytes in the profile if pieces this large are "
+                "expected, or yield the answer in smaller pieces.",
+                revision_error=LocalFunctionError,
+            ),
+        )
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
         reason: str | None = None
-        budget = self._budget()
-        answer = None if self.yields == "delta" else Accumulator(self.yields, server=self.target)
+        guard = self.stream_guard()
         async with aclosing(self._pieces(request)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, _Eager):
-                    text = budget.take(piece.value)
-                    if text:
-                        yield TextDelta(text)
-                    if budget.exhausted:
-                        raise budget.too_long()
-                    continue
-                reason = piece.finish_reason or reason
-                delta = piece.text
-                if not delta:
-                    continue
-                if answer is not None:
-                    budget.check_whole(delta)  # before comparing it with the answer so far
-                    try:
-                        delta = answer.feed(delta)
-                    except ProtocolError as error:
-                        raise LocalFunctionError(
-                            error.message, server=self.target, hint=error.hint
-                        ) from None
-                    if not delta:
+                    text = guard.whole(piece.value)
+                else:
+                    reason = piece.finish_reason or reason
+                    if not piece.text:
                         continue
-                budget.check_piece(delta)
-                text = budget.take(delta)
+                    text = guard.text(piece.text)
                 if text:
                     yield TextDelta(text)
-                if budget.exhausted:
-                    raise budget.too_long()
+                if guard.exhausted:
+                    raise guard.too_long()
         yield Finish(reason or "stop")
 
     async def create(self, request: GenerationRequest) -> Reply:
         parts: list[str] = []
         reason: str | None = None
-        budget = self._budget()
-        answer = Accumulator("auto")
+        # "cumulative": the last piece is the answer, revisions allowed, as in Muna.
+        guard = self.stream_guard("delta" if self.yields == "cumulative" else None)
         async with aclosing(self._pieces(request)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, _Eager):
-                    budget.take(piece.value)
-                    if budget.exhausted:
-                        raise budget.too_long()
+                    guard.whole(piece.value)
+                    if guard.exhausted:
+                        raise guard.too_long()
                     parts = [piece.value]
                     continue
                 reason = piece.finish_reason or reason
@@ -359,20 +350,15 @@ class LocalBackend:
                 if text is None:
                     continue
                 if self.yields == "cumulative":
-                    budget.replace(text)  # the last partial is the answer, as in Muna
+                    guard.revise(text)
                     parts = [text]
                     continue
-                if self.yields == "auto":  # cumulative while each piece extends the last
-                    budget.check_whole(text)
-                    delta = answer.feed(text)
-                else:
-                    delta = text
-                budget.check_piece(delta)
-                budget.take(delta)
-                if budget.exhausted:
-                    raise budget.too_long()
-                if self.yields == "auto":
-                    parts = [answer.text]
+                cumulative = guard.cumulative  # "auto", while each piece extends the last
+                delta = guard.text(text)
+                if guard.exhausted:
+                    raise guard.too_long()
+                if cumulative and guard.cumulative:
+                    parts = [text]
                 else:
                     parts.append(delta)
         return Reply(text="".join(parts), finish_reason=reason or "stop")
