@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tokentide.backends._cumulative import Yields
 from tokentide.backends.anthropic import AnthropicParser
 from tokentide.backends.events import Finish, ReasoningDelta, TextDelta
 from tokentide.backends.http import StreamParser
@@ -19,24 +20,31 @@ from tokentide.backends.muna import MunaParser, _Fetch
 from tokentide.backends.ollama import OllamaParser
 from tokentide.backends.openai import _OpenAIParser
 from tokentide.backends.sse import NDJSONSplitter, SSEDecoder
+from tokentide.backends.stream_guard import StreamGuard, Wording
 from tokentide.backends.substrate import SubstrateParser
 from tokentide.backends.tgi import TGIParser
 from tokentide.backends.triton_http import TritonHTTPParser
+from tokentide.config.model import Limits
 from tokentide.errors import TideError
 
 S = "http://127.0.0.1:1"
+
+
+def guard(style: Yields) -> StreamGuard:
+    return StreamGuard(Limits(), style, wording=Wording(S, S))
+
 
 SSE_PARSERS: dict[str, Callable[[], StreamParser]] = {
     "openai-chat": lambda: _OpenAIParser(S, chat=True),
     "openai-completions": lambda: _OpenAIParser(S, chat=False),
     "tgi": lambda: TGIParser(S),
     "anthropic": lambda: AnthropicParser(S),
-    "triton-delta": lambda: TritonHTTPParser(S, "text_output", "delta"),
-    "triton-cumulative": lambda: TritonHTTPParser(S, "text_output", "cumulative"),
+    "triton-delta": lambda: TritonHTTPParser(S, "text_output", guard("delta")),
+    "triton-cumulative": lambda: TritonHTTPParser(S, "text_output", guard("cumulative")),
     "substrate-all": lambda: SubstrateParser(S, None),
     "substrate-node": lambda: SubstrateParser(S, "a"),
-    "muna-cumulative": lambda: MunaParser(S, "cumulative"),
-    "muna-auto": lambda: MunaParser(S, "auto"),
+    "muna-cumulative": lambda: MunaParser(S, guard("cumulative")),
+    "muna-auto": lambda: MunaParser(S, guard("auto")),
 }
 
 KEYS = [

@@ -1,6 +1,9 @@
-"""Turning a stream of *cumulative* texts ("hello", "hello from", "hello from Muna") into
-deltas ("hello", " from", " Muna"), shared by the HTTP dialects whose servers may send
-either (Triton ``generate_stream`` models, Muna predictors).  ``protocols.md`` §9.
+"""The ``yields`` option: whether a server sends *cumulative* texts ("hello", "hello
+from", "hello from Muna") or deltas ("hello", " from", " Muna").  Triton models (HTTP
+and gRPC), Muna predictors and local predictors may send either.  ``protocols.md`` §9.
+Turning the pieces into deltas is the stream guard's work
+(:class:`~tokentide.backends.stream_guard.StreamGuard`), with the size limits and the
+UTF-8 decoding, for every transport alike.
 
 ``yields`` is the profile option that says which style the server uses:
 
@@ -18,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
-from tokentide.errors import ConfigError, ProtocolError, excerpt
+from tokentide.errors import ConfigError
 
-__all__ = ["YIELD_STYLES", "Accumulator", "Yields", "yields_option"]
+__all__ = ["YIELD_STYLES", "Yields", "yields_option"]
 
 Yields = Literal["delta", "cumulative", "auto"]
 YIELD_STYLES: tuple[Yields, ...] = ("delta", "cumulative", "auto")
@@ -42,37 +45,3 @@ def yields_option(
             'answer so far; "auto": cumulative while each piece extends the last.',
         )
     return cast(Yields, value)
-
-
-class Accumulator:
-    """Feed pieces in the declared style, get the new text (the delta) back."""
-
-    __slots__ = ("server", "style", "text")
-
-    def __init__(self, style: Yields, server: str | None = None) -> None:
-        self.style: Yields = style
-        self.server = server
-        self.text = ""
-        """The whole answer so far."""
-
-    def feed(self, piece: str) -> str:
-        """The part of ``piece`` that is new; raises ProtocolError in cumulative mode
-        when ``piece`` does not extend the answer so far."""
-        if self.style == "delta":
-            self.text += piece
-            return piece
-        if piece.startswith(self.text):
-            delta = piece[len(self.text) :]
-            self.text = piece
-            return delta
-        if self.style == "auto":
-            self.style = "delta"
-            self.text += piece
-            return piece
-        where = f"{self.server} " if self.server else "The server "
-        raise ProtocolError(
-            f"{where}sent a partial result that does not extend the previous one "
-            f"(had {excerpt(self.text[-60:], 60)!r}, got {excerpt(piece[:60], 60)!r}).",
-            server=self.server,
-            hint='If the server sends pieces to append, set yields = "delta" in the profile.',
-        )

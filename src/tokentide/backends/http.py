@@ -17,7 +17,9 @@ credentials and always verifying TLS, for any other URL a server names
 status check *before* any parsing (so a 429's JSON body and ``Retry-After`` are never
 hidden behind a content-type error), error bodies of every known shape turned into a
 message for a person, the content-type check, bounded reading of every body before
-it is inflated (:mod:`~tokentide.backends.http_body`), byte-level decoding, and
+it is inflated (:mod:`~tokentide.backends.http_body`) with the limits and words of the
+stream's :class:`~tokentide.backends.stream_guard.StreamGuard` (which also turns a
+dialect's cumulative pieces into deltas), byte-level decoding, and
 closing the response on every exit path: when the consumer closes the generator or
 cancels its task, ``async with`` closes the response and the server sees the disconnect.
 """
@@ -34,6 +36,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 
 from tokentide import __version__
+from tokentide.backends._cumulative import Yields
 from tokentide.backends._pool import reclaim
 from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish
@@ -50,6 +53,7 @@ from tokentide.backends.http_errors import (
 from tokentide.backends.http_failures import check_stream_type, status_error, transport_error
 from tokentide.backends.http_origin import BaseURL
 from tokentide.backends.sse import NDJSONSplitter, SSEDecoder, SSEEvent
+from tokentide.backends.stream_guard import StreamGuard, Wording, answer_too_long
 from tokentide.config.model import Profile
 from tokentide.errors import (
     BackendError,
@@ -94,6 +98,10 @@ class StreamParser:
     """
 
     done: bool = False
+    guard: StreamGuard | None = None
+    """A parser whose pieces of text pass a :class:`StreamGuard` (a dialect with a
+    ``yields`` style) holds it here; the transport then uses that one guard for the
+    whole stream.  Other parsers leave it None and the transport makes its own."""
 
     def feed(self, item: Any) -> list[Event]:
         raise NotImplementedError
@@ -107,6 +115,8 @@ class HTTPBackend:
 
     api: ClassVar[str]
     framing: ClassVar[Literal["sse", "ndjson"]] = "sse"
+    yields: Yields = "delta"
+    """How the server sends text (dialects with a ``yields`` option set it)."""
 
     def __init__(
         self,
@@ -261,14 +271,18 @@ class HTTPBackend:
         raw = await read_bounded(response, _MAX_ERROR_BODY, self.base_url)
         return raw.decode("utf-8", "replace")
 
-    def _too_long(self, what: str | None = None) -> LimitExceeded:
-        limit = self.profile.limits.max_answer_bytes
-        return LimitExceeded(
-            f"{what or f'The answer from {self.base_url}'} passed {limit:,} bytes; "
-            "stopped reading.",
-            server=self.base_url,
-            hint="Raise max_answer_bytes in the profile if this is expected.",
+    def stream_guard(self) -> StreamGuard:
+        """The limits (and ``yields`` style) of one streamed answer: see
+        :mod:`~tokentide.backends.stream_guard`."""
+        return StreamGuard(
+            self.profile.limits, self.yields, wording=Wording(self.base_url, self.base_url)
         )
+
+    def _too_long(self, what: str | None = None) -> LimitExceeded:
+        """A body (the answer, or ``what``) past ``max_answer_bytes``, worded as the
+        stream guard words it."""
+        what = what or f"The answer from {self.base_url}"
+        return answer_too_long(what, self.profile.limits.max_answer_bytes, self.base_url)
 
     def _check_stream_type(self, response: httpx.Response, first: bytes) -> None:
         check_stream_type(response, first, self.framing, self.api, self.base_url)
@@ -288,14 +302,15 @@ class HTTPBackend:
         """
         call = self.stream_call(request)
         parser = self.new_parser(request)
-        limit = self.profile.limits.max_event_bytes
+        guard = parser.guard or self.stream_guard()
+        limit = guard.max_event
         decoder: SSEDecoder | NDJSONSplitter = (
             SSEDecoder(limit) if self.framing == "sse" else NDJSONSplitter(limit)
         )
-        max_answer = self.profile.limits.max_answer_bytes
         async with self._open(call) as response:
             started = False
-            chunks = aiter_bounded(response, max_answer, self.base_url, self._too_long)
+            # The body is bounded before it is inflated, with the guard's limit and words.
+            chunks = aiter_bounded(response, guard.max_answer, self.base_url, guard.too_long)
             try:
                 with self.errors(self.url_for(call.path), started=lambda: started):
                     async for chunk in chunks:
@@ -330,6 +345,8 @@ class HTTPBackend:
                             raise
                         if batch:
                             yield batch
+                        if guard.exhausted:  # a piece was cut to fit: it is shown, then
+                            raise guard.too_long()
                         if parser.done:
                             await _drain_rest(chunks)
                             return
@@ -349,6 +366,8 @@ class HTTPBackend:
                 raise
             if batch:
                 yield batch
+            if guard.exhausted:
+                raise guard.too_long()
 
     async def create(self, request: GenerationRequest) -> Reply:
         call = self.create_call(request)

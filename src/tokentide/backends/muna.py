@@ -33,12 +33,13 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
 
-from tokentide.backends._cumulative import Accumulator, Yields, yields_option
+from tokentide.backends._cumulative import yields_option
 from tokentide.backends.base import GenerationRequest, Reply, prompt_text
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.http_body import read_bounded
 from tokentide.backends.sse import SSEEvent
+from tokentide.backends.stream_guard import StreamGuard
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, LimitExceeded, ProtocolError, ServerError, excerpt
 
@@ -81,13 +82,18 @@ class _Fetch:
 
 
 class MunaParser(StreamParser):
-    def __init__(self, server: str, yields: Yields) -> None:
+    """``guard``: the stream's :class:`StreamGuard`, which turns the pieces of the
+    profile's ``yields`` style into deltas and bounds them, fetched results included."""
+
+    guard: StreamGuard
+
+    def __init__(self, server: str, guard: StreamGuard) -> None:
         self.server = server
-        self.text = Accumulator(yields, server)
+        self.guard = guard
         self.done = False
 
     def value(self, piece: str) -> list[Event]:
-        delta = self.text.feed(piece)
+        delta = self.guard.text(piece)
         return [TextDelta(delta)] if delta else []
 
     def feed(self, item: SSEEvent) -> list[Event]:
@@ -181,7 +187,7 @@ class MunaBackend(HTTPBackend):
         return HTTPCall("/predictions/remote", self._body(request, False))
 
     def new_parser(self, request: GenerationRequest) -> StreamParser:
-        return MunaParser(self.base_url, self.yields)
+        return MunaParser(self.base_url, self.stream_guard())
 
     async def fetch(self, url: str) -> str:
         """A result stored at ``url``: with the key on the profile url's origin, without
@@ -207,6 +213,10 @@ class MunaBackend(HTTPBackend):
                     found: object = event  # the parser's private _Fetch travels as an Event
                     if isinstance(found, _Fetch):
                         resolved += found.parser.value(await self.fetch(found.url))
+                        if found.parser.guard.exhausted:  # cut to fit: shown, then raised
+                            if resolved:
+                                yield resolved
+                            raise found.parser.guard.too_long()
                     else:
                         resolved.append(event)
                 if resolved:

@@ -32,11 +32,12 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends._cumulative import Accumulator, Yields, yields_option
+from tokentide.backends._cumulative import yields_option
 from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
+from tokentide.backends.stream_guard import StreamGuard
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, ProtocolError, ServerError, excerpt
 
@@ -71,10 +72,15 @@ def output_text(obj: Mapping[str, Any], tensor: str, server: str) -> str | None:
 
 
 class TritonHTTPParser(StreamParser):
-    def __init__(self, server: str, output_tensor: str, yields: Yields) -> None:
+    """``guard``: the stream's :class:`StreamGuard`, which turns the pieces of the
+    profile's ``yields`` style into deltas (and the transport uses for the stream)."""
+
+    guard: StreamGuard
+
+    def __init__(self, server: str, output_tensor: str, guard: StreamGuard) -> None:
         self.server = server
         self.output_tensor = output_tensor
-        self.text = Accumulator(yields, server)
+        self.guard = guard
         self.done = False
         self.reason: str | None = None
 
@@ -94,7 +100,7 @@ class TritonHTTPParser(StreamParser):
                 hint="Set output_tensor in the profile to the model's text output.",
             )
         self.reason = finish_reason(obj) or self.reason
-        delta = self.text.feed(piece)
+        delta = self.guard.text(piece)
         return [TextDelta(delta)] if delta else []
 
     def end(self) -> list[Event]:
@@ -158,7 +164,7 @@ class TritonHTTPBackend(HTTPBackend):
         return HTTPCall(self._path(request, "generate"), self._body(request, False))
 
     def new_parser(self, request: GenerationRequest) -> StreamParser:
-        return TritonHTTPParser(self.base_url, self.output_tensor, self.yields)
+        return TritonHTTPParser(self.base_url, self.output_tensor, self.stream_guard())
 
     def parse_reply(self, body: Any, request: GenerationRequest) -> Reply:
         text = output_text(body, self.output_tensor, self.base_url)
