@@ -483,32 +483,53 @@ async def test_silent_listener_is_a_connect_timeout(make: Make) -> None:
         await listener.wait_closed()
 
 
+# The first-token deadline is the generation's, as for every backend: its watchdog
+# cancels the backend's stream (or its unary call), and so the gRPC call.
+
+
+def watched(backend: TritonGRPCBackend, first_token: float, **keys: Any) -> Generation:
+    deadlines = Deadlines(first_token=first_token, idle=None)
+    return Generation(backend, ASK, deadlines=deadlines, **keys).start()
+
+
 async def test_first_token_deadline_cancels_the_call(server: TritonServer, make: Make) -> None:
-    backend = make(params={"hang": True}, deadlines=Deadlines(first_token=0.3))
+    backend = make(params={"hang": True})
     started = time.monotonic()
-    events, error = await drain(backend.stream(ASK))
-    assert isinstance(error, FirstTokenTimeout) and "0.3 s" in str(error)
-    assert events == []
+    generation = watched(backend, 0.3)
+    assert await generation.wait() is State.ERROR
+    error = generation.error
+    assert isinstance(error, FirstTokenTimeout) and "first-token deadline of 0.3 s" in str(error)
+    assert generation.text == ""
     assert 0.25 < time.monotonic() - started < 2.0
     record = server.last()
     seen = await server.wait_cancelled(record)
     assert seen - record.started < 0.3 + STOP_WITHIN  # from the call's arrival
+    assert record.status == "CANCELLED"
 
 
 async def test_first_token_deadline_counts_only_until_the_first_text(make: Make) -> None:
-    backend = make(params={"tokens": 6, "delay": 0.1}, deadlines=Deadlines(first_token=0.4))
+    backend = make(params={"tokens": 6, "delay": 0.1})
     started = time.monotonic()
-    events, error = await drain(backend.stream(ASK))
-    assert error is None and text_of(events) == "w0 w1 w2 w3 w4 w5"
+    generation = watched(backend, 0.4)
+    assert await generation.wait() is State.DONE, generation.error
+    assert generation.text == "w0 w1 w2 w3 w4 w5"
     assert time.monotonic() - started > 0.4  # the whole answer took longer than the deadline
 
 
+async def test_the_backend_keeps_no_deadline_of_its_own(make: Make) -> None:
+    # The profile's first_token deadline is passed long before the first text: read
+    # without a generation, the stream just waits (the deadline is the generation's).
+    backend = make(params={"tokens": 2, "first_delay": 0.3}, deadlines=Deadlines(first_token=0.05))
+    events, error = await drain(backend.stream(ASK))
+    assert error is None and text_of(events) == "w0 w1"
+
+
 async def test_unary_first_token_deadline(server: TritonServer, make: Make) -> None:
-    backend = make(
-        "unary", params={"hang": True}, decoupled=False, deadlines=Deadlines(first_token=0.2)
-    )
-    with pytest.raises(FirstTokenTimeout):
-        await backend.create(ASK)
+    backend = make("unary", params={"hang": True}, decoupled=False)
+    generation = watched(backend, 0.2, mode="create")
+    assert await generation.wait() is State.ERROR
+    error = generation.error
+    assert isinstance(error, FirstTokenTimeout) and "first-token deadline of 0.2 s" in str(error)
     await server.wait_cancelled(server.last("ModelInfer"))
 
 

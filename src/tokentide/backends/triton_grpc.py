@@ -42,10 +42,15 @@ ones that do) and gives the tensors' shapes.  :meth:`TritonGRPCBackend.probe` an
 ``tide doctor``-style checks.
 
 Deadlines: ``connect`` bounds getting the channel READY (an address that refuses fails at
-once with :class:`~tokentide.errors.CannotConnect`), ``first_token`` bounds the wait for the
-first text; the idle deadline between tokens is the generation object's.
+once with :class:`~tokentide.errors.CannotConnect`); the first-token and idle deadlines are
+the generation object's (:mod:`tokentide.generation`), as for every backend: its watchdog
+cancels the stream (or the unary ``ModelInfer``), and the server sees ``CANCELLED``.
 
-The parts, one module each: ``triton_tensors`` (the BYTES codec, the metadata check, the
+Limits, the ``yields`` style and the UTF-8 decoding of the output bytes (a character split
+across two responses is never garbled) are the shared
+:class:`~tokentide.backends.stream_guard.StreamGuard`'s.
+
+The parts, one module each: ``stream_guard`` (shared with every backend), ``triton_tensors`` (the BYTES codec, the metadata check, the
 request), ``triton_status`` (the one translator of gRPC failures), ``triton_options``
 (the profile), ``triton_channel`` (the channel, health and metadata calls); this module
 is the backend.
@@ -58,7 +63,6 @@ module is imported only when a ``triton-grpc`` profile is used.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
@@ -70,12 +74,12 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from tokentide.backends.base import GenerationRequest, Reply, collect
 from tokentide.backends.events import Event, Finish, TextDelta
+from tokentide.backends.stream_guard import StreamGuard, Wording
 from tokentide.backends.triton_channel import TritonChannel
 from tokentide.backends.triton_options import DEFAULT_PORT, Yields, settings_from
 from tokentide.backends.triton_status import (
     CallSite,
     GrpcErrors,
-    first_token_timeout,
     rpc_error,
     stream_error,
 )
@@ -94,12 +98,7 @@ from tokentide.backends.triton_tensors import (
     tensors_from_proto,
 )
 from tokentide.config.model import Profile
-from tokentide.errors import (
-    GrpcStatusError,
-    LimitExceeded,
-    ProtocolError,
-    excerpt,
-)
+from tokentide.errors import GrpcStatusError, ProtocolError
 
 __all__ = [
     "DEFAULT_PORT",
@@ -250,21 +249,28 @@ class TritonGRPCBackend:
 
     # -- generation --------------------------------------------------------------------
 
+    def stream_guard(self) -> StreamGuard:
+        """The limits, yields style and UTF-8 decoding of one answer's responses."""
+        where = f"model {self.model!r} at {self.target}"
+        return StreamGuard(
+            self.profile.limits,
+            self.yields,
+            wording=Wording(
+                f"Model {self.model!r} at {self.target}",
+                self.target,
+                piece="sent a response",
+                whole=f"The answer from {where}",
+            ),
+        )
+
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Event, None]:
+        """The answer's text as it comes.  No deadline of its own: the first-token and
+        idle deadlines are the generation's (:class:`~tokentide.generation.Generation`),
+        whose watchdog cancels this generator, which cancels the call."""
         stub, plan = await self._prepare(request.model or self.model)
         message = self.build_request(request, plan, stream=True)
         site = self.site
-        cumulative = self.yields == "cumulative"
-        max_event = self.profile.limits.max_event_bytes
-        max_answer = self.profile.limits.max_answer_bytes
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        so_far = b""  # cumulative mode: the whole answer so far
-        received = 0
-        # The generation's watchdog has the same deadline; this one is the backend's
-        # own, for callers that read stream() directly (it also cancels the call).
-        first_token = self.profile.deadlines.first_token
-        loop = asyncio.get_running_loop()
-        deadline = None if first_token is None else loop.time() + first_token
+        guard = self.stream_guard()
         started = False
         reason: str | None = None
         asks_reason = plan.finish_reason_shape is not None
@@ -272,92 +278,53 @@ class TritonGRPCBackend:
         eof = grpc.aio.EOF
         call = stub.ModelStreamInfer(metadata=self.channel.metadata)
         try:
-            try:
-                async with GrpcErrors(site, ready_models=self.channel.ready_models) as guard:
-                    try:
-                        await call.write(message)
-                        await call.done_writing()
-                    except asyncio.InvalidStateError:
-                        pass  # the call already ended: its status is raised by read() below
-                    while True:
-                        if started:
-                            response = await call.read()
-                        else:
-                            async with asyncio.timeout_at(deadline):
-                                response = await call.read()
-                        if response is eof:
-                            break
-                        if response.error_message:
-                            raise stream_error(response.error_message, site)
-                        infer = response.infer_response
-                        data = tensor_bytes(infer, output, server=server, model=model)
-                        if asks_reason:
-                            reason = self._reason(infer) or reason
-                        if data:
-                            size = len(data)
-                            received += size
-                            if size > max_event or received > max_answer:
-                                raise self._too_large(max_event if size > max_event else max_answer)
-                            if cumulative:
-                                if not data.startswith(so_far):
-                                    raise self._not_cumulative(so_far, data)
-                                data, so_far = data[len(so_far) :], data
-                            text = decoder.decode(data)
-                            if text:
-                                if not started:
-                                    started = guard.started = True
-                                yield TextDelta(text)
-                        final = infer.parameters.get(FINAL)
-                        if final is not None and final.bool_param:
-                            # We half-closed after the one request, so Triton now ends the
-                            # call with OK: read that end (briefly) so that the server does
-                            # not log a finished answer as cancelled.
-                            with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError):
-                                async with asyncio.timeout(_END_GRACE):
-                                    await call.read()
-                            break
-            except TimeoutError:
-                assert first_token is not None
-                raise first_token_timeout(site, first_token, unary=False) from None
+            async with GrpcErrors(site, ready_models=self.channel.ready_models) as errors:
+                try:
+                    await call.write(message)
+                    await call.done_writing()
+                except asyncio.InvalidStateError:
+                    pass  # the call already ended: its status is raised by read() below
+                while True:
+                    response = await call.read()
+                    if response is eof:
+                        break
+                    if response.error_message:
+                        raise stream_error(response.error_message, site)
+                    infer = response.infer_response
+                    data = tensor_bytes(infer, output, server=server, model=model)
+                    if asks_reason:
+                        reason = self._reason(infer) or reason
+                    if data:
+                        text = guard.data(data)
+                        if text:
+                            if not started:
+                                started = errors.started = True
+                            yield TextDelta(text)
+                        if guard.exhausted:
+                            raise guard.too_long()
+                    final = infer.parameters.get(FINAL)
+                    if final is not None and final.bool_param:
+                        # We half-closed after the one request, so Triton now ends the
+                        # call with OK: read that end (briefly) so that the server does
+                        # not log a finished answer as cancelled.
+                        with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError):
+                            async with asyncio.timeout(_END_GRACE):
+                                await call.read()
+                        break
         finally:
             call.cancel()  # no-op once the call is over; else the server sees CANCELLED
-        tail = decoder.decode(b"", final=True)
+        tail = guard.end()
         if tail:
             yield TextDelta(tail)
         yield Finish(reason)
-
-    def _too_large(self, limit: int) -> LimitExceeded:
-        return LimitExceeded(
-            f"The answer from model {self.model!r} at {self.target} passed "
-            f"{limit:,} bytes; stopped reading.",
-            server=self.target,
-            hint="Raise max_event_bytes / max_answer_bytes in the profile if this is expected.",
-        )
-
-    def _not_cumulative(self, so_far: bytes, data: bytes) -> ProtocolError:
-        return ProtocolError(
-            f"Model {self.model!r} at {self.target} should send the "
-            'whole text so far (yields = "cumulative"), but a response '
-            f"does not extend the previous one: after "
-            f"{excerpt(so_far.decode('utf-8', 'replace'), 80)!r} came "
-            f"{excerpt(data.decode('utf-8', 'replace'), 80)!r}.",
-            server=self.target,
-            hint='If each response is new text, set yields = "delta".',
-        )
 
     async def create(self, request: GenerationRequest) -> Reply:
         if self.decoupled:
             return await collect(self.stream(request))
         stub, plan = await self._prepare(request.model or self.model)
         message = self.build_request(request, plan, stream=False)
-        first_token = self.profile.deadlines.first_token
-        try:
-            async with GrpcErrors(self.site, ready_models=self.channel.ready_models):
-                async with asyncio.timeout(first_token):
-                    response = await stub.ModelInfer(message, metadata=self.channel.metadata)
-        except TimeoutError:
-            assert first_token is not None
-            raise first_token_timeout(self.site, first_token, unary=True) from None
+        async with GrpcErrors(self.site, ready_models=self.channel.ready_models):
+            response = await stub.ModelInfer(message, metadata=self.channel.metadata)
         data = self._output(response)
         if data is None:
             raise ProtocolError(

@@ -35,7 +35,6 @@ from tokentide.backends.triton_options import DEFAULT_PORT
 from tokentide.errors import (
     BackendError,
     BackendTimeout,
-    FirstTokenTimeout,
     GrpcStatusError,
     IncompleteStream,
     Overloaded,
@@ -45,7 +44,7 @@ from tokentide.errors import (
     excerpt,
 )
 
-__all__ = ["CallSite", "GrpcErrors", "first_token_timeout", "rpc_error", "stream_error"]
+__all__ = ["CallSite", "GrpcErrors", "rpc_error", "stream_error"]
 
 ReadyModels = Callable[[], Awaitable[Sequence[str] | None]]
 """Asks the server which models are ready (``None`` when it will not say)."""
@@ -243,16 +242,4 @@ def stream_error(message: str, site: CallSite) -> BackendError:
         hint=None
         if "input" not in message.lower()
         else f"Check the tensor names and params of profile {site.profile!r}.",
-    )
-
-
-def first_token_timeout(site: CallSite, deadline: float, *, unary: bool) -> FirstTokenTimeout:
-    """The backend's own first-token deadline passed: no text yet (a stream) or no
-    answer at all (the unary ``ModelInfer``)."""
-    what = "did not answer" if unary else "sent no text"
-    return FirstTokenTimeout(
-        f"Model {site.model!r} at {site.server} {what} within the "
-        f"first-token deadline of {deadline:g} s.",
-        server=site.server,
-        hint="Raise first_token_timeout in the profile for slow prompts.",
     )
