@@ -1,0 +1,420 @@
+"""One configured MCP server's life: started in the background, watched, restarted
+after a crash, stopped for good by :meth:`McpServer.aclose`.
+
+Each server has one supervisor task (an asyncio task) that owns everything of the
+connection: the transport (:func:`mcp.client.stdio.stdio_client` or
+:func:`mcp.client.streamable_http.streamable_http_client`), the
+:class:`mcp.ClientSession`, and the anyio task group in between.  The SDK's contexts
+must be left by the task that entered them, so only the supervisor opens and closes
+them; callers use the running session and never own it.
+
+* **Start**: handshake (``initialize``) and ``tools/list`` within ``start_timeout``;
+  then ``ready`` and the tools are offered.
+* **Crash**: the server's stdout ends (the process died) or a call fails at the
+  transport: the connection is torn down, the state becomes ``restarting`` and a new
+  start follows after a backoff (0.5 s, 1 s, 2 s … at most ``max_restarts`` times in a
+  row; a server that stayed up ``stable_after`` seconds starts counting again).  A call
+  in flight gets an error result; it is not retried (a tool may have side effects).
+* **Stop**: :meth:`aclose` cancels the supervisor's cancel scope; the SDK's stdio
+  shutdown (close stdin, wait 2 s, SIGTERM to the process group, 2 s, SIGKILL) runs
+  shielded, so no server process outlives it.
+* **Calls** (:meth:`call`) run in the caller's task with a deadline; a deadline that
+  passes, or a caller cancelled (Esc), cancels the request, and the SDK then sends MCP's
+  ``notifications/cancelled`` for it, so the server can stop the work.
+
+Nothing of the SDK is imported until :meth:`start`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from tokentide.backends.tool_spec import ToolResult, ToolSpec
+from tokentide.errors import excerpt
+from tokentide.redact import redact
+from tokentide.sanitize import sanitize
+from tokentide.tools.mcp_config import HttpServer, McpServerConfig, StdioServer
+from tokentide.tools.mcp_results import result_text, tool_spec
+from tokentide.tools.mcp_stderr import StderrPipe
+from tokentide.tools.status import Changes, SourceState, SourceStatus
+
+if TYPE_CHECKING:
+    import anyio
+    from mcp import ClientSession
+
+__all__ = ["DEFAULT_TOOL_TIMEOUT", "McpServer", "RestartPolicy"]
+
+logger = logging.getLogger("tokentide.tools")
+
+DEFAULT_TOOL_TIMEOUT: Final = 60.0
+_CONNECTION_CLOSED: Final = -32000  # mcp_types.CONNECTION_CLOSED, without importing it
+_MAX_LIST_PAGES: Final = 100
+
+
+class RestartPolicy:
+    """How a crashed server is started again: ``max_restarts`` in a row, waiting
+    ``first_delay`` doubled each time up to ``max_delay``."""
+
+    def __init__(
+        self,
+        *,
+        max_restarts: int = 3,
+        first_delay: float = 0.5,
+        max_delay: float = 10.0,
+        stable_after: float = 60.0,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.max_restarts = max_restarts
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.stable_after = stable_after
+        self.start_timeout = start_timeout
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.first_delay * 2 ** max(attempt - 1, 0), self.max_delay))
+
+
+class _Lost(Exception):
+    """The connection ended under a running session (the server exited)."""
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _clean(text: str) -> str:
+    return excerpt(redact(sanitize(text)))
+
+
+class McpServer:
+    """A configured MCP server and its current connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: McpServerConfig,
+        *,
+        policy: RestartPolicy | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.policy = policy or RestartPolicy()
+        self.changes = Changes()
+        if on_change is not None:
+            self.changes.subscribe(on_change)
+        self._state: SourceState = "starting"
+        self._message = ""
+        self._tools: tuple[ToolSpec, ...] = ()
+        self._restarts = 0
+        self._session: ClientSession | None = None
+        self._lost: anyio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._closing = False
+        self._stderr: StderrPipe | None = None
+
+    # -- what a view reads -------------------------------------------------------------
+
+    @property
+    def state(self) -> SourceState:
+        return self._state
+
+    @property
+    def tools(self) -> tuple[ToolSpec, ...]:
+        """Its tools while ready, under their own names; empty otherwise."""
+        return self._tools if self._state == "ready" else ()
+
+    def status(self) -> SourceStatus:
+        stdio = isinstance(self.config, StdioServer)
+        return SourceStatus(
+            name=self.name,
+            kind="mcp-stdio" if stdio else "mcp-http",
+            state=self._state,
+            where=self.config.where,
+            tools=self.tools,
+            message=self._message,
+            trust=self.config.trust,
+            restarts=self._restarts,
+        )
+
+    def _set(self, state: SourceState, message: str = "") -> None:
+        self._state, self._message = state, message
+        if state in ("failed", "restarting") and message:
+            logger.warning("MCP server %r %s: %s", self.name, state, message)
+        else:
+            logger.debug("MCP server %r %s", self.name, state)
+        self.changes.notify()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start in the background (idempotent); the tools appear when it is ready."""
+        if self._task is None and not self._closing:
+            self._task = asyncio.get_running_loop().create_task(
+                self._supervise(), name=f"tide-mcp-{self.name}"
+            )
+
+    async def aclose(self) -> None:
+        """Stop the server for good; returns once its process is gone."""
+        self._closing = True
+        task = self._task
+        if task is None:
+            if self._state != "stopped":
+                self._set("stopped")
+            return
+        if self._scope is not None:
+            self._scope.cancel()
+        elif not task.done():
+            task.cancel()  # not yet inside its scope: nothing of the SDK entered
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+
+    async def _supervise(self) -> None:
+        import anyio
+
+        attempt = 0
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._closing:
+                    scope.cancel()
+                while True:
+                    started = time.monotonic()
+                    message = await self._run_once()
+                    if self._closing:
+                        break
+                    if time.monotonic() - started >= self.policy.stable_after:
+                        attempt = 0
+                    attempt += 1
+                    if attempt > self.policy.max_restarts:
+                        more = f" (gave up after {self.policy.max_restarts} restarts)"
+                        self._set("failed", message + (more if self.policy.max_restarts else ""))
+                        return
+                    self._restarts += 1
+                    self._set("restarting", message)
+                    await anyio.sleep(self.policy.delay(attempt))
+        finally:
+            self._session, self._scope = None, None
+            if self._closing:
+                self._state, self._message = "stopped", ""
+            self.changes.notify()
+
+    async def _run_once(self) -> str:
+        """One connection, from start to its end; returns why it ended."""
+        import anyio
+
+        self._stderr = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                session, lost = await self._connect(stack)
+                with anyio.fail_after(self.policy.start_timeout):
+                    await session.initialize()
+                    tools = await self._list_tools(session)
+                self._tools, self._session, self._lost = tools, session, lost
+                self._set("ready")
+                await lost.wait()
+                raise _Lost
+        except _Lost:
+            return self._exited("the server exited")
+        except TimeoutError:
+            return self._exited(
+                f"it did not answer the MCP handshake within {self.policy.start_timeout:g} s"
+            )
+        except Exception as exc:
+            return self._exited(self._describe(_leaf(exc)))
+        finally:
+            self._session, self._lost, self._tools = None, None, ()
+
+    def _exited(self, message: str) -> str:
+        stderr = self._stderr
+        if stderr is not None:
+            last = stderr.last(1)
+            if last:
+                message = f"{message}; its last words: {last[0]}"
+        return _clean(message)
+
+    def _describe(self, exc: BaseException) -> str:
+        config = self.config
+        if isinstance(exc, FileNotFoundError) and isinstance(config, StdioServer):
+            return f"cannot start {config.command!r}: no such program or file"
+        if isinstance(exc, PermissionError) and isinstance(config, StdioServer):
+            return f"cannot start {config.command!r}: permission denied"
+        if isinstance(exc, OSError) and isinstance(config, StdioServer):
+            return f"cannot start {config.command!r}: {exc.strerror or exc}"
+        name = type(exc).__name__
+        if isinstance(config, HttpServer) and ("Connect" in name or isinstance(exc, OSError)):
+            return f"cannot connect to {config.url}: {exc or name}"
+        if name == "MCPError":
+            return f"the server answered with an error: {exc}"
+        return f"{name}: {exc}" if str(exc) else name
+
+    async def _connect(self, stack: contextlib.AsyncExitStack) -> tuple[ClientSession, anyio.Event]:
+        """Enter the transport, a watcher on its read stream, and the session."""
+        import anyio
+        from mcp import ClientSession
+        from mcp.shared.message import SessionMessage
+        from mcp_types import Implementation
+
+        config = self.config
+        if isinstance(config, StdioServer):
+            from mcp.client.stdio import StdioServerParameters, stdio_client
+
+            params = StdioServerParameters(
+                command=config.command,
+                args=list(config.args),
+                env=dict(config.env) or None,
+                cwd=config.cwd,
+            )
+            stderr = self._stderr = StderrPipe(self.name, logger)
+            try:
+                read, write = await stack.enter_async_context(
+                    stdio_client(params, errlog=stderr.writer)
+                )
+            finally:
+                stderr.spawned()
+        else:
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            client = httpx2.AsyncClient(
+                headers=dict(config.headers), timeout=httpx2.Timeout(30.0, read=300.0)
+            )
+            await stack.enter_async_context(client)
+            read, write = await stack.enter_async_context(
+                streamable_http_client(config.url, http_client=client)
+            )
+
+        # The session reads through a relay, so the end of the transport's stream (the
+        # server died) wakes the supervisor as well as failing the calls in flight.
+        lost = anyio.Event()
+        relay_send, relay_receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+        async def relay() -> None:
+            try:
+                async with relay_send:
+                    async for item in read:
+                        await relay_send.send(item)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                pass
+            finally:
+                lost.set()
+
+        group = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(group.cancel_scope.cancel)  # runs before the group is left
+        group.start_soon(relay)
+        stack.push_async_callback(relay_receive.aclose)
+        session = await stack.enter_async_context(
+            ClientSession(
+                relay_receive,
+                write,
+                client_info=Implementation(name="tokentide", version=_version()),
+            )
+        )
+        return session, lost
+
+    async def _list_tools(self, session: ClientSession) -> tuple[ToolSpec, ...]:
+        from mcp_types import PaginatedRequestParams
+
+        tools: list[ToolSpec] = []
+        cursor: str | None = None
+        for _ in range(_MAX_LIST_PAGES):
+            params = None if cursor is None else PaginatedRequestParams(cursor=cursor)
+            page = await session.list_tools(params=params)
+            tools.extend(tool_spec(tool) for tool in page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return tuple(tools)
+
+    # -- calls -------------------------------------------------------------------------
+
+    async def _ready_session(self) -> ClientSession:
+        while True:
+            lost = self._lost
+            # A lost connection the supervisor has not noticed yet: wait for its restart.
+            alive = lost is not None and not lost.is_set()
+            if self._state == "ready" and self._session is not None and alive:
+                return self._session
+            if self._state in ("failed", "stopped") or self._task is None:
+                why = f": {self._message}" if self._message else ""
+                raise _Unavailable(f"MCP server {self.name!r} is {self._state}{why}")
+            await self.changes.wait()
+
+    async def call(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        call_id: str | None,
+        as_name: str | None = None,
+        timeout: float = DEFAULT_TOOL_TIMEOUT,
+    ) -> ToolResult:
+        """Run ``tool`` on this server; every failure is an error result, never raised
+        (cancellation excepted: it propagates, after the SDK told the server)."""
+        name = as_name or tool
+
+        def error(text: str) -> ToolResult:
+            return ToolResult(call_id=call_id, name=name, content=_clean(text), is_error=True)
+
+        session: ClientSession | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                session = await self._ready_session()
+                result = await session.call_tool(tool, dict(arguments))
+        except TimeoutError:
+            if session is None:
+                return error(f"MCP server {self.name!r} was not ready within {timeout:g} s")
+            return error(f"{tool} did not finish within {timeout:g} s; the call was cancelled")
+        except _Unavailable as exc:
+            return error(str(exc))
+        except Exception as exc:
+            leaf = _leaf(exc)
+            code = getattr(leaf, "code", None)
+            if code == _CONNECTION_CLOSED or _is_transport_failure(leaf):
+                self._connection_broke()
+                return error(
+                    f"MCP server {self.name!r} stopped during the call to {tool} "
+                    "(it is being restarted)"
+                )
+            if type(leaf).__name__ == "MCPError":
+                return error(f"MCP server {self.name!r} refused the call to {tool}: {leaf}")
+            return error(
+                f"calling {tool} on MCP server {self.name!r} failed: {type(leaf).__name__}: {leaf}"
+            )
+        text = result_text(result)
+        if result.is_error:
+            return error(text or f"{tool} reported an error and said nothing more")
+        return ToolResult(call_id=call_id, name=name, content=text)
+
+    def _connection_broke(self) -> None:
+        if self._lost is not None:
+            self._lost.set()
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _is_transport_failure(exc: BaseException) -> bool:
+    import anyio
+
+    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError | OSError):
+        return True
+    module = type(exc).__module__
+    return module.startswith("httpx2") and "Transport" in [c.__name__ for c in type(exc).__mro__]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tokentide")
+    except PackageNotFoundError:
+        return "0"
