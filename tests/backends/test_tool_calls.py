@@ -139,3 +139,23 @@ def test_answers_with_calls_end_with_tool_calls() -> None:
     assert finish_reason(None, True) == "tool_calls"
     assert finish_reason("length", True) == "length"  # cut short: say so
     assert finish_reason("stop", False) == "stop"
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "ollama"])
+async def test_the_requests_tools_win_over_a_profiles_params(
+    server: LLMServer, make: BackendMaker, api: str
+) -> None:
+    """A profile's ``params`` may declare tools for a server; a request that offers its
+    own sends those, the ones that will be run.  Without any, the params' are sent."""
+    from tokentide.backends.base import GenerationRequest
+    from tokentide.backends.tool_spec import ToolSpec
+
+    params = {"tools": ["from the profile"]}
+    backend = make(
+        server.url(tag=f"params-{api}") + ("/v1" if api == "openai" else ""), api=api, params=params
+    )
+    await backend.create(GenerationRequest.from_prompt("q", tools=(ToolSpec("mine"),)))
+    sent = server.record(f"params-{api}").body["tools"]
+    assert len(sent) == 1 and "mine" in str(sent)
+    await backend.create(GenerationRequest.from_prompt("q"))
+    assert server.last().body["tools"] == ["from the profile"]

@@ -228,10 +228,10 @@ class AnthropicBackend(HTTPBackend):
                 body[key] = chosen[key]
         if request.stop:
             body["stop_sequences"] = list(request.stop)
-        body.update(anthropic_tools(request.tools, request.tool_choice))
         body["stream"] = stream
         body.update(profile.params)
         body.update(request.extra)
+        body.update(anthropic_tools(request.tools, request.tool_choice))  # what will be run
         return body
 
     def _headers(self, stream: bool) -> dict[str, str]:

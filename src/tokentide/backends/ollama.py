@@ -156,7 +156,6 @@ class OllamaBackend(HTTPBackend):
         if model := self.model_or(request):
             body["model"] = model
         body["messages"] = ollama_messages(request.messages)
-        body.update(ollama_tools(request.tools, request.tool_choice))
         body["stream"] = stream
         options = sampling(request, profile)
         if "max_tokens" in options:
@@ -173,6 +172,7 @@ class OllamaBackend(HTTPBackend):
                     options[key] = value
         if options:
             body["options"] = options
+        body.update(ollama_tools(request.tools, request.tool_choice))  # what will be run
         return body
 
     def stream_call(self, request: GenerationRequest) -> HTTPCall:

@@ -286,7 +286,7 @@ class OpenAIChatBackend(_OpenAIBackend):
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
         body = _common_body(request, self.profile, self.model_or(request))
         body["messages"] = openai_messages(request.messages)
-        body.update(openai_tools(request.tools, request.tool_choice))
+        body.update(openai_tools(request.tools, request.tool_choice))  # over params' tools
         if self.continue_mode == "flag" and is_continuation(request):
             # vLLM's chat-template flags (also TGI, SGLang, llama.cpp server): the final
             # assistant message is left open and no new assistant turn is started.
