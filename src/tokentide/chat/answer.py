@@ -19,6 +19,7 @@ from tokentide.backends.events import (
     TextDelta,
     ToolCallRequested,
 )
+from tokentide.backends.tool_spec import ToolResult
 from tokentide.chat.parts import (
     NodePart,
     Part,
@@ -26,6 +27,10 @@ from tokentide.chat.parts import (
     TextPart,
     TokensPart,
     ToolCallPart,
+    ToolResultPart,
+    ToolRound,
+    final_text,
+    tool_rounds,
 )
 
 __all__ = ["AnswerBuilder"]
@@ -48,12 +53,20 @@ class AnswerBuilder:
         self._detailed = False
         self._reasoning: list[str] = []
         self.tool_calls: list[ToolCallPart] = []
+        """The calls the model asked for in the round open now."""
+        self.rounds: list[ToolRound] = []
+        """Rounds that ended: the text before the calls, the calls, their results."""
         self.added = False
         """Whether anything of the answer (text, reasoning, a tool call) came since it
         was built (beyond the ``prefix``)."""
+        prefix = tuple(prefix)
+        self.rounds = tool_rounds(prefix)
+        if self.rounds:
+            self._text.append(final_text(prefix))
         for part in prefix:
             if isinstance(part, TextPart):
-                self._text.append(part.text)
+                if not self.rounds:
+                    self._text.append(part.text)
             elif isinstance(part, NodePart):
                 self._nodes.setdefault(part.node, []).append(part.text)
             elif isinstance(part, ReasoningPart):
@@ -61,8 +74,16 @@ class AnswerBuilder:
             elif isinstance(part, TokensPart):
                 self._tokens.extend(part.tokens)
                 self._detailed = True
-            elif isinstance(part, ToolCallPart):
+            elif isinstance(part, ToolCallPart) and not self.rounds:
                 self.tool_calls.append(part)
+
+    def end_round(self, results: Iterable[ToolResult]) -> None:
+        """The tools of the round open now have run: keep the round (its text, calls
+        and ``results``) and start the next with no text."""
+        kept = [ToolResultPart(r.call_id, r.content, r.is_error, r.name) for r in results]
+        self.rounds.append((self.text, list(self.tool_calls), kept))
+        self._text.clear()
+        self.tool_calls.clear()
 
     def add(self, batch: Iterable[Event]) -> None:
         """Take one batch of events (those that are not part of the answer are skipped)."""
@@ -98,10 +119,15 @@ class AnswerBuilder:
         return _joined(self._reasoning)
 
     def parts(self) -> tuple[Part, ...]:
-        """The answer's parts now: reasoning, text, nodes, tokens, tool calls."""
+        """The answer's parts now: reasoning, each tool round (text, calls, results),
+        text, nodes, tokens, the calls of the round open now."""
         parts: list[Part] = []
         if self.reasoning:
             parts.append(ReasoningPart(self.reasoning))
+        for text, calls, results in self.rounds:
+            parts.append(TextPart(text))
+            parts.extend(calls)
+            parts.extend(results)
         if self.text or not self._nodes:
             parts.append(TextPart(self.text))
         parts.extend(NodePart(node, _joined(texts)) for node, texts in self._nodes.items())

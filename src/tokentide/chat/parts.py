@@ -15,6 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
+from tokentide.backends.base import Message
+from tokentide.backends.events import ToolCallRequested
+
 __all__ = [
     "AttachmentPart",
     "NodePart",
@@ -24,10 +27,14 @@ __all__ = [
     "TokensPart",
     "ToolCallPart",
     "ToolResultPart",
+    "ToolRound",
     "content_of",
+    "final_text",
     "from_stored",
     "node_section",
     "stored_fields",
+    "tool_rounds",
+    "wire_messages",
 ]
 
 
@@ -76,11 +83,14 @@ class ToolCallPart:
 
 @dataclass(frozen=True, slots=True)
 class ToolResultPart:
-    """What a tool gave back for one call."""
+    """What a tool gave back for one call (``content``: untrusted text; ``is_error``:
+    it failed, timed out, was denied or does not exist, and ``content`` says why)."""
 
     call_id: str | None
     content: str
     is_error: bool = False
+    name: str = ""
+    """The tool's name as the model called it."""
     kind: ClassVar[str] = "tool_result"
 
 
@@ -116,11 +126,17 @@ def content_of(parts: Iterable[Part]) -> str:
     under its name in bold (a multi-node answer)."""
     main: list[str] = []
     nodes: list[str] = []
+    after_tools = False
     for part in parts:
         if isinstance(part, TextPart):
+            if after_tools and main and part.text:
+                main.append("\n\n")  # the text after a tool round starts a paragraph
             main.append(part.text)
+            after_tools = False
         elif isinstance(part, NodePart):
             nodes.append(node_section(part.node, part.text))
+        elif isinstance(part, ToolCallPart | ToolResultPart):
+            after_tools = True
     text = "".join(main)
     if not nodes:
         return text
@@ -138,7 +154,84 @@ def stored_fields(parts: Sequence[Part]) -> tuple[str, str | None, dict[str, Any
     nodes = [[p.node, p.text] for p in parts if isinstance(p, NodePart)]
     if nodes:
         details["nodes"] = nodes
+    rounds = tool_rounds(parts)
+    if rounds:
+        details["tools"] = [
+            {
+                "text": text,
+                "calls": [{"id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls],
+                "results": [
+                    {"call_id": r.call_id, "name": r.name, "content": r.content, "is_error": r.is_error}
+                    for r in results
+                ],
+            }
+            for text, calls, results in rounds
+        ]  # fmt: skip
     return content_of(parts), reasoning, details or None
+
+
+ToolRound: TypeAlias = tuple[str, list[ToolCallPart], list[ToolResultPart]]
+
+
+def tool_rounds(parts: Sequence[Part]) -> list[ToolRound]:
+    """The rounds of an answer that called tools: the text before each round's calls,
+    the calls, and their results (the text after the last round is not a round)."""
+    rounds: list[ToolRound] = []
+    text: list[str] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            text.append(part.text)
+        elif isinstance(part, ToolCallPart):
+            # A call opens a round unless it follows the calls of the round open now.
+            if not rounds or text or rounds[-1][2]:
+                rounds.append(("".join(text), [], []))
+                text = []
+            rounds[-1][1].append(part)
+        elif isinstance(part, ToolResultPart) and rounds:
+            rounds[-1][2].append(part)
+    return rounds
+
+
+def final_text(parts: Sequence[Part]) -> str:
+    """The text after an answer's last tool call or result (all of it, without tools)."""
+    text: list[str] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            text.append(part.text)
+        elif isinstance(part, ToolCallPart | ToolResultPart):
+            text = []
+    return "".join(text)
+
+
+def wire_messages(parts: Sequence[Part]) -> list[Message]:
+    """An answer as the next request carries it: one assistant message, or for an
+    answer that called tools, per round the assistant's text with its calls and one
+    ``tool`` message per call, then the text after the last round.  A call with no
+    result (stopped while it ran) is sent with an error result saying so, because
+    every dialect refuses a call left unanswered."""
+    rounds = tool_rounds(parts)
+    if not rounds:
+        return [Message("assistant", content_of(parts))]
+    messages: list[Message] = []
+    for text, calls, results in rounds:
+        asked = tuple(ToolCallRequested(c.name, c.arguments, c.call_id) for c in calls)
+        messages.append(Message("assistant", text, tool_calls=asked))
+        by_id = {r.call_id: r for r in results if r.call_id is not None}
+        for index, call in enumerate(calls):
+            result = by_id.get(call.call_id) if call.call_id is not None else None
+            if result is None and call.call_id is None and index < len(results):
+                result = results[index]
+            if result is None:
+                result = ToolResultPart(call.call_id, "The call was stopped before it ended.", True)
+            messages.append(
+                Message(
+                    "tool", result.content, tool_call_id=call.call_id, name=call.name,
+                    is_error=result.is_error,
+                )
+            )  # fmt: skip
+    if final := final_text(parts):
+        messages.append(Message("assistant", final))
+    return messages
 
 
 def from_stored(
@@ -169,4 +262,33 @@ def from_stored(
     )
     if tokens:
         parts.append(TokensPart(tokens))
+    rounds = (details or {}).get("tools") or ()
+    if rounds and not nodes:
+        with_tools = _with_rounds(content, rounds)
+        if with_tools is not None:
+            return (*(p for p in parts if isinstance(p, ReasoningPart)), *with_tools,
+                    *(p for p in parts if isinstance(p, TokensPart)))  # fmt: skip
     return tuple(parts)
+
+
+def _with_rounds(content: str, rounds: Iterable[Mapping[str, Any]]) -> list[Part] | None:
+    """The text and tool parts of a stored answer that called tools, or None when the
+    stored rounds do not lead up to ``content`` (a file edited by hand)."""
+    parts: list[Part] = []
+    for stored in rounds:
+        parts.append(TextPart(str(stored["text"])))
+        parts.extend(
+            ToolCallPart(str(c["name"]), str(c["arguments"]), c["id"]) for c in stored["calls"]
+        )
+        parts.extend(
+            ToolResultPart(r["call_id"], str(r["content"]), bool(r["is_error"]), str(r["name"]))
+            for r in stored["results"]
+        )
+    before = content_of(parts)
+    if content == before:
+        return parts
+    if before and content.startswith(before + "\n\n"):
+        return [*parts, TextPart(content[len(before) + 2 :])]
+    if not before:
+        return [*parts, TextPart(content)]
+    return None

@@ -21,8 +21,10 @@ from tokentide.chat.parts import (
     ReasoningPart,
     TextPart,
     TokensPart,
+    ToolCallPart,
     content_of,
     from_stored,
+    wire_messages,
 )
 
 __all__ = ["LOCAL_IDS", "ConversationTree", "Role", "Turn", "carried_messages", "is_local"]
@@ -110,18 +112,28 @@ class Turn:
     @property
     def carried(self) -> bool:
         """Whether a request carries this turn (empty answers are left out)."""
-        return self.role != "assistant" or bool(self.content)
+        return (
+            self.role != "assistant"
+            or bool(self.content)
+            or any(isinstance(part, ToolCallPart) for part in self.parts)
+        )
 
 
 def carried_messages(turns: Iterable[Turn]) -> tuple[Message, ...]:
     """The turns as a request carries them: prompts and answers with something in
     them (a failed empty answer and system rows are left out; the system prompt comes
-    from the settings)."""
-    return tuple(
-        Message(turn.role, turn.content)
-        for turn in turns
-        if turn.carried and turn.role in ("user", "assistant")
-    )
+    from the settings).  An answer that called tools is carried as its rounds (see
+    :func:`~tokentide.chat.parts.wire_messages`)."""
+    messages: list[Message] = []
+    for turn in turns:
+        if not turn.carried:
+            continue
+        if turn.role == "user":
+            messages.append(Message("user", turn.content))
+        elif turn.role == "assistant":
+            # An answer that called tools is its rounds: calls, results, then its text.
+            messages.extend(wire_messages(turn.parts))
+    return tuple(messages)
 
 
 class ConversationTree:

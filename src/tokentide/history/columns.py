@@ -98,7 +98,9 @@ def answer_details(
     """The ``details`` of an answer as :meth:`HistoryStore.finish_answer` takes them and
     :meth:`HistoryStore.load` gives them back: ``{"tokens": [[text, logprob], ...]}``
     when any token has a logprob, ``{"nodes": [[node id, text], ...]}`` for a multi-node
-    answer (both keys when both apply); None when neither does."""
+    answer (both keys when both apply); None when neither does.  An answer that called
+    tools also has ``"tools"``: one ``{text, calls, results}`` per round (see
+    :func:`tokentide.chat.parts.stored_fields`)."""
     details: dict[str, Any] = {}
     token_list = [[text, logprob] for text, logprob in tokens]
     if any(logprob is not None for _, logprob in token_list):
@@ -142,9 +144,11 @@ def _details_value(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
     or None); raise ValueError for anything but the documented shape."""
     if not details:
         return None
-    unknown = set(details) - {"tokens", "nodes"}
+    unknown = set(details) - {"tokens", "nodes", "tools"}
     if unknown:
-        raise ValueError(f"answer details hold 'tokens' and 'nodes', not {sorted(unknown)!r}")
+        raise ValueError(
+            f"answer details hold 'tokens', 'nodes' and 'tools', not {sorted(unknown)!r}"
+        )
     clean: dict[str, Any] = {}
     wrong_tokens = "answer details: 'tokens' is a list of [text, logprob or None]"
     tokens = _pairs(details.get("tokens"), wrong_tokens)
@@ -158,7 +162,53 @@ def _details_value(details: Mapping[str, Any] | None) -> dict[str, Any] | None:
         raise ValueError(wrong_nodes)
     if nodes:
         clean["nodes"] = [[_clean_text(node), _clean_text(text)] for node, text in nodes]
+    rounds = details.get("tools") or []
+    if not isinstance(rounds, list) or not all(_is_round(r) for r in rounds):
+        raise ValueError(
+            "answer details: 'tools' is a list of {text, calls: [{id, name, arguments}], "
+            "results: [{call_id, name, content, is_error}]}"
+        )
+    if rounds:
+        clean["tools"] = [_clean_round(r) for r in rounds]
     return clean or None
+
+
+_CALL_KEYS: Final = {"id": (str, type(None)), "name": (str,), "arguments": (str,)}
+_RESULT_KEYS: Final = {
+    "call_id": (str, type(None)), "name": (str,), "content": (str,), "is_error": (bool,)
+}  # fmt: skip
+
+
+def _is_record(item: Any, keys: Mapping[str, tuple[type, ...]]) -> bool:
+    return (
+        isinstance(item, Mapping)
+        and set(item) == set(keys)
+        and all(isinstance(item[key], kinds) for key, kinds in keys.items())
+    )
+
+
+def _is_round(item: Any) -> bool:
+    """One model → tools round: the text before the calls, the calls, their results."""
+    return (
+        isinstance(item, Mapping)
+        and set(item) == {"text", "calls", "results"}
+        and isinstance(item["text"], str)
+        and isinstance(item["calls"], list)
+        and all(_is_record(c, _CALL_KEYS) for c in item["calls"])
+        and isinstance(item["results"], list)
+        and all(_is_record(r, _RESULT_KEYS) for r in item["results"])
+    )
+
+
+def _clean_round(item: Mapping[str, Any]) -> dict[str, Any]:
+    def clean(record: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: _clean_text(v) if isinstance(v, str) else v for k, v in record.items()}
+
+    return {
+        "text": _clean_text(item["text"]),
+        "calls": [clean(c) for c in item["calls"]],
+        "results": [clean(r) for r in item["results"]],
+    }
 
 
 def _details_json(details: Mapping[str, Any] | None) -> str | None:
@@ -182,6 +232,9 @@ def _details_dict(text: str | None) -> dict[str, Any] | None:
     nodes = value.get("nodes")
     if isinstance(nodes, list) and all(isinstance(n, list) and _is_node(n) for n in nodes):
         details["nodes"] = [[node, text] for node, text in nodes]
+    rounds = value.get("tools")
+    if isinstance(rounds, list) and rounds and all(_is_round(r) for r in rounds):
+        details["tools"] = rounds
     return details or None
 
 

@@ -51,12 +51,13 @@ def _iso(conversation_or_message: Conversation | StoredMessage, attr: str) -> st
 def message_parts(message: StoredMessage) -> list[str]:
     """What a message holds, as the export's ``parts`` names it: ``"reasoning"``,
     ``"text"`` (a non-empty content), ``"tokens"`` (per-token logprobs), ``"nodes"``
-    (a multi-node answer's texts), in that order."""
+    (a multi-node answer's texts), ``"tools"`` (the tools it called and what they
+    gave back), in that order."""
     details = message.details.as_dict() if message.details else {}
     parts = ["reasoning"] if message.reasoning else []
     if message.content:
         parts.append("text")
-    parts += [key for key in ("tokens", "nodes") if details.get(key)]
+    parts += [key for key in ("tokens", "nodes", "tools") if details.get(key)]
     return parts
 
 

@@ -48,7 +48,7 @@ EXPORT_FORMAT: Final = "tokentide-conversation"
 READ_VERSIONS: Final = (1, 2, 3, 4)
 """The export versions this tokentide reads (the newest is the one it writes)."""
 
-PART_TYPES: Final = ("reasoning", "text", "tokens", "nodes")
+PART_TYPES: Final = ("reasoning", "text", "tokens", "nodes", "tools")
 """What a message can hold, in the order an export lists them (tool calls, tool results
 and attachments will be added here)."""
 

@@ -29,6 +29,9 @@ class AnswerDetails:
 
     tokens: tuple[tuple[str, float | None], ...] = ()
     nodes: tuple[tuple[str, str], ...] = ()
+    tools: tuple[Mapping[str, Any], ...] = ()
+    """An answer that called tools: one ``{text, calls, results}`` per round, as stored
+    (see :func:`tokentide.chat.parts.stored_fields`)."""
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any] | None) -> AnswerDetails | None:
@@ -40,7 +43,8 @@ class AnswerDetails:
             (str(t), None if lp is None else float(lp)) for t, lp in value.get("tokens", ())
         )
         nodes = tuple((str(n), str(t)) for n, t in value.get("nodes", ()))
-        return cls(tokens, nodes) if tokens or nodes else None
+        tools = tuple(value.get("tools", ()))
+        return cls(tokens, nodes, tools) if tokens or nodes or tools else None
 
     def as_dict(self) -> dict[str, Any]:
         """The stored (and exported) shape: only the keys that hold something."""
@@ -49,6 +53,8 @@ class AnswerDetails:
             shape["tokens"] = [[text, logprob] for text, logprob in self.tokens]
         if self.nodes:
             shape["nodes"] = [[node, text] for node, text in self.nodes]
+        if self.tools:
+            shape["tools"] = [dict(r) for r in self.tools]
         return shape
 
 
