@@ -159,3 +159,14 @@ async def test_the_requests_tools_win_over_a_profiles_params(
     assert len(sent) == 1 and "mine" in str(sent)
     await backend.create(GenerationRequest.from_prompt("q"))
     assert server.last().body["tools"] == ["from the profile"]
+
+
+def test_an_empty_anthropic_result_has_no_content() -> None:
+    messages = (
+        Message("user", "q"),
+        Message("assistant", "", tool_calls=(ToolCallRequested("f", "{}", "t1"),)),
+        Message("tool", "", tool_call_id="t1", name="f"),
+    )
+    assert anthropic_messages(messages)[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t1", "is_error": False}
+    ]

@@ -270,7 +270,8 @@ def anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             continue
         if isinstance(ids, str):
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": ids}
-            block["content"] = message.content
+            if message.content:  # optional, and an empty one is not worth a refusal
+                block["content"] = message.content
             block["is_error"] = message.is_error
             if results is None:
                 results = []
