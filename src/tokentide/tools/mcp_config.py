@@ -118,8 +118,16 @@ _TYPES: Final = {
 _VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand(value: str, environ: Mapping[str, str], *, server: str, key: str) -> str:
-    """``value`` with every ``${VAR}`` / ``${VAR:-default}`` replaced from ``environ``.
+def expand(
+    value: str,
+    environ: Mapping[str, str],
+    *,
+    server: str,
+    key: str,
+    used: list[str] | None = None,
+) -> str:
+    """``value`` with every ``${VAR}`` / ``${VAR:-default}`` replaced from ``environ``;
+    the values taken from it are appended to ``used``.
 
     The error names the server, the key and the variable, never a value.
     """
@@ -127,6 +135,8 @@ def expand(value: str, environ: Mapping[str, str], *, server: str, key: str) -> 
     def one(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ:
+            if used is not None:
+                used.append(environ[name])
             return environ[name]
         if default is not None:
             return default
@@ -158,11 +168,11 @@ def _expanded(
     values: dict[str, str], environ: Mapping[str, str], *, server: str, key: str
 ) -> Mapping[str, str]:
     out: dict[str, str] = {}
+    used: list[str] = []
     for name, raw in values.items():
-        value = expand(raw, environ, server=server, key=f"{key}.{name}")
-        if value != raw:
-            register_secret(value)  # came from the environment: a token, most likely
-        out[name] = value
+        out[name] = expand(raw, environ, server=server, key=f"{key}.{name}", used=used)
+    for secret in used:  # came from the environment: a token, most likely
+        register_secret(secret)
     return MappingProxyType(out)
 
 

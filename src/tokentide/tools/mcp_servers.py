@@ -157,6 +157,7 @@ class McpServer:
     def start(self) -> None:
         """Start in the background (idempotent); the tools appear when it is ready."""
         if self._task is None and not self._closing:
+            _quiet_loggers()
             self._task = asyncio.get_running_loop().create_task(
                 self._supervise(), name=f"tide-mcp-{self.name}"
             )
@@ -194,7 +195,8 @@ class McpServer:
                         attempt = 0
                     attempt += 1
                     if attempt > self.policy.max_restarts:
-                        more = f" (gave up after {self.policy.max_restarts} restarts)"
+                        count = self.policy.max_restarts
+                        more = f" (gave up after {count} restart{'s' if count > 1 else ''})"
                         self._set("failed", message + (more if self.policy.max_restarts else ""))
                         return
                     self._restarts += 1
@@ -409,6 +411,16 @@ def _is_transport_failure(exc: BaseException) -> bool:
         return True
     module = type(exc).__module__
     return module.startswith("httpx2") and "Transport" in [c.__name__ for c in type(exc).__mro__]
+
+
+def _quiet_loggers() -> None:
+    """No record of ours or the SDK's reaches the terminal through logging's last-resort
+    handler (which prints warnings to stderr when nothing is configured, over the chat
+    screen); with ``--debug`` they still propagate to the debug log."""
+    for name in ("tokentide.tools", "mcp"):
+        target = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in target.handlers):
+            target.addHandler(logging.NullHandler())
 
 
 def _version() -> str:

@@ -206,7 +206,7 @@ class Toolbox:
         if entry is None:
             names = ", ".join(sorted(entries)) or "none"
             return error(
-                f"there is no tool named {excerpt(call.name, 80)!r}; the tools are: {names}"
+                f"there is no tool named {excerpt(sanitize(call.name), 80)!r}; the tools are: {names}"
             )
         arguments = _arguments(call.arguments)
         if isinstance(arguments, str):
