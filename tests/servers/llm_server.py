@@ -58,6 +58,8 @@ Answer:
                   ``tool_use`` blocks (``input_json_delta`` fragments; ``tool_use``),
                   Ollama ``message.tool_calls`` (arguments an object).  ``tool=*``: each
                   tool the request offers (its ``tools``), none if it offers none
+  ``tool_once=1`` no calls when the request's last message is a tool's result (so a
+                  conversation goes call → result → answer)
   ``tool_args_I`` the arguments of call I (0-based) instead of ``tool_args``
   ``tool_split=N`` stream arguments in N-character fragments (default 4; 1 splits every
                   escape and multibyte character)
@@ -272,9 +274,23 @@ class Ctx:
     def tool_calls(self) -> list[tuple[str, str]]:
         """(name, arguments JSON text) of each call the ``tool`` knob asks for."""
         wanted = self.k.get("tool") or ""
+        if self.k.flag("tool_once") and self.answers_a_tool():
+            return []
         names = self.offered_tools() if wanted == "*" else [n for n in wanted.split(",") if n]
         args = self.k.get("tool_args", '{"city": "Paris"}') or ""
         return [(name, self.k.get(f"tool_args_{i}", args) or "") for i, name in enumerate(names)]
+
+    def answers_a_tool(self) -> bool:
+        """Whether the request's last message is a tool's result (OpenAI and Ollama
+        ``role: tool``, Anthropic a user turn of ``tool_result`` blocks)."""
+        messages = self.body.get("messages") or []
+        last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+        if last.get("role") == "tool":
+            return True
+        content = last.get("content")
+        return isinstance(content, list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+        )
 
     def offered_tools(self) -> list[str]:
         """The names of the tools the request offers (OpenAI and Ollama

@@ -6,17 +6,27 @@ checkpoints the recording before handing each batch on, and then calls
 :meth:`LiveAnswer.finish`, which saves the final state and gives back the finished
 :class:`~tokentide.chat.tree.Turn` (None when it was stopped before anything arrived:
 the prompt is kept, not an empty answer).
+
+With tools (:class:`~tokentide.chat.tool_use.ToolUse`), an answer is several rounds:
+when a generation ends asking for calls, they are decided and run, their results go
+into the answer, and the next generation starts from the conversation with them; the
+batches go on across rounds, with :data:`~tokentide.chat.tool_use.ToolActivity`
+events between them.  :meth:`LiveAnswer.cancel` stops whichever is running, the
+generation or the tools, and keeps everything before it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from tokentide.backends.events import Event, ReasoningDelta, TextDelta
+from tokentide.backends.base import GenerationRequest, Message, is_continuation
+from tokentide.backends.events import Event, ReasoningDelta, TextDelta, ToolCallRequested
 from tokentide.chat.answer import AnswerBuilder
-from tokentide.chat.parts import stored_fields
+from tokentide.chat.parts import stored_fields, wire_messages
+from tokentide.chat.tool_use import ToolActivity, ToolFinished, ToolsStopped, ToolUse
 from tokentide.chat.tree import Turn
 from tokentide.errors import BackendError, TideError
 from tokentide.generation import Generation, State
@@ -27,7 +37,13 @@ if TYPE_CHECKING:
     from tokentide.history.recorder import AnswerRecorder
     from tokentide.history.store import HistoryStore
 
-__all__ = ["STATUS_OF", "LiveAnswer"]
+__all__ = ["STATUS_OF", "AnswerEvent", "LiveAnswer"]
+
+T = TypeVar("T")
+
+AnswerEvent: TypeAlias = Event | ToolActivity
+"""What the batches of a live answer hold: the backend's events and, between rounds,
+what the tools did."""
 
 STATUS_OF: dict[State, str] = {
     State.DONE: "complete",
@@ -50,8 +66,21 @@ class LiveAnswer:
         store: HistoryStore | None,
         report: Callable[[TideError], None],
         continued: Turn | None = None,
+        tools: ToolUse | None = None,
+        next_round: Callable[[GenerationRequest], Generation] | None = None,
     ) -> None:
         self.generation = generation
+        """The generation of the round under way (the last one, once it has ended)."""
+        self.first = generation
+        """The first round's generation (its time to first token is the answer's)."""
+        self.tools = tools
+        self._next_round = next_round
+        self.rounds = 0
+        """Tool rounds run so far."""
+        self.note: str | None = None
+        """Why the tools stopped early (max_tool_rounds), if they did."""
+        self._tool_task: asyncio.Task[Any] | None = None
+        self._cancelled = False
         self.placeholder = placeholder
         self.profile = profile
         self.recorder = recorder
@@ -72,9 +101,77 @@ class LiveAnswer:
     def id(self) -> int:
         return self.placeholder.id
 
-    async def batches(self) -> AsyncIterator[list[Event]]:
-        """The generation's batches, each recorded before it is handed on.  A backend
-        failure ends the iteration (the generation holds the error)."""
+    async def batches(self) -> AsyncIterator[Sequence[AnswerEvent]]:
+        """The generation's batches, each recorded before it is handed on, round after
+        round when the model calls tools.  A backend failure ends the iteration (the
+        generation holds the error)."""
+        while True:
+            async for batch in self._generated():
+                yield batch
+            calls = self._calls()
+            if not calls:
+                return
+            if self.tools is None or self.rounds >= self.tools.max_rounds:
+                if self.tools is not None:
+                    self.note = self.tools.stopped_note()
+                    yield [ToolsStopped(self.note)]
+                return
+            decided = await self._in_task(self.tools.decide(calls))
+            if decided is None:
+                return  # stopped while the user was asked
+            yield decided
+            results = await self._in_task(self.tools.run(decided))
+            if results is None:
+                return  # stopped while the tools ran: the calls stay, without results
+            self.builder.end_round(results)
+            self.rounds += 1
+            yield [ToolFinished(d.call, r) for d, r in zip(decided, results, strict=True)]
+            if self._cancelled or self._next_round is None:
+                return
+            self.generation = self._next_round(self._request_after_tools())
+            self.generation.start()
+
+    def _calls(self) -> list[ToolCallRequested]:
+        """The calls the round that just ended asked for (none if it did not end well)."""
+        if self._cancelled or self.generation.state is not State.DONE:
+            return []
+        return [ToolCallRequested(c.name, c.arguments, c.call_id) for c in self.builder.tool_calls]
+
+    def _request_after_tools(self) -> GenerationRequest:
+        request = self.first.request
+        messages: list[Message] = list(request.messages)
+        if is_continuation(request):
+            messages.pop()  # the answer continued is in the parts, with what followed
+        messages.extend(wire_messages(self.builder.parts()))
+        assert self.tools is not None
+        return replace(request, messages=tuple(messages), tools=self.tools.specs())
+
+    async def _in_task(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """``work`` as a task :meth:`cancel` can stop (a tool running, a question
+        asked); None when it was stopped that way.  Cancelling the consumer cancels it
+        too, and that cancellation goes on up."""
+        task = asyncio.ensure_future(work)
+        self._tool_task = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._cancelled and (current is None or not current.cancelling()):
+                return None
+            raise
+        finally:
+            self._tool_task = None
+
+    def cancel(self) -> None:
+        """Stop the answer: the generation, or the tools running or waiting for the
+        user's choice (their results so far are dropped; the answer keeps the calls)."""
+        self._cancelled = True
+        self.generation.cancel()
+        if self._tool_task is not None:
+            self._tool_task.cancel()
+
+    async def _generated(self) -> AsyncIterator[list[Event]]:
+        """One round's batches, recorded."""
         recorder = self.recorder
         try:
             async for batch in self.generation.batches():
@@ -92,9 +189,18 @@ class LiveAnswer:
         except BackendError:
             return
 
+    def _round_stats(self) -> dict[str, float | int | None]:
+        """An answer of several rounds: how many tool rounds, and the first round's time
+        to first token (the wait the user had; the other figures are the last round's)."""
+        if not self.rounds:
+            return {}
+        return {"tool_rounds": self.rounds, "ttft_s": self.first.stats.ttft}
+
     @property
     def state(self) -> State:
         state = self.generation.state
+        if self._cancelled and state is State.DONE:
+            return State.STOPPED  # stopped while its tools ran
         return state if state.finished else State.STOPPED  # the consumer was cancelled
 
     def finish(self) -> Turn | None:
@@ -115,7 +221,7 @@ class LiveAnswer:
             model=served or self.placeholder.model,
             finish_reason=finish.reason if finish else None,
             error=generation.error.message if generation.error else None,
-            stats={**generation.stats.as_dict(), **self.use.as_dict()},
+            stats={**generation.stats.as_dict(), **self.use.as_dict(), **self._round_stats()},
         )
         recorder, self.recorder = self.recorder, None
         if not self.builder.added and (status == "stopped" or self.continued is not None):

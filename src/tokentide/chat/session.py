@@ -24,9 +24,10 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from tokentide.backends.base import GenerationRequest, Message, request_for
+from tokentide.backends.base import GenerationRequest, Message, calls_tools, request_for
 from tokentide.chat.live import LiveAnswer
 from tokentide.chat.parts import TextPart
 from tokentide.chat.settings import apply_settings, request_sampling
@@ -37,6 +38,7 @@ from tokentide.meter import AnswerUse, Meter
 
 if TYPE_CHECKING:
     from tokentide.backends.base import Backend
+    from tokentide.chat.tool_use import ToolUse
     from tokentide.config.model import Profile, Settings
     from tokentide.history.settings import ConversationSettings
     from tokentide.history.store import HistoryStore
@@ -76,6 +78,9 @@ class ChatSession:
         self.own: ConversationSettings | None = None
         self.meter = Meter()
         self.live: LiveAnswer | None = None
+        self.tools: ToolUse | None = None
+        """The conversation's tools (set by the view that has them configured); offered
+        to backends that can call tools (:func:`tools_note` says when one cannot)."""
         self._before: int | None = None
         """The active leaf before the answer being generated started."""
 
@@ -100,6 +105,17 @@ class ChatSession:
         if self.own is not None and self.own.system_prompt is not None:
             return self.own.system_prompt or None
         return self.profile.system
+
+    @property
+    def tools_note(self) -> str | None:
+        """Why the tools configured are not offered to this profile, if they are not."""
+        if self.tools is None or self.backend is None or calls_tools(self.backend):
+            return None
+        return (
+            f"{self.profile.name} ({self.profile.api}) cannot call tools, so they are not "
+            "offered to it; use a profile whose server can (an OpenAI-compatible chat "
+            "server, Anthropic or Ollama)."
+        )
 
     def recorded_model(self) -> str | None:
         """The model an answer is saved with before the server names it."""
@@ -126,15 +142,19 @@ class ChatSession:
         return old
 
     async def close(self) -> None:
-        """Stop any answer, wait for its stream to close, then close the backend."""
+        """Stop any answer, wait for its stream to close, then close the backend and
+        the tools (every MCP server process is gone when this returns)."""
         live = self.live
         if live is not None:
-            live.generation.cancel()
+            live.cancel()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(live.generation.wait()), 2.0)
         backend, self.backend = self.backend, None
         if backend is not None:
             await backend.aclose()
+        tools, self.tools = self.tools, None
+        if tools is not None:
+            await tools.toolbox.aclose()
 
     # -- conversations ---------------------------------------------------------------------
 
@@ -278,14 +298,21 @@ class ChatSession:
         backend = self.ensure_backend()
         profile = self.profile
         request = self.request(turns)
-        generation = Generation(
-            backend,
-            request,
-            mode="stream",
-            deadlines=profile.deadlines,
-            retry=RetryPolicy(max_retries=profile.max_retries),
-            clock=self.clock,
-        )
+        tools = self.tools if self.tools is not None and calls_tools(backend) else None
+        if tools is not None:
+            request = replace(request, tools=tools.specs())
+
+        def generation_for(request: GenerationRequest) -> Generation:
+            return Generation(
+                backend,
+                request,
+                mode="stream",
+                deadlines=profile.deadlines,
+                retry=RetryPolicy(max_retries=profile.max_retries),
+                clock=self.clock,
+            )
+
+        generation = generation_for(request)
         model = self.recorded_model()
         recorder = None
         store, conversation_id = self.store, self.conversation_id
@@ -303,7 +330,7 @@ class ChatSession:
         )
         live = LiveAnswer(
             generation, placeholder, profile, recorder=recorder, store=self.store,
-            report=self.report, continued=continued,
+            report=self.report, continued=continued, tools=tools, next_round=generation_for,
         )  # fmt: skip
         self.live = live
         generation.start()
