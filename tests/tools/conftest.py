@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -85,14 +86,42 @@ async def log_watch() -> AsyncIterator[LogWatch]:
         logger.setLevel(level)
 
 
+class HttpCalc:
+    """The HTTP test server: its config, its process, and what it wrote on stderr."""
+
+    def __init__(self, config: HttpServer, process: subprocess.Popen[str]) -> None:
+        self.config = config
+        self.process = process
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+
+    async def wait_for(self, text: str, count: int = 1) -> None:
+        def until() -> bool:
+            with self._cond:
+                return self._cond.wait_for(
+                    lambda: sum(text in line for line in self.lines) >= count, timeout=30
+                )
+
+        assert await asyncio.to_thread(until), f"the server never wrote {text!r}: {self.lines}"
+
+
 @pytest.fixture
-def http_calc(tmp_path: Path) -> Iterator[HttpServer]:
+def http_calc(tmp_path: Path) -> Iterator[HttpCalc]:
     """The test server over streamable HTTP on 127.0.0.1 (a free port it picks itself,
     announced on stdout once it listens)."""
     process = subprocess.Popen(
         [sys.executable, str(SERVER), "--http", "--name", "web", "--state", str(tmp_path)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
@@ -100,7 +129,7 @@ def http_calc(tmp_path: Path) -> Iterator[HttpServer]:
         line = process.stdout.readline()  # blocks until the server listens (or dies)
         assert line.startswith("READY "), f"the HTTP test server did not start: {line!r}"
         port = int(line.split()[1])
-        yield HttpServer(name="web", url=f"http://127.0.0.1:{port}/mcp")
+        yield HttpCalc(HttpServer(name="web", url=f"http://127.0.0.1:{port}/mcp"), process)
     finally:
         process.terminate()
         try:
@@ -108,5 +137,23 @@ def http_calc(tmp_path: Path) -> Iterator[HttpServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes whose command line contains ``text`` (a test's own state
+    directory: its servers and anything they started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z" and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools.conftest import FAST_RESTART, LogWatch, alive, stdio_server
+from tests.tools.conftest import (
+    FAST_RESTART,
+    HttpCalc,
+    LogWatch,
+    alive,
+    processes_mentioning,
+    stdio_server,
+)
 from tokentide.tools.mcp_config import HttpServer, StdioServer
 from tokentide.tools.mcp_servers import McpServer, RestartPolicy
 
@@ -189,18 +196,21 @@ async def test_no_server_process_outlives_close_or_its_owner_being_cancelled(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not alive(pids[0])
+    assert processes_mentioning(str(tmp_path)) == []
 
 
-async def test_close_while_starting_leaves_no_process(calc: StdioServer) -> None:
-    server = McpServer(calc)
+async def test_close_while_starting_leaves_no_process(tmp_path: Path, log_watch: LogWatch) -> None:
+    server = McpServer(stdio_server(tmp_path))
     server.start()
-    await asyncio.sleep(0)  # the supervisor has begun; the handshake is not done
+    await log_watch.wait_for("calc starting")  # running; the handshake may not be done
+    assert processes_mentioning(str(tmp_path))
     await server.aclose()
     assert server.state == "stopped"
+    assert processes_mentioning(str(tmp_path)) == []
 
 
-async def test_a_streamable_http_server(http_calc: HttpServer) -> None:
-    server = McpServer(http_calc)
+async def test_a_streamable_http_server(http_calc: HttpCalc) -> None:
+    server = McpServer(http_calc.config)
     server.start()
     try:
         await ready(server)
@@ -210,9 +220,26 @@ async def test_a_streamable_http_server(http_calc: HttpServer) -> None:
         assert failed.is_error and "failed on purpose: http" in failed.content
         late = await server.call("hang", {}, call_id="h", timeout=0.5)
         assert late.is_error and "did not finish" in late.content
+        await http_calc.wait_for("hang cancelled")  # MCP's cancel reached it over HTTP
     finally:
         await server.aclose()
-    assert server.state == "stopped"
+    assert server.status().state == "stopped"
+
+
+async def test_an_http_server_that_goes_away_is_reported(http_calc: HttpCalc) -> None:
+    server = McpServer(http_calc.config, policy=RestartPolicy(first_delay=0.01, max_restarts=1))
+    server.start()
+    try:
+        await ready(server)
+        http_calc.process.kill()
+        http_calc.process.wait()
+        gone = await server.call("add", {"a": 1, "b": 1}, call_id="g", timeout=30)
+        assert gone.is_error and "stopped during the call to add" in gone.content
+        while server.state != "failed":
+            await server.changes.wait()
+        assert "cannot connect to" in server.status().message
+    finally:
+        await server.aclose()
 
 
 async def test_an_http_server_that_is_not_there_fails(tmp_path: Path) -> None:
