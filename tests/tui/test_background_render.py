@@ -44,7 +44,7 @@ class Conversation(App[None]):
 
 
 def rendered(app: Conversation) -> list[int]:
-    return [k for k, m in enumerate(app.messages) if m._lines]
+    return [k for k, m in enumerate(app.messages) if m._cache.finished]
 
 
 def screen_strips(app: App[None], width: int | None = None) -> list[Strip]:
@@ -57,8 +57,7 @@ def screen_strips(app: App[None], width: int | None = None) -> list[Strip]:
 def fresh_lines(text: str, width: int, app: App[None]) -> list[tuple[str, list[object]]]:
     """What a new widget renders for ``text`` at ``width`` (mounted nowhere near)."""
     probe = MarkdownMessage(text)
-    probe._width = width
-    probe._style = app.query_one(MarkdownMessage).rich_style
+    probe._cache.style = app.query_one(MarkdownMessage).rich_style
     probe._sync(width, deadline=None)
     return [(strip.text, list(strip)) for strip in probe.lines]
 
@@ -117,16 +116,16 @@ async def test_far_lines_are_dropped_and_render_again_the_same(
         last = app.messages[-1]
         width = last._width
         height = last.virtual_region.height
-        assert last._lines
+        assert last._cache.finished
         conv.release_anchor()
         conv.scroll_home(animate=False, immediate=True)
         await until(pilot, lambda: app.messages[0]._is_exact() and rendering_settled(app))
-        await until(pilot, lambda: not last._lines)  # far away now: freed
+        await until(pilot, lambda: not last._cache.finished)  # far away now: freed
         assert not last._strips and not last._is_exact()
         assert len(rendered(app)) < 40
         assert last.virtual_region.height == height  # its place is kept: nothing moves
         conv.scroll_end(animate=False, immediate=True)
-        await until(pilot, lambda: bool(last._lines) and rendering_settled(app))
+        await until(pilot, lambda: bool(last._cache.finished) and rendering_settled(app))
         assert last.virtual_region.height == height
         assert [(strip.text, list(strip)) for strip in last.lines] == fresh_lines(
             last.source, width, app

@@ -257,7 +257,7 @@ async def test_finished_lines_cost_the_gc_nothing() -> None:
         await pilot.pause()
         assert texts(msg.lines)  # rendered
         gc.collect()
-        lines = msg._lines
+        lines = msg._cache.finished
         assert lines
         assert not any(gc.is_tracked(line) for line in lines)
 
@@ -322,7 +322,7 @@ async def test_a_burst_is_taken_in_over_several_frames_and_renders_the_same(
             live.finish()
         assert live.source == text  # nothing waits out of sight of the caller
         taken = [len(live._doc.text)]
-        while live._backlog:
+        while live._intake.waiting:
             live._frame()
             taken.append(len(live._doc.text))
         assert len(taken) >= 4

@@ -72,6 +72,10 @@ class _BackgroundRenderer:
         self._timer: Timer | None = None
         self._watched: weakref.WeakKeyDictionary[Widget, float] = weakref.WeakKeyDictionary()
         """Scroll containers watched, with the ``scroll_y`` the window was last taken at."""
+        self._containers: weakref.WeakKeyDictionary[
+            MarkdownMessage, tuple[object, Widget | None]
+        ] = weakref.WeakKeyDictionary()
+        """Each message's ``(parent, scroll container)`` found last (:meth:`_container`)."""
         self.stale = False
         """The last look at the window met a pending layout."""
         self._waited = 0
@@ -96,8 +100,24 @@ class _BackgroundRenderer:
         self.rendered.add(message)
         self._watch(message)
 
+    def _container(self, message: MarkdownMessage) -> Widget | None:
+        """The nearest scrolling ancestor of ``message`` (the conversation), if any;
+        looked up again only when the message has moved to another parent."""
+        parent = message.parent
+        cached = self._containers.get(message)
+        if cached is not None and cached[0] is parent:
+            return cached[1]
+        node = parent
+        while isinstance(node, Widget):
+            if node.styles.overflow_y in ("auto", "scroll"):
+                break
+            node = node.parent
+        found = node if isinstance(node, Widget) else None
+        self._containers[message] = (parent, found)
+        return found
+
     def _watch(self, message: MarkdownMessage) -> None:
-        container = message._scroller()
+        container = self._container(message)
         if container is not None and container not in self._watched:
             self._watched[container] = container.scroll_y
             container.watch(container, "scroll_y", self._scrolled, init=False)
@@ -137,7 +157,7 @@ class _BackgroundRenderer:
             if not message.is_attached:
                 messages.discard(message)
                 continue
-            container = message._scroller()
+            container = self._container(message)
             if container is None:
                 continue
             if container in views:
@@ -169,7 +189,7 @@ class _BackgroundRenderer:
         return [(distance, message) for distance, _, message in out]
 
     def _margin(self, message: MarkdownMessage) -> int:
-        container = message._scroller()
+        container = self._container(message)
         height = container.scrollable_content_region.height if container is not None else 0
         return max(self.WINDOW_MIN_ROWS, int(height * self.WINDOW_SCREENS))
 
@@ -231,7 +251,7 @@ class _BackgroundRenderer:
             target = ref()
             if target is None or not target.is_attached:
                 continue
-            container = target._scroller()
+            container = self._container(target)
             delta = target._rendered_height() - target._reported_height
             if container is not None and delta and not _follows_end(container):
                 regions = placed.get(container)
