@@ -80,6 +80,20 @@ async def test_an_is_error_result_and_a_refused_call_are_error_results(calc: Std
         await server.aclose()
 
 
+async def test_a_changed_tool_list_is_read_again(calc: StdioServer) -> None:
+    server = McpServer(calc)
+    server.start()
+    try:
+        await ready(server)
+        assert "extra" not in [tool.name for tool in server.tools]
+        assert (await server.call("grow", {}, call_id="g")).content == "grown"
+        while "extra" not in [tool.name for tool in server.tools]:
+            await server.changes.wait()
+        assert (await server.call("extra", {}, call_id="e")).content == "extra"
+    finally:
+        await server.aclose()
+
+
 async def test_a_call_past_its_deadline_is_cancelled_on_the_server(
     calc: StdioServer, log_watch: LogWatch
 ) -> None:

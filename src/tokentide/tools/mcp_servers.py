@@ -9,7 +9,9 @@ must be left by the task that entered them, so only the supervisor opens and clo
 them; callers use the running session and never own it.
 
 * **Start**: handshake (``initialize``) and ``tools/list`` within ``start_timeout``;
-  then ``ready`` and the tools are offered.
+  then ``ready`` and the tools are offered; a ``notifications/tools/list_changed`` from
+  the server has the list read again.  The connection itself is
+  :mod:`tokentide.tools.mcp_connect`.
 * **Crash**: the server's stdout ends (the process died) or a call fails at the
   transport: the connection is torn down, the state becomes ``restarting`` and a new
   start follows after a backoff (0.5 s, 1 s, 2 s … at most ``max_restarts`` times in a
@@ -38,8 +40,15 @@ from tokentide.backends.tool_spec import ToolResult, ToolSpec
 from tokentide.errors import excerpt
 from tokentide.redact import redact
 from tokentide.sanitize import sanitize
-from tokentide.tools.mcp_config import HttpServer, McpServerConfig, StdioServer
-from tokentide.tools.mcp_results import result_text, tool_spec
+from tokentide.tools.mcp_config import McpServerConfig, StdioServer
+from tokentide.tools.mcp_connect import (
+    Connection,
+    describe_failure,
+    is_transport_failure,
+    list_tools,
+    open_connection,
+)
+from tokentide.tools.mcp_results import result_text
 from tokentide.tools.mcp_stderr import StderrPipe
 from tokentide.tools.status import Changes, SourceState, SourceStatus
 
@@ -53,7 +62,6 @@ logger = logging.getLogger("tokentide.tools")
 
 DEFAULT_TOOL_TIMEOUT: Final = 60.0
 _CONNECTION_CLOSED: Final = -32000  # mcp_types.CONNECTION_CLOSED, without importing it
-_MAX_LIST_PAGES: Final = 100
 
 
 class RestartPolicy:
@@ -215,13 +223,17 @@ class McpServer:
         self._stderr = None
         try:
             async with contextlib.AsyncExitStack() as stack:
-                session, lost = await self._connect(stack)
+                connection = await open_connection(
+                    self.config, stack, stderr=self._new_stderr, version=_version()
+                )
+                session = connection.session
                 with anyio.fail_after(self.policy.start_timeout):
                     await session.initialize()
-                    tools = await self._list_tools(session)
-                self._tools, self._session, self._lost = tools, session, lost
+                    tools = await list_tools(session)
+                self._tools, self._session, self._lost = tools, session, connection.lost
                 self._set("ready")
-                await lost.wait()
+                connection.group.start_soon(self._follow_tools, connection)
+                await connection.lost.wait()
                 raise _Lost
         except _Lost:
             return self._exited("the server exited")
@@ -230,9 +242,30 @@ class McpServer:
                 f"it did not answer the MCP handshake within {self.policy.start_timeout:g} s"
             )
         except Exception as exc:
-            return self._exited(self._describe(_leaf(exc)))
+            return self._exited(describe_failure(self.config, _leaf(exc)))
         finally:
             self._session, self._lost, self._tools = None, None, ()
+
+    def _new_stderr(self) -> StderrPipe:
+        self._stderr = StderrPipe(self.name, logger)
+        return self._stderr
+
+    async def _follow_tools(self, connection: Connection) -> None:
+        """Re-read the tool list whenever the server says it changed."""
+        import anyio
+
+        while True:
+            await connection.tools_changed.wait()
+            connection.tools_changed.clear()
+            try:
+                with anyio.fail_after(self.policy.start_timeout):
+                    tools = await list_tools(connection.session)
+            except Exception as exc:
+                logger.warning("MCP server %r: re-reading its tools failed: %r", self.name, exc)
+                continue
+            self._tools = tools
+            logger.debug("MCP server %r: tools now %s", self.name, [t.name for t in tools])
+            self.changes.notify()
 
     def _exited(self, message: str) -> str:
         stderr = self._stderr
@@ -241,99 +274,6 @@ class McpServer:
             if last:
                 message = f"{message}; its last words: {last[0]}"
         return _clean(message)
-
-    def _describe(self, exc: BaseException) -> str:
-        config = self.config
-        if isinstance(exc, FileNotFoundError) and isinstance(config, StdioServer):
-            return f"cannot start {config.command!r}: no such program or file"
-        if isinstance(exc, PermissionError) and isinstance(config, StdioServer):
-            return f"cannot start {config.command!r}: permission denied"
-        if isinstance(exc, OSError) and isinstance(config, StdioServer):
-            return f"cannot start {config.command!r}: {exc.strerror or exc}"
-        name = type(exc).__name__
-        if isinstance(config, HttpServer) and ("Connect" in name or isinstance(exc, OSError)):
-            return f"cannot connect to {config.url}: {exc or name}"
-        if name == "MCPError":
-            return f"the server answered with an error: {exc}"
-        return f"{name}: {exc}" if str(exc) else name
-
-    async def _connect(self, stack: contextlib.AsyncExitStack) -> tuple[ClientSession, anyio.Event]:
-        """Enter the transport, a watcher on its read stream, and the session."""
-        import anyio
-        from mcp import ClientSession
-        from mcp.shared.message import SessionMessage
-        from mcp_types import Implementation
-
-        config = self.config
-        if isinstance(config, StdioServer):
-            from mcp.client.stdio import StdioServerParameters, stdio_client
-
-            params = StdioServerParameters(
-                command=config.command,
-                args=list(config.args),
-                env=dict(config.env) or None,
-                cwd=config.cwd,
-            )
-            stderr = self._stderr = StderrPipe(self.name, logger)
-            try:
-                read, write = await stack.enter_async_context(
-                    stdio_client(params, errlog=stderr.writer)
-                )
-            finally:
-                stderr.spawned()
-        else:
-            import httpx2
-            from mcp.client.streamable_http import streamable_http_client
-
-            client = httpx2.AsyncClient(
-                headers=dict(config.headers), timeout=httpx2.Timeout(30.0, read=300.0)
-            )
-            await stack.enter_async_context(client)
-            read, write = await stack.enter_async_context(
-                streamable_http_client(config.url, http_client=client)
-            )
-
-        # The session reads through a relay, so the end of the transport's stream (the
-        # server died) wakes the supervisor as well as failing the calls in flight.
-        lost = anyio.Event()
-        relay_send, relay_receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-
-        async def relay() -> None:
-            try:
-                async with relay_send:
-                    async for item in read:
-                        await relay_send.send(item)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
-                pass
-            finally:
-                lost.set()
-
-        group = await stack.enter_async_context(anyio.create_task_group())
-        stack.callback(group.cancel_scope.cancel)  # runs before the group is left
-        group.start_soon(relay)
-        stack.push_async_callback(relay_receive.aclose)
-        session = await stack.enter_async_context(
-            ClientSession(
-                relay_receive,
-                write,
-                client_info=Implementation(name="tokentide", version=_version()),
-            )
-        )
-        return session, lost
-
-    async def _list_tools(self, session: ClientSession) -> tuple[ToolSpec, ...]:
-        from mcp_types import PaginatedRequestParams
-
-        tools: list[ToolSpec] = []
-        cursor: str | None = None
-        for _ in range(_MAX_LIST_PAGES):
-            params = None if cursor is None else PaginatedRequestParams(cursor=cursor)
-            page = await session.list_tools(params=params)
-            tools.extend(tool_spec(tool) for tool in page.tools)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        return tuple(tools)
 
     # -- calls -------------------------------------------------------------------------
 
@@ -379,7 +319,7 @@ class McpServer:
         except Exception as exc:
             leaf = _leaf(exc)
             code = getattr(leaf, "code", None)
-            if code == _CONNECTION_CLOSED or _is_transport_failure(leaf):
+            if code == _CONNECTION_CLOSED or is_transport_failure(leaf):
                 self._connection_broke()
                 return error(
                     f"MCP server {self.name!r} stopped during the call to {tool} "
@@ -402,15 +342,6 @@ class McpServer:
 
 class _Unavailable(Exception):
     pass
-
-
-def _is_transport_failure(exc: BaseException) -> bool:
-    import anyio
-
-    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError | OSError):
-        return True
-    module = type(exc).__module__
-    return module.startswith("httpx2") and "Transport" in [c.__name__ for c in type(exc).__mro__]
 
 
 def _quiet_loggers() -> None:

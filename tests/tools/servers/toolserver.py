@@ -19,6 +19,7 @@ from pathlib import Path
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 
@@ -69,6 +70,18 @@ def build(name: str, state: Path) -> MCPServer:
     def shout() -> str:
         """Text with escape sequences in it (a screen clear, an OSC 52 clipboard write)."""
         return "\x1b[2Jloud\x1b]52;c;aGk=\x07"
+
+    @server.tool()
+    async def grow(ctx: Context) -> str:
+        """Adds a tool named 'extra' and tells the client its tools changed."""
+
+        def extra() -> str:
+            """Added while running."""
+            return "extra"
+
+        server.add_tool(extra, name="extra")
+        await ctx.session.send_tool_list_changed()
+        return "grown"
 
     @server.tool()
     def huge(size: int = 200_000) -> str:
