@@ -1,5 +1,9 @@
 """The widgets of one conversation: the user's prompts, the assistant's answers, errors.
 
+The answer (:class:`AssistantMessage`, with its reasoning, node blocks and token view) is
+here; a prompt is :mod:`.user_message`'s and a failure :mod:`.error_message`'s, both
+importable from here too.
+
 Each ships the CSS it needs to lay out (``DEFAULT_CSS``: heights, margins, padding), so
 it works mounted anywhere; the app's stylesheet only gives it colours and borders.
 
@@ -22,10 +26,11 @@ from textual.widgets import Label, Static
 
 from tokentide.backends.events import TextDelta
 from tokentide.chat.parts import node_section
-from tokentide.errors import BackendError
 from tokentide.sanitize import sanitize
 from tokentide.tui.plain import plain
+from tokentide.tui.widgets.error_message import ErrorMessage
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
+from tokentide.tui.widgets.user_message import UserMessage
 
 __all__ = [
     "AssistantMessage",
@@ -36,10 +41,6 @@ __all__ = [
     "last_code_block",
     "shade_tokens",
 ]
-
-SHOW_LINES = 200
-"""A prompt longer than this shows its first lines and a count of the rest."""
-SHOW_CHARS = 20_000
 
 _FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
@@ -79,51 +80,6 @@ def shade_tokens(tokens: Iterable[tuple[str, float | None]]) -> Text:
         green = round(110 * p)
         text.append(shown, Style(bgcolor=f"rgb({red},{green},40)", color="white"))
     return text
-
-
-class UserMessage(Static, can_focus=True):
-    """A prompt as sent (long ones shortened on screen; the exact text is kept)."""
-
-    DEFAULT_CSS = """
-    UserMessage {
-        height: auto;
-        margin: 1 0 0 0;
-        padding: 0 1;
-    }
-    """
-
-    def __init__(self, prompt: str, *, id: str | None = None) -> None:
-        self.prompt = prompt
-        self._versions = ""
-        super().__init__(self._display(prompt), id=id, classes="message user", markup=False)
-
-    def set_versions(self, versions: str) -> None:
-        """``‹ 2/3 ›`` under the prompt when it has other versions ("": none)."""
-        if versions != self._versions:
-            self._versions = versions
-            text = self._display(self.prompt)
-            if versions:
-                text.append(f"\n{versions}", style="bold dim")
-            self.update(text)
-
-    @staticmethod
-    def _display(prompt: str) -> Text:
-        shown = prompt[:SHOW_CHARS]
-        lines = shown.split("\n")
-        rest_lines = prompt.count("\n") + 1 - min(len(lines), SHOW_LINES)
-        if len(lines) > SHOW_LINES:
-            shown = "\n".join(lines[:SHOW_LINES])
-        text = Text(sanitize(shown))
-        if len(shown) < len(prompt):
-            text.append(
-                f"\n… {len(prompt) - len(shown):,} more characters ({max(rest_lines, 0):,} lines)",
-                style="italic",
-            )
-        return text
-
-    @property
-    def source(self) -> str:
-        return self.prompt
 
 
 class NodeBlock(Vertical):
@@ -385,33 +341,3 @@ class AssistantMessage(Vertical, can_focus=True):
         for block in self.nodes.values():
             block.display = not showing
         self.set_class(showing, "-details")
-
-
-class ErrorMessage(Static, can_focus=True):
-    """What failed, on which server, and what to do."""
-
-    DEFAULT_CSS = """
-    ErrorMessage {
-        height: auto;
-        margin: 1 0 0 0;
-        padding: 0 1;
-    }
-    """
-
-    def __init__(self, error: BackendError | str, *, retry_key: str = "ctrl+r") -> None:
-        if isinstance(error, BackendError):
-            message, server, hint = error.message, error.server, error.hint
-        else:
-            message, server, hint = error, None, None
-        text = Text()
-        text.append("✗ ", style="bold")
-        text.append(sanitize(message), style="bold")
-        if server:
-            text.append("\n  server: ")
-            text.append(sanitize(server))
-        if hint:
-            text.append("\n  ")
-            text.append(sanitize(hint), style="italic")
-        text.append(f"\n  {retry_key} retries · your prompt is kept")
-        self.error_text = message
-        super().__init__(text, classes="message error", markup=False)
