@@ -543,6 +543,23 @@ async def test_limits(make: Make) -> None:
     assert text_of(events) == "ab" + " ab" * 6  # 20 bytes; the 8th token passes the limit
 
 
+async def test_a_response_over_the_event_limit_is_refused(make: Make) -> None:
+    backend = make(params={"text": "ok abcdefghijkl"}, limits=Limits(max_event_bytes=8))
+    events, error = await drain(backend.stream(ASK))
+    assert isinstance(error, LimitExceeded)
+    assert str(error).startswith("Model 'toy' at ") and "of more than 8 bytes" in str(error)
+    assert "max_event_bytes" in (error.hint or "")
+    assert text_of(events) == "ok"
+
+
+async def test_a_cumulative_answer_may_outgrow_the_event_limit(make: Make) -> None:
+    # What a response adds is what max_event_bytes bounds, not the whole text it repeats.
+    params = {"tokens": 6, "cumulative": True}
+    backend = make(params=params, yields="cumulative", limits=Limits(max_event_bytes=8))
+    events, error = await drain(backend.stream(ASK))
+    assert error is None and text_of(events) == "w0 w1 w2 w3 w4 w5"
+
+
 # -- stopping --------------------------------------------------------------------------
 
 

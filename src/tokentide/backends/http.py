@@ -345,7 +345,7 @@ class HTTPBackend:
                             raise
                         if batch:
                             yield batch
-                        if guard.exhausted:  # a piece was cut to fit: it is shown, then
+                        if guard.exhausted:  # a piece was cut to fit (and yielded above)
                             raise guard.too_long()
                         if parser.done:
                             await _drain_rest(chunks)

@@ -24,7 +24,9 @@ follows ``protocols.md`` §1.3:
 
 Size limits: a line or event larger than ``max_event_bytes`` raises
 :class:`~tokentide.errors.LimitExceeded`, so a hostile server cannot grow memory without
-bound.
+bound.  This is the framing's share of the stream's limits: the HTTP transport passes
+its :class:`~tokentide.backends.stream_guard.StreamGuard`'s ``max_event_bytes`` here and
+names the server in the message.
 """
 
 from __future__ import annotations

@@ -171,9 +171,17 @@ class StreamGuard:
             return self._clip_data(data)
         self.used = used
         if self._pending:
-            data = self._pending + data
-        text, consumed = _utf_8_decode(data, "replace", False)
-        self._pending = data[consumed:] if consumed < len(data) else b""
+            return self._decode_after(data)
+        text, consumed = _utf_8_decode(data, "replace")  # not final: a split end waits
+        if consumed < size:
+            self._pending = data[consumed:]
+        return text
+
+    def _decode_after(self, data: bytes) -> str:
+        """The rare path: the last piece ended inside a character."""
+        data = self._pending + data
+        text, consumed = _utf_8_decode(data, "replace")
+        self._pending = data[consumed:]
         return text
 
     def _delta_text(self, piece: str) -> str:
