@@ -18,6 +18,7 @@ from tests.tools.conftest import (
     processes_mentioning,
     stdio_server,
 )
+from tokentide.sanitize import sanitize
 from tokentide.tools.mcp_config import HttpServer, StdioServer
 from tokentide.tools.mcp_servers import McpServer, RestartPolicy
 
@@ -73,6 +74,9 @@ async def test_an_is_error_result_and_a_refused_call_are_error_results(calc: Std
         assert wrong.is_error
         missing = await server.call("no_such_tool", {}, call_id="c")
         assert missing.is_error and "no_such_tool" in missing.content
+        loud = await server.call("shout", {}, call_id="c")  # untrusted: kept as it came
+        assert loud.content == "\x1b[2Jloud\x1b]52;c;aGk=\x07"
+        assert sanitize(loud.content) == "loud"
         long = await server.call("huge", {"size": 300_000}, call_id="c")
         assert not long.is_error and len(long.content) < 101_000
         assert long.content.endswith("more characters cut by tide]")
@@ -211,6 +215,20 @@ async def test_no_server_process_outlives_close_or_its_owner_being_cancelled(
         await task
     assert not alive(pids[0])
     assert processes_mentioning(str(tmp_path)) == []
+
+
+async def test_a_cancelled_close_still_stops_the_server_and_is_obeyed(tmp_path: Path) -> None:
+    server = McpServer(stdio_server(tmp_path))
+    server.start()
+    await ready(server)
+    pid = await pid_of(server)
+    closer = asyncio.create_task(server.aclose())
+    await asyncio.sleep(0)  # one turn of the loop: the close is under way
+    closer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    assert not alive(pid)
+    assert server.status().state == "stopped"
 
 
 async def test_close_while_starting_leaves_no_process(tmp_path: Path, log_watch: LogWatch) -> None:

@@ -182,8 +182,17 @@ class McpServer:
             self._scope.cancel()
         elif not task.done():
             task.cancel()  # not yet inside its scope: nothing of the SDK entered
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                # Our caller is cancelled, not the supervisor: let the stop finish (it is
+                # bounded: the SDK kills the process within ~5 s), then obey.
+                await asyncio.wait({task})
+                raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
 
     async def _supervise(self) -> None:
         import anyio
@@ -330,10 +339,12 @@ class McpServer:
             return error(
                 f"calling {tool} on MCP server {self.name!r} failed: {type(leaf).__name__}: {leaf}"
             )
+        # The tool's own words, error or not, go to the model as they came (cut if huge);
+        # like all tool output they are sanitised where they are shown.
         text = result_text(result)
         if result.is_error:
-            return error(text or f"{tool} reported an error and said nothing more")
-        return ToolResult(call_id=call_id, name=name, content=text)
+            text = text or f"{tool} reported an error and said nothing more"
+        return ToolResult(call_id=call_id, name=name, content=text, is_error=result.is_error)
 
     def _connection_broke(self) -> None:
         if self._lost is not None:
