@@ -31,6 +31,9 @@ def typer_reads(args: list[str]) -> dict[str, Any]:
     with command.make_context("ask", list(args)) as ctx:
         values = dict(ctx.params)
     values["prompt"] = tuple(values["prompt"] or ())
+    for option in ASK_OPTIONS:
+        if option.many:  # a list for typer, a tuple for AskArgs
+            values[option.dest] = tuple(values[option.dest] or ())
     return values
 
 
@@ -41,6 +44,7 @@ def test_every_option_is_a_field_of_ask_args() -> None:
     assert len(names) == len(set(names))
     assert "-t" in next(o.names for o in ASK_OPTIONS if o.dest == "template")
     assert next(o.names for o in ASK_OPTIONS if o.dest == "temperature") == ("--temperature",)
+    assert all(o.kind is str for o in ASK_OPTIONS if o.many)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +68,8 @@ def test_every_option_is_a_field_of_ask_args() -> None:
         ["-c", "--no-log", "--conversation", "01ab", "x"],
         ["--api", "local", "--target", "m.py:f", "--api-key-env", "K", "x"],
         ["é", "\x1b[31m", "x"],
+        ["--mcp", "a.json", "x", "--mcp=b.json", "--allow-tool", "add", "--approve", "all"],
+        ["--functions", "t.py", "--functions", "t.py", "x"],  # kept as given, twice
     ],
 )
 def test_the_quick_reader_reads_what_typer_reads(args: list[str]) -> None:

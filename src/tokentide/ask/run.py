@@ -23,8 +23,9 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from tokentide.ask.output import Spinner, Writer, is_terminal
 from tokentide.backends.base import Backend, GenerationRequest, Message, request_for
 from tokentide.backends.events import (
     Retrying,
@@ -34,6 +35,10 @@ from tokentide.backends.events import (
 from tokentide.config.model import Profile
 from tokentide.errors import EXIT_INTERRUPTED, TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy, State
+
+if TYPE_CHECKING:
+    from tokentide.ask.tools import AskRounds
+    from tokentide.chat.tool_use import ToolUse
 
 __all__ = ["Answer", "AskArgs", "AskOptions", "build_prompt", "main", "run_ask"]
 
@@ -68,6 +73,10 @@ class AskArgs:
     continue_last: bool = False
     conversation: str | None = None
     no_log: bool = False
+    mcp: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ()
+    approve: str | None = None
+    allow_tool: tuple[str, ...] = ()
     config: str | None = None
     debug: bool = False
 
@@ -87,6 +96,8 @@ class Answer:
     had it sanitised), its reasoning, state, error, stats and the server's model."""
 
     generation: Generation | None = None
+    rounds: AskRounds | None = None
+    """With tools: the rounds, whose builder holds the whole answer (calls, results)."""
 
 
 def build_prompt(args: list[str], stdin: IO[str] | None) -> str:
@@ -99,83 +110,14 @@ def build_prompt(args: list[str], stdin: IO[str] | None) -> str:
     return "\n\n".join(parts)
 
 
-class _Writer:
-    """Writes UTF-8 to a binary stream; remembers whether the last text ended a line."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.at_line_start = True
-        self.broken = False
-        self.before_first: Callable[[], None] | None = None
-        """Called once, before the first write (the spinner clears its line)."""
-
-    def write(self, text: str) -> None:
-        if not text or self.broken:
-            return
-        if self.before_first is not None:
-            self.before_first()
-            self.before_first = None
-        try:
-            self.stream.write(text.encode("utf-8", "replace"))
-            self.stream.flush()
-        except BrokenPipeError:
-            self.broken = True
-            return
-        self.at_line_start = text.endswith("\n")
-
-
-class _Spinner:
-    """A "waiting" line on stderr until the answer starts, shown only when stdout and
-    stderr are both a terminal (never on a pipe), and only after 100 ms."""
-
-    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-    def __init__(self, stream: IO[str], gen: Generation, server: str) -> None:
-        self.stream = stream
-        self.gen = gen
-        self.server = server
-        self.task: asyncio.Task[None] | None = None
-        self.shown = False
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._spin())
-
-    async def _spin(self) -> None:
-        frame = 0
-        while True:
-            await asyncio.sleep(0.1)
-            elapsed = self.gen.stats.elapsed
-            self.stream.write(
-                f"\r{self.FRAMES[frame % len(self.FRAMES)]} waiting for {self.server} · {elapsed:.1f} s"
-            )
-            self.stream.flush()
-            self.shown = True
-            frame += 1
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
-        if self.shown:
-            self.stream.write("\r\x1b[K")  # our own sequence: erase the spinner's line
-            self.stream.flush()
-            self.shown = False
-
-
-def _is_terminal(stream: object) -> bool:
-    try:
-        return os.isatty(stream.fileno())  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
 async def _consume(
     gen: Generation,
-    out: _Writer,
+    out: Writer,
     err: Callable[[str], None],
     options: AskOptions,
     make_sanitizer: Callable[[], Any] | None,
     calls: list[ToolCallRequested],
+    rounds: AskRounds | None = None,
 ) -> None:
     sanitizer = make_sanitizer() if make_sanitizer is not None else None
     as_json = options.json
@@ -184,6 +126,8 @@ async def _consume(
     try:
         async for batch in gen.batches():
             calls.extend(e for e in batch if type(e) is ToolCallRequested)
+            if rounds is not None:
+                rounds.take(batch)
             if as_json:
                 out.write("".join(_event_json(event) for event in batch))
             else:
@@ -208,24 +152,40 @@ async def _run(
     request: GenerationRequest,
     profile: Profile,
     options: AskOptions,
-    out: _Writer,
+    out: Writer,
     err: Callable[[str], None],
     spin_on: IO[str] | None = None,
     answer: Answer | None = None,
+    tools: ToolUse | None = None,
 ) -> int:
     from tokentide.backends.tool_calls import describe
     from tokentide.sanitize import StreamSanitizer
 
     calls: list[ToolCallRequested] = []
-    gen = Generation(
-        backend,
-        request,
-        mode="stream" if options.stream else "create",
-        deadlines=profile.deadlines,
-        retry=RetryPolicy(max_retries=profile.max_retries),
-    )
+
+    def generation_for(request: GenerationRequest) -> Generation:
+        return Generation(
+            backend,
+            request,
+            mode="stream" if options.stream else "create",
+            deadlines=profile.deadlines,
+            retry=RetryPolicy(max_retries=profile.max_retries),
+        )
+
+    if tools is not None:
+        from tokentide.ask.tools import started
+
+        request = await started(tools, request, err)
+    gen = request_gen = generation_for(request)
+    rounds: AskRounds | None = None
+    if tools is not None:
+        from tokentide.ask.tools import AskRounds
+
+        write_json = out.write if options.json else None
+        rounds = AskRounds(tools, request, lambda line: report(line), write_json)
     if answer is not None:
         answer.generation = gen
+        answer.rounds = rounds
     loop = asyncio.get_running_loop()
     interrupted = False
 
@@ -233,14 +193,16 @@ async def _run(
         nonlocal interrupted
         interrupted = True
         gen.cancel()
+        if rounds is not None:
+            rounds.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
-    spinner: _Spinner | None = None
-    if spin_on is not None and not options.json and _is_terminal(out.stream):
+    spinner: Spinner | None = None
+    if spin_on is not None and not options.json and is_terminal(out.stream):
         from tokentide.sanitize import sanitize_title
 
-        spinner = _Spinner(spin_on, gen, sanitize_title(backend.name, limit=60))
+        spinner = Spinner(spin_on, gen, sanitize_title(backend.name, limit=60))
         out.before_first = spinner.stop
 
     def report(message: str) -> None:
@@ -248,25 +210,49 @@ async def _run(
             spinner.stop()  # a message (a retry, an error) ends the waiting line
         err(message)
 
+    refused: TideError | None = None
     try:
-        async with gen:
-            if spinner is not None:
-                spinner.start()
+        while True:
+            async with gen:
+                if spinner is not None and gen is request_gen:
+                    spinner.start()
+                try:
+                    sanitizer = None if options.raw else StreamSanitizer
+                    await _consume(gen, out, report, options, sanitizer, calls, rounds)
+                except TideError:
+                    pass  # reported below from gen.error, after the partial text
+            if rounds is None or interrupted or out.broken:
+                break
             try:
-                sanitizer = None if options.raw else StreamSanitizer
-                await _consume(gen, out, report, options, sanitizer, calls)
-            except TideError:
-                pass  # reported below from gen.error, after the partial text
+                following = await rounds.after(gen)
+            except TideError as error:  # a call no one could approve (ApprovalNeeded)
+                refused = error
+                break
+            except asyncio.CancelledError:
+                break  # ctrl+c while a tool ran
+            if following is None or interrupted:
+                break
+            calls.clear()  # these were run
+            out.paragraph = not options.json
+            gen = generation_for(following)
+            if answer is not None:
+                answer.generation = gen
     finally:
         if spinner is not None:
             spinner.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await backend.aclose()
+        if tools is not None:
+            await tools.toolbox.aclose()  # no MCP server outlives tide ask
     if not options.json and not out.at_line_start and not out.broken:
         out.write("\n")  # the partial or complete answer ends its line
-    for call in calls:
-        report(f"tide: the model asked to call {describe(call)} but tools are off in tide ask")
+    if refused is not None:
+        report(f"tide: {refused}")
+        return refused.exit_code
+    if rounds is None:
+        for call in calls:
+            report(f"tide: the model asked to call {describe(call)} but tools are off in tide ask")
     if options.json:
         if gen.error is not None:
             out.write(json.dumps({"type": "error", "error": type(gen.error).__name__,
@@ -286,7 +272,7 @@ async def _run(
     if gen.error is not None:
         report(f"error: {gen.error}")
         return gen.error.exit_code
-    return EXIT_TOOL_CALL if calls else EXIT_OK
+    return EXIT_TOOL_CALL if calls and rounds is None else EXIT_OK
 
 
 def run_ask(
@@ -298,12 +284,14 @@ def run_ask(
     stdout: IO[bytes] | None = None,
     stderr: IO[str] | None = None,
     answer: Answer | None = None,
+    tools: ToolUse | None = None,
 ) -> int:
-    """Run one generation, writing to stdout/stderr; returns the exit code.  ``answer``,
-    when given, receives what the history saves of it."""
+    """Run one generation (with ``tools``: round after round while the model calls
+    them), writing to stdout/stderr; returns the exit code.  ``answer``, when given,
+    receives what the history saves of it."""
     from tokentide.sanitize import sanitize
 
-    out = _Writer(stdout if stdout is not None else sys.stdout.buffer)
+    out = Writer(stdout if stdout is not None else sys.stdout.buffer)
     err_stream = stderr if stderr is not None else sys.stderr
 
     def err(message: str) -> None:
@@ -313,8 +301,8 @@ def run_ask(
         except BrokenPipeError:
             pass
 
-    spin_on = err_stream if _is_terminal(err_stream) else None
-    code = asyncio.run(_run(backend, request, profile, options, out, err, spin_on, answer))
+    spin_on = err_stream if is_terminal(err_stream) else None
+    code = asyncio.run(_run(backend, request, profile, options, out, err, spin_on, answer, tools))
     if out.broken:
         # Keep Python from complaining about the closed pipe while it exits.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -382,6 +370,11 @@ def main(
 
             profile = with_own_settings(profile, thread.settings, args)
         backend = create_backend(profile)
+        tools = None
+        if settings.tools.configured or profile.functions or args.mcp or args.functions:
+            from tokentide.ask.tools import tools_for
+
+            tools = tools_for(args, settings, profile, backend)
     except TideError as error:
         return _fail(error, sys.stderr)
     # -s and -t beat a continued conversation's own system prompt, which beats the profile's.
@@ -392,7 +385,7 @@ def main(
     request = request_for(profile, (*head, *earlier, Message("user", text)))
     options = AskOptions(stream=not args.no_stream, json=args.json, stats=args.stats, raw=args.raw)
     answer = Answer() if settings.log and not args.no_log else None
-    code = run_ask(backend, request, profile, options, answer=answer)
+    code = run_ask(backend, request, profile, options, answer=answer, tools=tools)
     if answer is not None:
         from tokentide.ask.save import save
 

@@ -90,10 +90,18 @@ def _save(
         return
     text = gen.text
     reasoning = gen.reasoning
+    details = None
+    if answer.rounds is not None and answer.rounds.rounds:
+        from tokentide.chat.parts import stored_fields
+
+        # Every round, with the calls and their results (the last generation holds
+        # only the text after them).
+        text, thoughts, details = stored_fields(answer.rounds.builder.parts())
+        reasoning = thoughts or ""
     state = gen.state
     status = {State.DONE: "complete", State.ERROR: "error"}.get(state, "stopped")
     served = gen.finish.model if gen.finish is not None else None
-    keep_answer = status != "stopped" or bool(text or reasoning)
+    keep_answer = status != "stopped" or bool(text or reasoning or details)
     try:
         store = ExchangeLog.open(busy_timeout=_BUSY_TIMEOUT)
     except TideError as error:
@@ -114,6 +122,7 @@ def _save(
             stats=gen.stats.as_dict(),
             reasoning=reasoning or None,
             settings=settings,
+            details=details,
         )
     except TideError as error:
         _say(err, f"this exchange was not saved in the history: {error.message}")

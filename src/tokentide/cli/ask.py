@@ -38,6 +38,9 @@ def ask_command() -> Callable[..., None]:
 
         root = state(ctx)
         values["prompt"] = tuple(values.get("prompt") or ())
+        for option in ASK_OPTIONS:
+            if option.many:
+                values[option.dest] = tuple(values.get(option.dest) or ())
         if root.debug:
             values["debug"] = False  # tide --debug set the log up already
         config = str(root.config) if root.config else None
@@ -56,6 +59,8 @@ def ask_command() -> Callable[..., None]:
             *option.names, help=option.help, metavar=option.metavar, show_default=False
         )
         kind: Any = option.kind if flag else option.kind | None
+        if option.many:  # repeated options take strings (tests/test_ask_typer.py)
+            kind = list[str] | None
         parameters.append(
             inspect.Parameter(
                 option.dest, keyword, default=False if flag else None, annotation=annotated[kind, info]

@@ -27,6 +27,8 @@ class AskOption:
     """``bool``: a flag; otherwise the option takes one value of this type."""
     help: str
     metavar: str | None = None
+    many: bool = False
+    """The option may be given several times; every value is kept, in order (a tuple)."""
 
 
 ASK_OPTIONS: Final = (
@@ -52,6 +54,10 @@ ASK_OPTIONS: Final = (
     AskOption("continue_last", ("--continue", "-c"), bool, "Continue the most recent conversation (its active branch); starts one if there is none."),
     AskOption("conversation", ("--conversation",), str, "Continue this conversation: its id, or a unique prefix (tide history list).", "ID"),
     AskOption("no_log", ("--no-log",), bool, "Do not save this exchange in the history (log = false in the config: never)."),
+    AskOption("mcp", ("--mcp",), str, "MCP servers from this JSON file ({\"mcpServers\": {...}}, as Claude Desktop writes it); repeat for more.", "FILE", many=True),
+    AskOption("functions", ("--functions",), str, "Python functions in this file as tools; repeat for more.", "FILE.py", many=True),
+    AskOption("approve", ("--approve",), str, "Which tool calls run: ask (default: asks, or in a pipe exits 2 at the first call), all, none.", "ask|all|none"),
+    AskOption("allow_tool", ("--allow-tool",), str, "This tool runs without asking; repeat for more.", "NAME", many=True),
     AskOption("config", ("--config",), str, "Config file (default: $TIDE_CONFIG or the platform config dir).", "PATH"),
     AskOption("debug", ("--debug",), bool, "Write a debug log (secrets redacted) for bug reports."),
 )  # fmt: skip
@@ -98,7 +104,9 @@ def parse_ask(args: list[str]) -> dict[str, Any] | None:
             i += 1
         else:
             return None
-        if option.kind is str:
+        if option.many:
+            values[option.dest] = (*values.get(option.dest, ()), text)
+        elif option.kind is str:
             values[option.dest] = text
         elif (_INT if option.kind is int else _FLOAT).fullmatch(text):
             values[option.dest] = option.kind(text)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from tokentide.errors import HistoryError
 from tokentide.history.columns import (
     _clean_error,
     _clean_text,
+    _details_json,
     _now,
     _stats_json,
     make_title,
@@ -35,8 +36,8 @@ MODEL_CHARS: Final = 200
 _FINAL: Final = frozenset({"complete", "stopped", "error"})
 _INSERT: Final = (
     "INSERT INTO messages (conversation_id, role, content, status, profile, model,"
-    " created_at, updated_at, parent_id, finish_reason, error, stats, reasoning)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, updated_at, parent_id, finish_reason, error, stats, reasoning, details)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -59,6 +60,7 @@ class ExchangeLog(QueuedWrites):
         stats: Mapping[str, float | int | str | None] | None = None,
         reasoning: str | None = None,
         settings: ConversationSettings | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> str:
         """Save ``prompt`` after ``parent_id`` (None: a root) and its ``answer`` (None: no
         answer row, e.g. stopped before anything arrived) with its outcome (``complete``,
@@ -83,6 +85,7 @@ class ExchangeLog(QueuedWrites):
 
             own = _settings_json(settings.cleaned(_clean_text))
         figures = _stats_json(stats)
+        more = _details_json(details)  # ValueError for a shape the store does not keep
 
         def run(db: sqlite3.Connection, _resolve: Resolve) -> int:
             if new:
@@ -106,13 +109,13 @@ class ExchangeLog(QueuedWrites):
             leaf = db.execute(
                 _INSERT,
                 (cid, "user", text, "complete", None, None, now, now, parent_id,
-                 None, None, None, None),
+                 None, None, None, None, None),
             ).lastrowid  # fmt: skip
             if reply is not None:
                 leaf = db.execute(
                     _INSERT,
                     (cid, "assistant", reply, status, profile, served, now, now, leaf,
-                     finish_reason, problem, figures, thoughts),
+                     finish_reason, problem, figures, thoughts, more),
                 ).lastrowid  # fmt: skip
             db.execute("UPDATE conversations SET active_leaf = ? WHERE id = ?", (leaf, cid))
             assert leaf is not None
