@@ -35,6 +35,7 @@ def test_only_public_functions_defined_in_the_file_are_offered(sample: Functions
         "explode",
         "wait",
         "block",
+        "leave",
     ]
     status = sample.status()
     assert (status.name, status.kind, status.state) == ("sample_functions", "functions", "ready")
@@ -122,6 +123,11 @@ async def test_an_exception_is_an_error_result_with_its_type(sample: FunctionsFi
     result = await sample.call("explode", {"message": "\x1b[31mboom"}, call_id="e", timeout=10)
     assert result.is_error
     assert result.content == "explode raised ValueError: boom"  # sanitised
+
+
+async def test_sys_exit_in_a_function_is_only_an_error(sample: FunctionsFile) -> None:
+    result = await sample.call("leave", {"code": 3}, call_id="q", timeout=10)
+    assert result.is_error and "SystemExit: 3" in result.content
 
 
 async def test_async_functions_are_awaited_and_get_the_deadline(sample: FunctionsFile) -> None:

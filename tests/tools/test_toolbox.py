@@ -62,7 +62,7 @@ async def test_calls_that_cannot_run_are_errors_for_the_model() -> None:
     box = Toolbox([], [load_functions(SAMPLE)])
     unknown = await box.call(call("nope\x1b[2J"))
     assert unknown.is_error and "there is no tool named 'nope'" in unknown.content
-    assert "the tools are: add, block, choose, convert, explode, wait" in unknown.content
+    assert "the tools are: add, block, choose, convert, explode, leave, wait" in unknown.content
     not_json = await box.call(call("add", '{"a": 1'))
     assert not_json.is_error and "not valid JSON" in not_json.content
     not_object = await box.call(call("add", "[1, 2]"))

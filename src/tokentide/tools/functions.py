@@ -101,7 +101,7 @@ class FunctionsFile:
                     value = await _in_thread(spec.function, args, kwargs, tool)
         except TimeoutError:
             return error(f"{tool} did not finish within {timeout:g} s; its result is dropped")
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a tool must not end tide
             logger.debug("function %s in %s raised", tool, self.path, exc_info=True)
             return error(f"{tool} raised {type(exc).__name__}: {excerpt(str(exc), 2000)}")
         return ToolResult(call_id=call_id, name=name, content=_text(value))
@@ -137,8 +137,10 @@ async def _in_thread(
     def run() -> None:
         try:
             value, error = function(*args, **kwargs), None
-        except BaseException as exc:  # reported to the caller, whatever it is
+        except Exception as exc:
             value, error = None, exc
+        except BaseException as exc:  # SystemExit & co. from the user's code: a failure
+            value, error = None, RuntimeError(f"{type(exc).__name__}: {exc}")
         try:
             loop.call_soon_threadsafe(settle, value, error)
         except RuntimeError:  # the loop is closed: nobody is waiting any more

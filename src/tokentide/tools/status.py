@@ -7,6 +7,7 @@ A leaf of :mod:`tokentide.tools`: no SDK, no asyncio tasks.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -87,7 +88,10 @@ class Changes:
         event, self._event = self._event, asyncio.Event()
         event.set()
         for callback in list(self._callbacks):
-            callback()
+            try:
+                callback()
+            except Exception:  # a view's bug must not stop a server's supervisor
+                logging.getLogger("tokentide.tools").exception("a tools change callback raised")
 
     async def wait(self) -> None:
         """Until the next change."""
