@@ -12,6 +12,7 @@ from tokentide.tools.approval import (
     Ask,
     ConversationApprovals,
     Deny,
+    allow_flag,
     decide,
     parse_policy,
 )
@@ -67,6 +68,13 @@ def test_always_for_this_tool_holds_for_the_conversation_only() -> None:
 
 def test_an_unknown_tool_runs_nothing_and_asks_nothing() -> None:
     assert isinstance(decide(CALL, None, rules=ApprovalRules(policy="ask")), Allow)
+
+
+def test_the_flag_a_message_suggests_allows_the_tool() -> None:
+    flag = allow_flag(ADD)
+    assert flag == "--allow-tool calc.add"
+    rules = ApprovalRules(allow_tools=(flag.split()[1],))
+    assert isinstance(decide(CALL, ADD, rules=rules), Allow)
 
 
 def test_policies_from_text() -> None:

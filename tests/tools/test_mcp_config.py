@@ -68,6 +68,17 @@ def test_values_never_show_in_a_repr_and_expanded_ones_are_redacted() -> None:
     assert "k-0123456789abcdef" not in redact("header was k-0123456789abcdef")
 
 
+def test_header_values_and_secret_named_env_values_are_secrets_even_when_literal() -> None:
+    document = {
+        "mcpServers": {
+            "a": {"command": "x", "env": {"MY_API_KEY": "literal-key-4567", "DIR": "/srv/dir-abc"}},
+            "b": {"url": "http://h/mcp", "headers": {"X-Custom": "Token lit-token-9876"}},
+        }
+    }
+    parse(document, {})
+    assert redact("literal-key-4567 lit-token-9876 /srv/dir-abc") == "*** *** /srv/dir-abc"
+
+
 def test_a_missing_variable_names_the_server_and_variable_but_no_value() -> None:
     document = {"mcpServers": {"gh": {"command": "x", "env": {"T": "${NOT_SET_ANYWHERE}"}}}}
     with pytest.raises(ConfigError) as caught:

@@ -16,6 +16,7 @@ from tokentide.tools.approval import (
     Decision,
     Deny,
     Policy,
+    allow_flag,
     decide,
     parse_policy,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "StdioServer",
     "ToolSource",
     "Toolbox",
+    "allow_flag",
     "build_toolbox",
     "decide",
     "load_functions",

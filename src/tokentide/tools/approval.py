@@ -36,6 +36,7 @@ __all__ = [
     "Decision",
     "Deny",
     "Policy",
+    "allow_flag",
     "decide",
     "parse_policy",
 ]
@@ -114,6 +115,12 @@ class ConversationApprovals:
     def allowed(self) -> tuple[tuple[str, str], ...]:
         """``(source, tool)`` pairs allowed so far, sorted."""
         return tuple(sorted(self._allowed))
+
+
+def allow_flag(source: ToolSource) -> str:
+    """The ``--allow-tool`` that would allow this tool, for a message ("run again with
+    --allow-tool calc.add, or --approve all")."""
+    return f"--allow-tool {source.source}.{source.original}"
 
 
 def decide(

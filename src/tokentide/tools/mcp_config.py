@@ -115,6 +115,7 @@ _TYPES: Final = {
     "streamable-http": "http",
     "streamableHttp": "http",
 }
+_SECRET_NAME: Final = re.compile(r"(?i)token|key|secret|passw|auth|credential|cookie")
 _VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -167,11 +168,17 @@ def _strings(value: object, *, server: str, source: str, key: str) -> dict[str, 
 def _expanded(
     values: dict[str, str], environ: Mapping[str, str], *, server: str, key: str
 ) -> Mapping[str, str]:
+    """Expanded values; registered as secrets: whatever came from the environment (a
+    token, most likely), every header value, and env values under a secret-sounding
+    name (``GITHUB_TOKEN``, ``API_KEY`` …) even when written in the file."""
     out: dict[str, str] = {}
     used: list[str] = []
     for name, raw in values.items():
-        out[name] = expand(raw, environ, server=server, key=f"{key}.{name}", used=used)
-    for secret in used:  # came from the environment: a token, most likely
+        out[name] = value = expand(raw, environ, server=server, key=f"{key}.{name}", used=used)
+        if key == "headers" or _SECRET_NAME.search(name):
+            used.append(value)
+            used.extend(value.split()[1:])  # "Bearer xyz": the credential alone too
+    for secret in used:
         register_secret(secret)
     return MappingProxyType(out)
 
