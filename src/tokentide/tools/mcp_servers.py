@@ -228,6 +228,7 @@ class McpServer:
     async def _run_once(self) -> str:
         """One connection, from start to its end; returns why it ended."""
         import anyio
+        import anyio.to_thread
 
         self._stderr = None
         try:
@@ -245,15 +246,21 @@ class McpServer:
                 await connection.lost.wait()
                 raise _Lost
         except _Lost:
-            return self._exited("the server exited")
+            message = "the server exited"
         except TimeoutError:
-            return self._exited(
-                f"it did not answer the MCP handshake within {self.policy.start_timeout:g} s"
-            )
+            message = f"it did not answer the MCP handshake within {self.policy.start_timeout:g} s"
         except Exception as exc:
-            return self._exited(describe_failure(self.config, _leaf(exc)))
+            message = describe_failure(self.config, _leaf(exc))
         finally:
             self._session, self._lost, self._tools = None, None, ()
+        stderr = self._current_stderr()  # set by open_connection, through _new_stderr
+        if stderr is not None:
+            # Its last lines, read to the end (bounded: a grandchild may hold the pipe).
+            await anyio.to_thread.run_sync(stderr.wait_closed, 1.0)
+        return self._exited(message)
+
+    def _current_stderr(self) -> StderrPipe | None:
+        return self._stderr
 
     def _new_stderr(self) -> StderrPipe:
         self._stderr = StderrPipe(self.name, logger)
