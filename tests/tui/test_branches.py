@@ -235,7 +235,7 @@ async def test_export_writes_markdown_or_every_branch_as_json(db: Path, tmp_path
         await settle(app, pilot)
         await pilot.press("ctrl+r")
         await settle(app, pilot)
-        app.chat.commands.export()
+        app.chat.exports.export()
         await until(pilot, lambda: bool(app.screen.query("#dialog-input")))
         field = app.screen.query_one("#dialog-input", Input)
         assert field.value.endswith(".md")  # the default, under the data directory
@@ -243,7 +243,7 @@ async def test_export_writes_markdown_or_every_branch_as_json(db: Path, tmp_path
         await pilot.press("enter")
         await settle(app, pilot)
         await until(pilot, lambda: target.exists())
-        app.chat.commands.copy_conversation()
+        app.chat.exports.copy_conversation()
         await pilot.pause()
         copied = app.clipboard or ""
         assert "two" in copied and "\none\n" not in copied  # the branch on screen only

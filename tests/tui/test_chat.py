@@ -570,6 +570,7 @@ async def test_the_view_follows_the_end_until_the_user_scrolls_up(db: Path) -> N
         badge = app.query_one("#new-text")
         await until(pilot, lambda: shown(badge))
         assert view.scroll_y == 0
+        assert str(badge.render()) == "↓ latest · end"  # the key, as Textual writes it
 
         await pilot.press("ctrl+end")
         await pilot.pause()
@@ -666,6 +667,36 @@ async def test_keys_are_configurable(db: Path) -> None:
         await pilot.press("ctrl+s")
         await app.workers.wait_for_complete()
         assert backend.requests[0].messages[-1].content == "a\nb"
+
+
+async def test_the_keys_named_on_screen_are_the_configured_ones_as_textual_writes_them(
+    db: Path,
+) -> None:
+    """The first screen, the status line and an error's note name the key that works
+    (the config's ``[keys]`` applied), written as the footer writes keys."""
+    prof = profile(max_retries=0)
+    keys = {"send": "ctrl+s", "retry": "f5,ctrl+r", "stop": "ctrl+x"}
+    settings = Settings(profiles={"main": prof}, keys=keys)
+    failure: list[Event | BackendError] = [CannotConnect("Nothing answered.")]
+    app = make_app(db, ScriptedBackend(failure), prof=prof, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = chat(app)
+        assert [screen.key_for(k) for k in ("send", "retry", "stop", "edit_last")] == [
+            "^s",
+            "f5",
+            "^x",
+            "^l",
+        ]
+        assert screen.key_for("no-such-binding") == "no-such-binding"
+        welcome = str(app.query_one("#welcome", Static).render())
+        assert "^s sends" in welcome and "^x or ^c stops" in welcome
+        assert "f5 regenerates" in welcome and "^l edits the last prompt" in welcome
+        await pilot.press(*"hi", "ctrl+s")
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: bool(app.query(ErrorMessage)))
+        assert "f5 retries" in str(app.query_one(ErrorMessage).render())
+        await until(pilot, lambda: "f5 retries" in str(screen.status.render()))
 
 
 async def test_the_theme_is_remembered(db: Path, data_dir: Path) -> None:
@@ -958,7 +989,7 @@ async def test_the_first_screen_says_who_answers_and_goes_with_the_first_prompt(
         await pilot.pause()
         welcome = str(app.query_one("#welcome", Static).render())
         assert welcome.startswith("[b]tiny answers here (profile main, openai).")
-        assert "Esc or ctrl+c stops" in welcome and "--url" in welcome
+        assert "esc or ^c stops" in welcome and "--url" in welcome
         await send(pilot, "hello")
         await until(pilot, lambda: not app.query("#welcome"))
         await app.workers.wait_for_complete()

@@ -152,21 +152,50 @@ async def test_a_hostile_key_binding_in_the_config_does_not_hang_the_app(
 
 # Textual widgets and palette commands whose first argument is parsed as markup when it
 # is a ``str``.  Each call in tui/ must pass a literal, a Text/Content built from plain
-# text, or ``markup=False``.
+# text, an f-string whose every value is markup-escaped, or ``markup=False``.
 _MARKUP_CALLS = {"Label", "Static", "Button", "Option", "SystemCommand", "DiscoveryHit", "Hit"}
 _PLAIN_WRAPPERS = {"plain", "Text", "Content"}
+_ESCAPERS = {"escape"}
 
 
-def _is_plain(node: ast.expr, wrappers: set[str], names: set[str]) -> bool:
+def _call_name(node: ast.expr) -> str:
+    if not isinstance(node, ast.Call):
+        return ""
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+
+
+def _is_plain(
+    node: ast.expr, wrappers: set[str], names: set[str], escapers: frozenset[str] = frozenset()
+) -> bool:
     if isinstance(node, ast.Constant):
         return isinstance(node.value, str) and "[" not in node.value
     if isinstance(node, ast.Name):
         return node.id in names
     if isinstance(node, ast.Call):
-        func = node.func
-        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-        return name in wrappers
+        return _call_name(node) in wrappers
+    if isinstance(node, ast.JoinedStr):  # f"... {escape(key)} ...": markup, but escaped
+        return all(
+            _is_plain(part, wrappers, names)
+            if isinstance(part, ast.Constant)
+            else isinstance(part, ast.FormattedValue) and _call_name(part.value) in escapers
+            for part in node.values
+        )
     return False
+
+
+def _escapers(tree: ast.AST) -> frozenset[str]:
+    """Textual's ``escape``, and the functions of a module whose every return is a call
+    to it (``key(binding_id)`` in the palette's commands)."""
+    found = set(_ESCAPERS)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            returns = [n for n in ast.walk(node) if isinstance(n, ast.Return)]
+            if returns and all(
+                r.value is not None and _call_name(r.value) in _ESCAPERS for r in returns
+            ):
+                found.add(node.name)
+    return frozenset(found)
 
 
 def _markup_offenders(source: str, where: str) -> list[str]:
@@ -188,6 +217,7 @@ def _markup_offenders(source: str, where: str) -> list[str]:
                     plain = _is_plain(node.value, wrappers, set())
                     assigned[target.id] = assigned.get(target.id, True) and plain
     names = {name for name, plain in assigned.items() if plain}
+    escapers = _escapers(tree)
     offenders = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
@@ -200,7 +230,7 @@ def _markup_offenders(source: str, where: str) -> list[str]:
         texts = node.args[:2] if node.func.id == "SystemCommand" else node.args[:1]
         if node.func.id == "Hit":  # Hit(score, match_display, ...)
             texts = node.args[1:2]
-        if not all(_is_plain(arg, wrappers, names) for arg in texts):
+        if not all(_is_plain(arg, wrappers, names, escapers) for arg in texts):
             offenders.append(f"{where}:{node.lineno} {node.func.id}")
     return offenders
 
@@ -220,9 +250,12 @@ def test_the_markup_scan_catches_a_bare_string() -> None:
     """The scan above is only worth something if it fails on the bug it guards against."""
     bad = 'Label(name)\nStatic(f"{x}")\nSystemCommand("ok", detail, cb)\nButton("[b]x")\n'
     bad += "label = Text(x)\nlabel = x\nOption(label)\n"  # once assigned a str: not plain
+    bad += 'SystemCommand("a", f"b {x}", cb)\nSystemCommand("a", f"[b] {escape(x)}", cb)\n'
     good = 'Label(Text(name))\nStatic(x, markup=False)\nSystemCommand("a", "b", cb)\n'
     good += "def f() -> Content: ...\nHit(1, f(), cb)\nt = Text(x)\nOption(t)\n"
-    assert len(_markup_offenders(bad, "bad")) == 5
+    good += "def k(x: str) -> str:\n    return escape(x)\n"
+    good += 'SystemCommand("a", f"b ({escape(x)}) c ({k(y)})", cb)\n'
+    assert len(_markup_offenders(bad, "bad")) == 7
     assert _markup_offenders(good, "good") == []
 
 

@@ -65,7 +65,7 @@ async def test_a_server_that_cannot_list_says_why_in_the_dialog_and_esc_closes_i
         await until(pilot, lambda: isinstance(app.screen, ModelPicker) and app.screen.error)
         picker: Any = app.screen
         assert "401" in picker.error or "key" in picker.error.lower()
-        assert "Esc closes" in painted(app)
+        assert "esc closes" in painted(app)
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ModelPicker))
         assert app.chat.profile.model == "m"

@@ -296,11 +296,11 @@ async def test_the_buttons_stay_in_sight_on_a_short_terminal_without_the_apps_st
     app = host()
     async with app.run_test(size=(80, 24)) as pilot:
         dialog = await opened(app, pilot)
-        await until(pilot, lambda: "Save (ctrl+s)" in painted(app))
+        await until(pilot, lambda: "Save (^s)" in painted(app))
         screen = painted(app)
         assert "Reset to profile" in screen and "Cancel" in screen
         assert "╭" in screen and "╰" in screen  # the box's own border, whole
         await type_into(pilot, dialog, "seed", "x")  # the last field, scrolled to
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "Seed is a whole number" in painted(app))
-        assert "Save (ctrl+s)" in painted(app)
+        assert "Save (^s)" in painted(app)

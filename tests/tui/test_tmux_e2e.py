@@ -139,7 +139,7 @@ def test_type_watch_stop_in_a_real_terminal(
         screen = tmux.wait_for(lambda s: "stopped" in s)
         shown = words(screen)
         assert 0 < shown <= record.tokens_sent
-        assert "Esc stops" not in screen
+        assert "esc stops" not in screen
 
         tmux.keys("C-q")
         tmux.wait_exit()

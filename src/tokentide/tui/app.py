@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.markup import escape
 from textual.screen import Screen
 from textual.theme import Theme
 
@@ -179,6 +180,11 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
         if not isinstance(screen, ChatScreen):
             return
         chat = screen
+
+        def key(binding_id: str) -> str:
+            # Help is parsed as markup, and a key comes from the config file.
+            return escape(chat.key_for(binding_id))
+
         yield SystemCommand(
             "Regenerate last answer", "Ask again for the last answer", chat.action_retry
         )
@@ -189,22 +195,23 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
         )
         yield SystemCommand(
             "Edit prompt",
-            "Edit the focused prompt (e on a message); sending makes a new version",
+            f"Edit the focused prompt ({key('edit_message')} on a message); "
+            "sending makes a new version",
             chat.action_edit_message,
         )
         yield SystemCommand(
             "Previous version",
-            "Show the previous version of the focused message (alt+left)",
+            f"Show the previous version of the focused message ({key('branch_previous')})",
             lambda: chat.action_branch(-1),
         )
         yield SystemCommand(
             "Next version",
-            "Show the next version of the focused message (alt+right)",
+            f"Show the next version of the focused message ({key('branch_next')})",
             lambda: chat.action_branch(1),
         )
         yield SystemCommand(
             "Continue answer",
-            "Have the model go on after the focused or last answer (alt+c)",
+            f"Have the model go on after the focused or last answer ({key('continue_answer')})",
             chat.action_continue_answer,
         )
         yield SystemCommand(
@@ -219,18 +226,19 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
         )
         yield SystemCommand(
             "Conversation settings",
-            "System prompt, profile, model, sampling for this conversation (F3)",
+            f"System prompt, profile, model, sampling for this conversation "
+            f"({key('conversation_settings')})",
             chat.action_conversation_settings,
         )
         yield SystemCommand(
             "Export conversation",
             "Write it to a Markdown file, or JSON with every branch",
-            chat.commands.export,
+            chat.exports.export,
         )
         yield SystemCommand(
             "Copy conversation",
             "Copy the branch on screen as Markdown (OSC 52)",
-            chat.commands.copy_conversation,
+            chat.exports.copy_conversation,
         )
         yield SystemCommand(
             "New conversation", "Start an empty conversation", chat.action_new_conversation

@@ -23,6 +23,7 @@ from textual.widgets import Static
 
 from tokentide.errors import BackendError, TideError
 from tokentide.tui.plain import plain
+from tokentide.tui.widgets.keys import app_key_display
 
 if TYPE_CHECKING:
     from textual.widget import Widget
@@ -104,15 +105,16 @@ class BranchView:
         screen = self.screen
         profile = screen.profile
 
-        def key(binding_id: str) -> str:
-            return {"escape": "Esc"}.get(name := screen.key_for(binding_id), name)
-
+        key = screen.key_for
+        palette = app_key_display(screen.app, "command_palette")
+        quits = app_key_display(screen.app, "quit")
         text = (
             f"{model_label(profile)} answers here (profile {profile.name}, {profile.api}).\n"
-            f"Enter sends · ctrl+j new line · {key('external_editor')} your editor · "
-            f"{key('stop')} or ctrl+c stops · "
+            f"{key('send')} sends · {key('newline')} new line · "
+            f"{key('external_editor')} your editor · "
+            f"{key('stop')} or {key('interrupt')} stops · "
             f"{key('retry')} regenerates · {key('edit_last')} edits the last prompt · "
-            f"{key('toggle_sidebar')} conversations · ctrl+p every command · ctrl+q quits\n"
+            f"{key('toggle_sidebar')} conversations · {palette} every command · {quits} quits\n"
             f"Nothing is replaced: a regenerated answer or an edited prompt is a new version, "
             f"{key('branch_previous')}/{key('branch_next')} move between them · "
             f"{key('continue_answer')} continues an answer · "

@@ -1,6 +1,6 @@
 """The chat screen's commands on whole conversations: open, new, rename, delete, the
-sidebar, profile and model switching, the conversation's settings, fork, delete a
-version, export and copy.  Each runs in a worker of the screen where it waits for a
+sidebar, profile and model switching, the conversation's settings, fork and delete a
+version (export and copy are :mod:`tokentide.tui.chat_export`'s).  Each runs in a worker of the screen where it waits for a
 dialog; every history failure is shown, never raised into the app."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tokentide.errors import TideError
-from tokentide.sanitize import sanitize_for_clipboard, sanitize_title
+from tokentide.sanitize import sanitize_title
 from tokentide.tui.chat_use import ChatUse
 from tokentide.tui.dialogs import ConfirmDialog, TextDialog
+from tokentide.tui.widgets.keys import app_key_display
 from tokentide.tui.widgets.sidebar import ConversationItem
 
 if TYPE_CHECKING:
@@ -161,9 +162,10 @@ class ChatCommands(ChatUse):
         screen = self.screen
         profile = screen.profile
         if not can_switch(profile):
+            palette = app_key_display(screen.app, "command_palette")
             screen.notify(
                 f"Profile {profile.name} ({profile.api}) runs one model; "
-                "switch profile (ctrl+p) to use another.",
+                f"switch profile ({palette}) to use another.",
                 title="Switch model",
                 severity="warning",
             )
@@ -255,94 +257,6 @@ class ChatCommands(ChatUse):
             self.refresh_sidebar()
 
         self._run(job, "dialog")
-
-    # -- export and copy -------------------------------------------------------------------
-
-    def _saved(self) -> Any:
-        screen = self.screen
-        store, conversation_id = screen.store, screen.conversation_id
-        if store is None or conversation_id is None:
-            screen.notify("Nothing saved in this conversation yet.", timeout=3)
-            return None
-        try:
-            store.flush_pending()
-            return store.load(conversation_id)
-        except TideError as error:
-            screen.history_problem(error)
-            return None
-
-    def export(self) -> None:
-        """Write the conversation to a file: Markdown, or JSON (every branch) for a
-        path ending in .json."""
-
-        async def job() -> None:
-            from pathlib import Path
-
-            from tokentide.history import export
-
-            screen = self.screen
-            conversation = self._saved()
-            if conversation is None:
-                return
-            default = export.default_export_path(conversation.title, conversation.id, "md")
-            answer = await screen.app.push_screen_wait(
-                TextDialog("Export to (.md Markdown, .json every branch)", str(default))
-            )
-            if not answer:
-                return
-            path = Path(answer).expanduser()  # noqa: ASYNC240 - no I/O: a home dir lookup
-            try:
-                if path.suffix.lower() == ".json":
-                    assert screen.store is not None
-                    tree = screen.store.messages(conversation.id)
-                    text = export.to_json(conversation, messages=tree)
-                else:
-                    text = export.to_markdown(conversation)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                export.atomic_write(path, text)
-            except (OSError, TideError) as error:
-                screen.notify(f"Could not write {path}: {error}", title="Export", severity="error")
-                return
-            screen.notify(f"Exported to {path}.", title="Export", timeout=5)
-
-        self._run(job, "dialog")
-
-    def copy_conversation(self) -> None:
-        from tokentide.history.export import to_markdown
-
-        conversation = self._saved()
-        if conversation is not None:
-            self._copy(to_markdown(conversation), "conversation")
-
-    def copy(self) -> None:
-        from tokentide.tui.widgets.messages import AssistantMessage, ErrorMessage, UserMessage
-
-        screen = self.screen
-        target = screen.shown.target()
-        if target is None:
-            screen.notify("Nothing to copy yet.", timeout=3)
-            return
-        if isinstance(target, ErrorMessage):
-            text = target.error_text
-        else:
-            assert isinstance(target, UserMessage | AssistantMessage)
-            text = target.source
-        self._copy(text, "message" if screen.app.focused is target else "last answer")
-
-    def copy_code(self) -> None:
-        from tokentide.tui.widgets.messages import AssistantMessage, last_code_block
-
-        target = self.screen.shown.target()
-        code = last_code_block(target.source) if isinstance(target, AssistantMessage) else None
-        if code is None:
-            self.screen.notify("No code block in that answer.", timeout=3)
-            return
-        self._copy(code, "code block")
-
-    def _copy(self, text: str, what: str) -> None:
-        clean = sanitize_for_clipboard(text)
-        self.screen.app.copy_to_clipboard(clean)
-        self.screen.notify(f"Copied the {what} ({len(clean):,} characters).", timeout=3)
 
     # -- the sidebar -----------------------------------------------------------------------
 

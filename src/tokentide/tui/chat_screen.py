@@ -12,9 +12,11 @@ and paints each answer as it streams::
 Esc cancels the generation: the backend unwinds (the server sees the disconnect), the
 batches end and the partial answer is kept, marked "stopped".  Quitting cancels the
 worker instead; it stops the generation and saves the partial answer on its way out.
-Commands on whole conversations (the sidebar, settings, export, fork) are in
-:mod:`tokentide.tui.chat_commands`; the view's widgets in
-:mod:`tokentide.tui.branch_view`.
+Commands on whole conversations (the sidebar, settings, fork) are in
+:mod:`tokentide.tui.chat_commands`, export and copy in :mod:`tokentide.tui.chat_export`;
+the view's widgets in :mod:`tokentide.tui.branch_view`, the "new text" badge in
+:mod:`tokentide.tui.chat_following`, the keys and how texts name them in
+:mod:`tokentide.tui.chat_keys`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -38,6 +40,9 @@ from tokentide.errors import TideError
 from tokentide.tui.answer_stream import ANSWER_GROUP, AnswerStream
 from tokentide.tui.branch_view import BranchView, EarlierMessages
 from tokentide.tui.chat_commands import ChatCommands
+from tokentide.tui.chat_export import ExportCommands
+from tokentide.tui.chat_following import Following
+from tokentide.tui.chat_keys import CHAT_BINDINGS, chat_key
 from tokentide.tui.chat_versions import VersionCommands
 from tokentide.tui.conversation_view import ConversationView, FoldedHistory, NewTextBadge
 from tokentide.tui.widgets.composer import Composer
@@ -60,28 +65,7 @@ class ChatScreen(Screen[None]):
     """See the module docstring."""
 
     AUTO_FOCUS = "#composer"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "stop", "Stop", id="stop"),
-        # Before the composer's and the screen's copy: stops an answer first (issue 11).
-        Binding("ctrl+c", "interrupt", "Stop/copy", id="interrupt", show=False, priority=True),
-        Binding("ctrl+r", "retry", "Retry/regenerate", id="retry"),
-        Binding("ctrl+l", "edit_last", "Edit last", id="edit_last"),
-        Binding("e", "edit_message", "Edit", id="edit_message", show=False),
-        Binding("alt+left", "branch(-1)", "Previous version", id="branch_previous", show=False),
-        Binding("alt+right", "branch(1)", "Next version", id="branch_next", show=False),
-        Binding(
-            "alt+c", "continue_answer", "Continue", id="continue_answer", show=False, priority=True
-        ),
-        Binding("ctrl+n", "new_conversation", "New", id="new_conversation"),
-        Binding("ctrl+b", "toggle_sidebar", "Conversations", id="toggle_sidebar"),
-        Binding("ctrl+o", "copy", "Copy", id="copy"),
-        # priority: the composer would otherwise take alt+o as the letter "o".
-        Binding("alt+o", "copy_code", "Copy code", id="copy_code", show=False, priority=True),
-        Binding("ctrl+t", "token_details", "Token details", id="token_details", show=False),
-        Binding("f2", "switch_model", "Model", id="switch_model", show=False),
-        Binding("f3", "conversation_settings", "Settings", id="conversation_settings", show=False),
-        Binding("ctrl+end", "follow", "Latest", id="follow_latest", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = CHAT_BINDINGS
 
     DEFAULT_CSS = """
     ChatScreen #body, ChatScreen #main {
@@ -124,11 +108,15 @@ class ChatScreen(Screen[None]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._parts: dict[str, Widget] = {}
+        self._keys: dict[str, str] = {}
+        """:meth:`key_for`'s answers (the keymap is the config's, fixed for the app)."""
         self.shown = BranchView(self)
         """The widgets of the branch on screen (:mod:`tokentide.tui.branch_view`)."""
         self.commands = ChatCommands(self)
         self.stream = AnswerStream(self)
         self.versions = VersionCommands(self)
+        self.following = Following(self)
+        self.exports = ExportCommands(self)
         self.editing: int | None = None
         """The prompt being edited in the composer (sending makes a new version of it)."""
         self.history_painted = asyncio.Event()
@@ -192,15 +180,13 @@ class ChatScreen(Screen[None]):
         self.title = "tokentide"
         self.show_profile()
         self.view.anchor()
-        self.query_one("#new-text").display = False
         self.sidebar.display = False
-        # No timer runs while the chat is idle (issue 17): the "new text" badge follows
-        # scrolling and content changes, and polls only while an answer streams; the
+        self.status.set_keys(stop=self.key_for("stop"), retry=self.key_for("retry"))
+        # No timer runs while the chat is idle (issue 17): the "new text" badge polls
+        # only while an answer streams (:mod:`tokentide.tui.chat_following`); the
         # history checkpoint ticks only while an answer is recorded or writes wait.
-        self._follow_timer = self.set_interval(0.2, self._check_following, pause=True)
+        self.following.start()
         self._checkpoint_timer = self.set_interval(0.5, self._checkpoint, pause=True)
-        self.watch(self.view, "scroll_y", self._scrolled, init=False)
-        self.watch(self.view, "virtual_size", self._scrolled, init=False)
         if self._opening is not None:
             self.commands.open_conversation(self._opening)
 
@@ -235,31 +221,14 @@ class ChatScreen(Screen[None]):
         else:
             self._checkpoint_timer.pause()
 
-    def _scrolled(self) -> None:
-        if not self.generating:  # while streaming the timer checks at 5 Hz
-            self._check_following()
-        if self.shown.earlier:
-            self.shown.near_top()
-
-    def _check_following(self) -> None:
-        view = self.view
-        away = not view.following and view.max_scroll_y > 0 and not view.is_vertical_scroll_end
-        badge = self._part("#new-text", NewTextBadge)
-        if badge.display != away:
-            badge.display = away
-        if away:
-            badge.update("↓ new text · End" if self.generating else "↓ latest · End")
-
     def watch_generating(self, generating: bool) -> None:
         # (No CSS class for this: a class on the screen restyles every widget in it,
         # ~40 ms with a few answers on screen, at the start and at the end of each.)
         self.composer.answer_streaming = generating
+        self.following.streaming(generating)
         if generating:
             self._idle.clear()
-            self._follow_timer.resume()
         else:
-            self._follow_timer.pause()
-            self._check_following()
             self._idle.set()
         self.arm_checkpoint()
         self.refresh_bindings()
@@ -299,7 +268,9 @@ class ChatScreen(Screen[None]):
     def busy(self) -> bool:
         """True (and the user told so) while an answer streams."""
         if self.generating:
-            self.notify("Still answering. Esc stops it.", severity="warning", timeout=3)
+            self.notify(
+                f"Still answering. {self.key_for('stop')} stops it.", severity="warning", timeout=3
+            )
         return self.generating
 
     async def wait_idle(self) -> None:
@@ -330,14 +301,12 @@ class ChatScreen(Screen[None]):
         self.stream.start(begin)
 
     def key_for(self, binding_id: str) -> str:
-        """The key that runs ``binding_id`` (the config's ``[keys]``, else the default)."""
-        keys = self.settings.keys.get(binding_id)
-        if keys:
-            return str(keys).split(",")[0]
-        for binding in [*self.BINDINGS, *Composer.BINDINGS]:
-            if isinstance(binding, Binding) and binding.id == binding_id:
-                return binding.key.split(",")[0]
-        return binding_id
+        """The key that runs ``binding_id`` as the app displays keys (``^r``, ``esc``),
+        the config's ``[keys]`` applied (:func:`~tokentide.tui.chat_keys.chat_key`)."""
+        shown = self._keys.get(binding_id)
+        if shown is None:
+            shown = self._keys[binding_id] = chat_key(self.app, self.settings.keys, binding_id)
+        return shown
 
     # -- stopping, retrying, editing, versions --------------------------------------------
 
@@ -381,10 +350,10 @@ class ChatScreen(Screen[None]):
     # -- copying, token details, following -------------------------------------------------
 
     def action_copy(self) -> None:
-        self.commands.copy()
+        self.exports.copy()
 
     def action_copy_code(self) -> None:
-        self.commands.copy_code()
+        self.exports.copy_code()
 
     def action_token_details(self) -> None:
         from tokentide.tui.widgets.messages import AssistantMessage
@@ -397,11 +366,7 @@ class ChatScreen(Screen[None]):
             )
 
     def action_follow(self) -> None:
-        if self.generating:
-            self.view.follow_stream()
-        else:
-            self.view.follow()
-        self._check_following()
+        self.following.follow()
 
     @on(EarlierMessages.Wanted)
     def _earlier_wanted(self) -> None:

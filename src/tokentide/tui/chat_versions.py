@@ -73,7 +73,8 @@ class VersionCommands:
         screen.shown.hide_from(turn_id)
         screen.status.clear()  # it described an answer now off screen
         composer.border_title = plain(
-            f"editing a prompt · Enter sends a new version · {screen.key_for('stop')} cancels"
+            f"editing a prompt · {screen.key_for('send')} sends a new version · "
+            f"{screen.key_for('stop')} cancels"
         )
         composer.set_prompt(prompt)
         composer.focus()

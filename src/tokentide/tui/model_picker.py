@@ -24,6 +24,7 @@ from tokentide.config.model import Profile
 from tokentide.errors import TideError
 from tokentide.sanitize import sanitize_title
 from tokentide.tui.plain import plain
+from tokentide.tui.widgets.keys import action_key_display
 
 __all__ = ["ModelPicker"]
 
@@ -73,16 +74,23 @@ class ModelPicker(ModalScreen[ModelInfo | None]):
         self.models = [m for m in models if m.ready]
         self._show_models()
 
+    def _key(self, action: str) -> str:
+        """This dialog's key for ``action``, as the app displays keys."""
+        return action_key_display(self.app, self.BINDINGS, action)
+
     def _show_error(self, error: TideError) -> None:
         self.query_one(LoadingIndicator).display = False
         self.error = sanitize_title(str(error), 400)  # the message and its hint
-        self.query_one("#model-note", Label).update(plain(f"{self.error}  (Esc closes)"))
+        note = self.query_one("#model-note", Label)
+        note.update(plain(f"{self.error}  ({self._key('cancel')} closes)"))
 
     def _show_models(self) -> None:
         self.query_one(LoadingIndicator).display = False
         note = self.query_one("#model-note", Label)
         if not self.models:
-            note.update(plain("The server lists no models that are ready.  (Esc closes)"))
+            note.update(
+                plain(f"The server lists no models that are ready.  ({self._key('cancel')} closes)")
+            )
             return
         current = configured_model(self.models, self.profile)
         options = self.query_one(OptionList)
@@ -91,7 +99,10 @@ class ModelPicker(ModalScreen[ModelInfo | None]):
         options.display = True
         options.highlighted = 0 if current is None else self.models.index(current)
         options.focus()
-        note.update(plain("Enter switches this chat to the model · Esc cancels"))
+        choose = action_key_display(self.app, OptionList.BINDINGS, "select")
+        note.update(
+            plain(f"{choose} switches this chat to the model · {self._key('cancel')} cancels")
+        )
 
     @on(OptionList.OptionSelected, "#model-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:

@@ -29,6 +29,7 @@ from tokentide.config.model import Profile
 from tokentide.history.settings import ConversationSettings
 from tokentide.sanitize import sanitize, sanitize_title
 from tokentide.tui.plain import plain
+from tokentide.tui.widgets.keys import action_key_display
 
 __all__ = ["ConversationSettingsDialog"]
 
@@ -129,14 +130,16 @@ class ConversationSettingsDialog(ModalScreen[ConversationSettings | None]):
                             id=name,
                         )
                     yield Label("", classes="settings-error", id=f"{name}-error")
+            save = action_key_display(self.app, self.BINDINGS, "save")
+            cancel = action_key_display(self.app, self.BINDINGS, "cancel")
             yield Label(
-                plain("Empty: the profile's value (greyed) · ctrl+s saves · Esc cancels"),
+                plain(f"Empty: the profile's value (greyed) · {save} saves · {cancel} cancels"),
                 id="settings-note",
             )
             with Horizontal(id="settings-buttons"):
                 yield Button("Reset to profile", id="settings-reset")
                 yield Button("Cancel", id="settings-cancel")
-                yield Button("Save (ctrl+s)", variant="primary", id="settings-save")
+                yield Button(plain(f"Save ({save})"), variant="primary", id="settings-save")
 
     def _initial(self, name: str) -> str:
         value = getattr(self.current, name)

@@ -25,6 +25,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import TextArea
 
+from tokentide.tui.widgets.keys import key_display
+
 __all__ = ["Composer"]
 
 PASTE_INLINE_CHARS = 20_000
@@ -223,7 +225,8 @@ class Composer(TextArea):
             return
         if self.answer_streaming:
             self.notify(
-                "An answer is streaming: stop it (Esc) or let it finish, then open the editor.",
+                f"An answer is streaming: stop it ({key_display(self.screen, 'stop', 'esc')}) "
+                "or let it finish, then open the editor.",
                 title="Editor",
                 severity="warning",
             )

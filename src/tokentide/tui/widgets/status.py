@@ -81,12 +81,12 @@ class StatusLine(Static):
         self._timer: Timer | None = None
         self._clock: Callable[[], float] = time.perf_counter
         self._tail = ""
-        self._stop_key = "Esc"
-        self._retry_key = "ctrl+r"
+        self._stop_key = "esc"
+        self._retry_key = "^r"
 
     def set_keys(self, *, stop: str, retry: str) -> None:
         """The keys the line names for stopping and retrying, as the app shows keys
-        (``App.get_key_display``; the defaults are Esc and ctrl+r)."""
+        (``App.get_key_display``; the defaults are the chat's, "esc" and "^r")."""
         self._stop_key, self._retry_key = sanitize(stop), sanitize(retry)
         self._tick()
 
