@@ -40,6 +40,8 @@ __all__ = [
     "GenerationRequest",
     "Message",
     "Reply",
+    "ReportsHealth",
+    "StreamsBatches",
     "TokenEvents",
     "calls_tools",
     "can_continue",
@@ -251,6 +253,19 @@ class StreamsBatches(Protocol):
     The others are drained event by event through :meth:`Backend.stream`."""
 
     def stream_batches(self, request: GenerationRequest) -> AsyncGenerator[list[Event], None]: ...
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A backend whose server answers health questions of its own beyond "does it
+    answer a prompt" (Triton's server live/ready, model ready, tensor names), for
+    ``tide config check``.  ``probe()`` gives ``{"server", "model", "live", "ready",
+    "model_ready", "problems": [...]}``; the backends that have no such thing do not
+    declare it."""
+
+    async def probe(self) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
 
 
 @runtime_checkable

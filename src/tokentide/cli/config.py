@@ -3,13 +3,16 @@ of it, a commented example, and whether a profile's server answers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tokentide.cli.context import fail, load_config, state
 from tokentide.cli.options import ProfileOpt
 from tokentide.errors import TideError
+
+if TYPE_CHECKING:
+    from tokentide.backends.base import ReportsHealth
 
 __all__ = ["config_app"]
 
@@ -58,7 +61,7 @@ def config_check(ctx: typer.Context, profile: ProfileOpt = None) -> None:
     """Check a profile: can its backend be built, and does the server answer?"""
     import asyncio
 
-    from tokentide.backends.base import GenerationRequest
+    from tokentide.backends.base import GenerationRequest, ReportsHealth
     from tokentide.backends.registry import create_backend
     from tokentide.config.load import resolve_profile
     from tokentide.config.secrets import mask_url
@@ -83,8 +86,8 @@ def config_check(ctx: typer.Context, profile: ProfileOpt = None) -> None:
         return gen
 
     gen = asyncio.run(probe())
-    if chosen.api == "triton-grpc":
-        _grpc_health(backend)
+    if isinstance(backend, ReportsHealth):
+        _health(backend)
     if gen.error is not None:
         raise fail(gen.error, mask=True)
     ttft = gen.stats.ttft
@@ -94,8 +97,9 @@ def config_check(ctx: typer.Context, profile: ProfileOpt = None) -> None:
     )
 
 
-def _grpc_health(backend: Any) -> None:
-    """Triton's own health answers: server live/ready, model ready, tensor names."""
+def _health(backend: ReportsHealth) -> None:
+    """The server's own health answers (Triton: server live/ready, model ready, tensor
+    names), for a backend that has them (:class:`~tokentide.backends.base.ReportsHealth`)."""
     import asyncio
 
     from tokentide.sanitize import sanitize
