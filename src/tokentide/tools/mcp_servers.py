@@ -195,10 +195,13 @@ class McpServer:
                 raise
 
     async def _supervise(self) -> None:
-        import anyio
-
         attempt = 0
         try:
+            # The SDK takes about a second to import (pydantic models): in a worker
+            # thread, so the app's event loop keeps painting while the servers start.
+            await asyncio.to_thread(_import_sdk)
+            import anyio
+
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 if self._closing:
@@ -360,6 +363,24 @@ class McpServer:
 
 class _Unavailable(Exception):
     pass
+
+
+_SDK_MODULES: Final = (
+    "anyio.to_thread",
+    "httpx2",
+    "mcp",
+    "mcp.client.stdio",
+    "mcp.client.streamable_http",
+    "mcp.shared.message",
+    "mcp_types",
+)
+
+
+def _import_sdk() -> None:
+    import importlib
+
+    for name in _SDK_MODULES:
+        importlib.import_module(name)
 
 
 def _quiet_loggers() -> None:
