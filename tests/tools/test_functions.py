@@ -188,3 +188,17 @@ def test_all_chooses_what_is_offered(tmp_path: Path) -> None:
         "properties": {"x": {}},
         "required": ["x"],
     }
+
+
+def test_docstring_sections_end_where_the_next_begins() -> None:
+    from tokentide.tools.function_schema import parse_docstring
+
+    google = "Search the notes.\n\nArgs:\n    query: What to find.\n    limit (int, optional): At most\n        this many.\n\nReturns:\n    The matches.\n"
+    assert parse_docstring(google) == (
+        "Search the notes.",
+        {"query": "What to find.", "limit": "At most this many."},
+    )
+    numpy = "Sum.\n\nParameters\n----------\nxs : list of float\n    The numbers.\n\nReturns\n-------\nfloat\n    Their sum.\n"
+    assert parse_docstring(numpy) == ("Sum.", {"xs": "The numbers."})
+    assert parse_docstring("") == ("", {})
+    assert parse_docstring("Two lines\nof description.") == ("Two lines of description.", {})
