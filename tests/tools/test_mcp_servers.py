@@ -162,6 +162,22 @@ async def test_a_server_that_cannot_start_fails_with_a_message(tmp_path: Path) -
     await server.aclose()
 
 
+async def test_without_the_sdk_a_server_fails_saying_how_to_install_it(
+    calc: StdioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokentide.tools import mcp_servers
+
+    monkeypatch.setattr(mcp_servers, "_SDK_MODULES", ("mcp", "mcp_not_installed_here"))
+    server = McpServer(calc)
+    server.start()
+    while server.state != "failed":
+        await server.changes.wait()
+    message = server.status().message
+    assert "mcp_not_installed_here" in message and "tokentide[tools]" in message
+    await server.aclose()
+    assert server.status().state == "stopped"
+
+
 async def test_a_server_that_exits_at_once_says_what_it_wrote(tmp_path: Path) -> None:
     config = StdioServer(
         name="broken",

@@ -193,13 +193,23 @@ class McpServer:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise
+        if self._state != "stopped":  # it had ended (failed) before the close
+            self._set("stopped")
 
     async def _supervise(self) -> None:
         attempt = 0
         try:
             # The SDK takes about a second to import (pydantic models): in a worker
             # thread, so the app's event loop keeps painting while the servers start.
-            await asyncio.to_thread(_import_sdk)
+            try:
+                await asyncio.to_thread(_import_sdk)
+            except ImportError as exc:
+                self._set(
+                    "failed",
+                    f"the MCP SDK is not installed ({exc.name or exc}): "
+                    "pip install 'tokentide[tools]'",
+                )
+                return
             import anyio
 
             with anyio.CancelScope() as scope:
