@@ -162,6 +162,12 @@ class LiveAnswer:
         finally:
             self._tool_task = None
 
+    @property
+    def busy(self) -> bool:
+        """Whether the answer is still being made: a generation streaming, or its tools
+        running or waiting for the user's choice."""
+        return not self.generation.state.finished or self._tool_task is not None
+
     def cancel(self) -> None:
         """Stop the answer: the generation, or the tools running or waiting for the
         user's choice (their results so far are dropped; the answer keeps the calls)."""

@@ -166,6 +166,7 @@ class ChatSession:
         self.tree = ConversationTree()
         self.own = None if own is None or own.is_empty else own
         self.meter.reset()
+        self._forget_approvals()
         return self._wanted()
 
     def _wanted(self) -> Profile | None:
@@ -186,7 +187,13 @@ class ChatSession:
         )
         self.own = conversation.settings
         self.recount()
+        self._forget_approvals()
         return self._wanted()
+
+    def _forget_approvals(self) -> None:
+        """A tool allowed "always" is allowed in its conversation only."""
+        if self.tools is not None:
+            self.tools.forget_choices()
 
     def recount(self) -> None:
         """The meter from the answers on the branch on screen."""

@@ -124,6 +124,12 @@ class ToolUse:
         self.timeout = NO_DEADLINE if timeout is None else timeout
         self.approvals = ConversationApprovals()
 
+    def forget_choices(self) -> None:
+        """Another conversation: the tools allowed "always" are asked about again."""
+        from tokentide.tools import ConversationApprovals
+
+        self.approvals = ConversationApprovals()
+
     def specs(self) -> tuple[ToolSpec, ...]:
         """The tools to offer now (an MCP server still starting offers none yet)."""
         return self.toolbox.specs()

@@ -19,9 +19,9 @@ from tokentide.chat.parts import (
     NodePart,
     Part,
     ReasoningPart,
-    TextPart,
     TokensPart,
     ToolCallPart,
+    ToolResultPart,
     content_of,
     from_stored,
     wire_messages,
@@ -89,8 +89,22 @@ class Turn:
 
     @property
     def text(self) -> str:
-        """The text outside any node."""
-        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+        """The text outside any node (an answer that called tools: each round's text
+        a paragraph of its own)."""
+        return content_of([p for p in self.parts if not isinstance(p, NodePart)])
+
+    @property
+    def tool_calls(self) -> list[tuple[ToolCallPart, ToolResultPart | None]]:
+        """Each tool call of the answer with its result (None: it never got one)."""
+        results = [p for p in self.parts if isinstance(p, ToolResultPart)]
+        by_id = {r.call_id: r for r in results if r.call_id is not None}
+        pairs: list[tuple[ToolCallPart, ToolResultPart | None]] = []
+        for index, call in enumerate(p for p in self.parts if isinstance(p, ToolCallPart)):
+            if call.call_id is not None:
+                pairs.append((call, by_id.get(call.call_id)))
+            else:
+                pairs.append((call, results[index] if index < len(results) else None))
+        return pairs
 
     @property
     def reasoning(self) -> str:

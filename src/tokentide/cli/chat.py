@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tokentide.cli.context import fail, load_config
-from tokentide.cli.options import ProfileOpt
+from tokentide.cli.options import AllowToolOpt, ApproveOpt, FunctionsOpt, McpOpt, ProfileOpt
 from tokentide.errors import TideError
 
 __all__ = ["chat"]
@@ -27,13 +27,25 @@ def chat(
             help="Open this conversation: its id, or a unique prefix (tide history list).",
         ),
     ] = None,
+    mcp: McpOpt = None,
+    functions: FunctionsOpt = None,
+    approve: ApproveOpt = None,
+    allow_tool: AllowToolOpt = None,
 ) -> None:
     """Open the chat app."""
+    from tokentide.chat.tool_setup import CommandLineTools
     from tokentide.config.load import resolve_profile
 
     try:
         settings = load_config(ctx)
         chosen = resolve_profile(settings, profile)
+        if approve is not None:
+            from tokentide.tools.approval import parse_policy
+
+            parse_policy(approve, where="--approve")  # a usage error before Textual
+        tools = CommandLineTools(
+            mcp=mcp or (), functions=functions or (), approve=approve, allow=allow_tool or ()
+        )
         if conversation is not None:
             # The same prefixes as `tide history`, and its errors (exit 2), before Textual.
             from tokentide.history.lookup import resolve_conversation
@@ -44,5 +56,11 @@ def chat(
     from tokentide.tui.app import run_chat  # deferred: pulls in Textual
 
     raise typer.Exit(
-        code=run_chat(settings, chosen, conversation_id=conversation, continue_last=continue_last)
+        code=run_chat(
+            settings,
+            chosen,
+            conversation_id=conversation,
+            continue_last=continue_last,
+            tools=tools,
+        )
     )

@@ -16,9 +16,13 @@ import typer
 from tokentide.cli.ask_options import option
 
 __all__ = [
+    "AllowToolOpt",
     "ApiKeyEnvOpt",
     "ApiOpt",
+    "ApproveOpt",
+    "FunctionsOpt",
     "MaxTokensOpt",
+    "McpOpt",
     "ModelOpt",
     "ProfileOpt",
     "SeedOpt",
@@ -44,3 +48,7 @@ ApiKeyEnvOpt = Annotated[str | None, _typer("api_key_env")]
 MaxTokensOpt = Annotated[int | None, _typer("max_tokens")]
 TemperatureOpt = Annotated[float | None, _typer("temperature")]
 SeedOpt = Annotated[int | None, _typer("seed")]
+McpOpt = Annotated[list[str] | None, _typer("mcp")]
+FunctionsOpt = Annotated[list[str] | None, _typer("functions")]
+ApproveOpt = Annotated[str | None, _typer("approve")]
+AllowToolOpt = Annotated[list[str] | None, _typer("allow_tool")]

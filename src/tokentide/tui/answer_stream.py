@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, assert_never
 
 from tokentide.backends.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCallRequested
+from tokentide.chat.tool_use import ToolFinished, ToolsStopped, ToolStarted
 from tokentide.errors import TideError, UsageError
 from tokentide.generation import State
 from tokentide.tui.widgets.status import describe_stats
@@ -80,7 +81,14 @@ class AnswerStream:
                         case Finish():
                             pass
                         case ToolCallRequested():
-                            message.add_notice(_tool_call_notice(event))
+                            if live.tools is None:  # with tools, its block comes next
+                                message.add_notice(_tool_call_notice(event))
+                        case ToolStarted():
+                            message.add_tool(event.call, event.source, event.denied)
+                        case ToolFinished():
+                            message.tool_finished(event.call, event.result)
+                        case ToolsStopped():
+                            message.add_notice(event.note)
                         case _:
                             assert_never(event)
                 if thoughts:
@@ -88,7 +96,7 @@ class AnswerStream:
                 if deltas:
                     message.add(deltas)
         except asyncio.CancelledError:
-            live.generation.cancel()
+            live.cancel()
             self._show_end(live, message)
             self._finish(live, message)
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):

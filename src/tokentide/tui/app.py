@@ -29,6 +29,7 @@ from tokentide.tui.plain import PlainNotifications, SafeClipboard
 from tokentide.tui.state import UiState, load_ui_state, save_ui_state
 
 if TYPE_CHECKING:
+    from tokentide.chat.tool_setup import CommandLineTools
     from tokentide.history.store import HistoryStore
 
 __all__ = ["DEFAULT_THEME", "ChatApp", "run_chat"]
@@ -60,9 +61,11 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
         store: HistoryStore | None = None,
         ui_state_path: Path | None = None,
         clock: Callable[[], float] | None = None,
+        tools: CommandLineTools | None = None,
     ) -> None:
         super().__init__()
         self._clock = clock
+        self._tools = tools
         self.settings = settings
         self.profile = profile
         self._ui_state_path = ui_state_path
@@ -93,8 +96,9 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
 
     def get_default_screen(self) -> Screen[Any]:
         screen = ChatScreen(
-            self.settings, self.profile, store=self.store, conversation_id=self._conversation_id
-        )
+            self.settings, self.profile, store=self.store, conversation_id=self._conversation_id,
+            tools=self._tools,
+        )  # fmt: skip
         if self._clock is not None:
             screen.session.clock = self._clock
         screen.session.backend = self._backend
@@ -145,6 +149,7 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
                 title=f"Profile {self.profile.name}",
                 severity="error",
             )
+        self.chat.tools.start()  # MCP servers start in the background
 
     def _apply_keymap(self) -> None:
         keys = dict(self.settings.keys)
@@ -187,6 +192,9 @@ class ChatApp(PlainNotifications, SafeClipboard, App[int]):
 
         yield SystemCommand(
             "Regenerate last answer", "Ask again for the last answer", chat.action_retry
+        )
+        yield SystemCommand(
+            "Tools", "MCP servers and functions: their state and tools", chat.tools.show
         )
         yield SystemCommand(
             "Edit last prompt",
@@ -305,6 +313,7 @@ def run_chat(
     conversation_id: str | None = None,
     continue_last: bool = False,
     history_path: Path | None = None,
+    tools: CommandLineTools | None = None,
 ) -> int:
     """Run the chat app in this terminal; return the exit code."""
     app = ChatApp(
@@ -313,6 +322,7 @@ def run_chat(
         conversation_id=conversation_id,
         continue_last=continue_last,
         history_path=history_path,
+        tools=tools,
     )
     result = app.run()
     rescued = app.store.rescued if app.store is not None else None

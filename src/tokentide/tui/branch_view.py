@@ -289,6 +289,7 @@ class BranchView:
                 reasoning=turn.reasoning,
                 tokens=turn.tokens,
                 nodes=turn.nodes,
+                tools=turn.tool_calls,
                 label=turn.model or turn.profile,
                 note=_saved_note(turn, status),
                 status=status,

@@ -43,6 +43,7 @@ from tokentide.tui.chat_commands import ChatCommands
 from tokentide.tui.chat_export import ExportCommands
 from tokentide.tui.chat_following import Following
 from tokentide.tui.chat_keys import CHAT_BINDINGS, chat_key
+from tokentide.tui.chat_tools import ChatTools
 from tokentide.tui.chat_versions import VersionCommands
 from tokentide.tui.conversation_view import ConversationView, FoldedHistory, NewTextBadge
 from tokentide.tui.widgets.composer import Composer
@@ -52,6 +53,7 @@ from tokentide.tui.widgets.status import StatusLine
 if TYPE_CHECKING:
     from tokentide.backends.base import Backend
     from tokentide.chat.live import LiveAnswer
+    from tokentide.chat.tool_setup import CommandLineTools
     from tokentide.chat.tree import Turn
     from tokentide.config.model import Profile, Settings
     from tokentide.history.store import HistoryStore
@@ -97,6 +99,7 @@ class ChatScreen(Screen[None]):
         store: HistoryStore | None,
         conversation_id: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        tools: CommandLineTools | None = None,
     ) -> None:
         super().__init__(id="chat")
         self.settings = settings
@@ -117,6 +120,9 @@ class ChatScreen(Screen[None]):
         self.versions = VersionCommands(self)
         self.following = Following(self)
         self.exports = ExportCommands(self)
+        self.tools = ChatTools(self, tools)
+        """The conversation's tools (:mod:`tokentide.tui.chat_tools`), started after
+        the first frame."""
         self.editing: int | None = None
         """The prompt being edited in the composer (sending makes a new version of it)."""
         self.history_painted = asyncio.Event()
@@ -284,7 +290,7 @@ class ChatScreen(Screen[None]):
         event.stop()
         live = self.session.live
         if self.generating:
-            if live is not None and not live.generation.state.finished:
+            if live is not None and live.busy:
                 self.busy()
                 return
             await self._idle.wait()
@@ -325,8 +331,8 @@ class ChatScreen(Screen[None]):
 
     def action_stop(self) -> None:
         live = self.session.live
-        if live is not None and not live.generation.state.finished:
-            live.generation.cancel()
+        if live is not None and live.busy:
+            live.cancel()
         elif self.editing is not None:
             self.versions.cancel_edit()
         self.composer.focus()

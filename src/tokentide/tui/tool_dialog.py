@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["ToolApprovalDialog"]
 
 
-class ToolApprovalDialog(ModalScreen[Choice]):
-    """Ask whether ``call`` (from ``source``) may run."""
+class ToolApprovalDialog(ModalScreen[Choice | None]):
+    """Ask whether ``call`` (from ``source``) may run (None: closed because the answer
+    was stopped while asking)."""
 
     DEFAULT_CSS = """
     ToolApprovalDialog { align: center middle; }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from rich.style import Style
 from rich.text import Text
@@ -24,13 +25,18 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Static
 
-from tokentide.backends.events import TextDelta
-from tokentide.chat.parts import node_section
+from tokentide.backends.events import TextDelta, ToolCallRequested
+from tokentide.backends.tool_spec import ToolResult
+from tokentide.chat.parts import ToolCallPart, ToolResultPart, node_section
 from tokentide.sanitize import sanitize
 from tokentide.tui.plain import plain
 from tokentide.tui.widgets.error_message import ErrorMessage
 from tokentide.tui.widgets.markdown_view import MarkdownMessage
+from tokentide.tui.widgets.tool_block import ToolBlock
 from tokentide.tui.widgets.user_message import UserMessage
+
+if TYPE_CHECKING:
+    from tokentide.tools import ToolSource
 
 __all__ = [
     "AssistantMessage",
@@ -128,6 +134,16 @@ REASONING_TAIL = 2_000
 REASONING_LINES = 4
 
 
+def _saved_block(call: ToolCallPart, result: ToolResultPart | None) -> ToolBlock:
+    """The block of a saved answer's call (a call stopped before its result shows as
+    running no more: "no result")."""
+    asked = ToolCallRequested(call.name, call.arguments, call.call_id)
+    if result is None:
+        return ToolBlock(asked, denied="stopped before it ended")
+    done = ToolResult(result.call_id, result.name or call.name, result.content, result.is_error)
+    return ToolBlock(asked, result=done)
+
+
 class AssistantMessage(Vertical, can_focus=True):
     """One answer: Markdown (streamed or finished), per-node blocks, token details.
 
@@ -164,8 +180,11 @@ class AssistantMessage(Vertical, can_focus=True):
         reasoning: str = "",
         tokens: Iterable[tuple[str, float | None]] = (),
         nodes: Iterable[tuple[str, str]] = (),
+        tools: Iterable[tuple[ToolCallPart, ToolResultPart | None]] = (),
     ) -> None:
         super().__init__(id=id, classes="message assistant")
+        self.tool_blocks: list[ToolBlock] = [_saved_block(call, result) for call, result in tools]
+        """The answer's tool calls, in order, above its text."""
         self.main = MarkdownMessage(text, streaming=streaming)
         self._raw: list[str] = [text] if text else []
         self.nodes: dict[str, NodeBlock] = {}
@@ -196,6 +215,7 @@ class AssistantMessage(Vertical, can_focus=True):
         if self._reasoning_chars and self._reasoning_view is None:
             self._reasoning_view = Static(self._reasoning_text(), classes="reasoning", markup=False)
             yield self._reasoning_view
+        yield from self.tool_blocks
         yield self.main
         for node in self.node_order:
             yield self.nodes[node]
@@ -220,6 +240,22 @@ class AssistantMessage(Vertical, can_focus=True):
                 self.main.append(joined)
             else:
                 self._node_block(node).append(joined)
+
+    def add_tool(
+        self, call: ToolCallRequested, source: ToolSource | None, denied: str | None = None
+    ) -> ToolBlock:
+        """A tool call decided while the answer streams: its block, above the text."""
+        block = ToolBlock(call, source, denied=denied)
+        self.tool_blocks.append(block)
+        self.mount(block, before=self.main)
+        return block
+
+    def tool_finished(self, call: ToolCallRequested, result: ToolResult) -> None:
+        """A call's result, on its block."""
+        for block in reversed(self.tool_blocks):
+            if block.call == call and block.result is None:
+                block.set_result(result, denied=block.denied)
+                return
 
     def add_notice(self, text: str) -> None:
         """A line under the answer that is about it, not part of it (a tool call the
