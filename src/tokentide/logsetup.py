@@ -52,7 +52,7 @@ __all__ = [
     "setup_debug_log",
 ]
 
-DEBUG_LOGGERS: Final = ("tokentide", "httpx", "httpcore", "grpc")
+DEBUG_LOGGERS: Final = ("tokentide", "httpx", "httpcore", "grpc", "mcp")
 """Loggers :func:`setup_debug_log` sets to DEBUG."""
 
 

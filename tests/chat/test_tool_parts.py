@@ -98,3 +98,24 @@ def test_an_answer_without_tools_is_one_message() -> None:
     builder.add([TextDelta("hi")])
     assert wire_messages(builder.parts()) == [Message("assistant", "hi")]
     assert stored_fields(builder.parts())[2] is None
+
+
+def test_the_markdown_export_shows_each_call_and_result(tmp_path: Path) -> None:
+    from tokentide.history.export import to_markdown
+
+    content, _, details = stored_fields(two_rounds().parts())
+    store = HistoryStore.open(tmp_path / "h.sqlite3")
+    conversation = store.create_conversation(profile="p")
+    store.add_message(conversation, "user", "what is (2+3)*5?")
+    answer = store.begin_answer(conversation, profile="p")
+    store.finish_answer(answer, content, status="complete", details=details)
+    text = to_markdown(store.load(conversation))
+    store.close()
+    body = text[text.index("Let me add.") :]
+    assert (
+        body.index("> **Tool call** add")
+        < body.index("> result:")
+        < body.index("> **Tool call** mul")
+    )
+    assert "> **Tool call** nope" in body and "> error:" in body and "no such tool" in body
+    assert body.rstrip().endswith("It is 25.")

@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +175,46 @@ def to_markdown(conversation: Conversation) -> str:
         if message.role == "system":
             fence = _fence(message.content)
             lines += [fence, message.content, fence]
+        elif message.details is not None and message.details.tools:
+            lines += _tool_rounds(message.content, message.details.tools)
         else:
             lines.append(message.content)
         if message.error:
             lines += ["", f"> Error: {' '.join(message.error.split())}"]
     return "\n".join(lines) + "\n"
+
+
+def _tool_rounds(content: str, rounds: Sequence[Mapping[str, Any]]) -> list[str]:
+    """An answer that called tools: each round's text, then its calls and results as a
+    quote (the whole result, fenced), then the text after the last round."""
+    lines: list[str] = []
+    said = 0
+    for stored in rounds:
+        if stored["text"]:
+            lines += [stored["text"], ""]
+            said += len(stored["text"])
+        results = {r["call_id"]: r for r in stored["results"] if r["call_id"] is not None}
+        for index, call in enumerate(stored["calls"]):
+            result = results.get(call["id"]) if call["id"] is not None else None
+            if result is None and call["id"] is None and index < len(stored["results"]):
+                result = stored["results"][index]
+            arguments = call["arguments"]
+            fence = _fence(arguments)
+            lines += [f"> **Tool call** {' '.join(call['name'].split())}", ">",
+                      *_quote(f"{fence}json\n{arguments}\n{fence}")]  # fmt: skip
+            if result is not None:
+                body = result["content"]
+                fence = _fence(body)
+                what = "error" if result["is_error"] else "result"
+                lines += [">", f"> {what}:", *_quote(f"{fence}\n{body}\n{fence}")]
+            lines.append("")
+    rest = content
+    for stored in rounds:  # the text after the rounds (content holds every round's text)
+        if stored["text"] and rest.startswith(stored["text"]):
+            rest = rest[len(stored["text"]) :].lstrip("\n")
+    if rest:
+        lines.append(rest)
+    return lines
 
 
 def to_text(conversation: Conversation) -> str:
