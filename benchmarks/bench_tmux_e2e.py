@@ -16,7 +16,8 @@ PATH), and ``stock`` (``benchmarks/stock_markdown_app.py``: Textual's ``Markdown
 widget fed through ``MarkdownStream``, one ``write`` per token, as oterm and toad do).
 Runs are interleaved: for each run, for each rate × length, every app in turn (the
 order rotates from run to run).  Tables show medians of ``--runs`` (default 3), the
-range, and each tide beside stock (and this checkout beside each ``--tree``) as a ratio
+range, and each tide beside stock (and this checkout beside each ``--tree``, and
+``tide+mcp`` beside ``tide`` with ``--mcp N``) as a ratio
 (a difference for memory).  Ctrl-C, SIGTERM or SIGHUP stop it with the tables of the
 runs done so far.
 
@@ -132,6 +133,7 @@ def stream_tables(
     trees = [a.name for a in apps if a.tree is not None]
     pairs = [(a.name, b) for b in stock for a in apps if a.kind != "stock"]
     pairs += [("tide", b) for b in trees]
+    pairs += [(a.name, "tide") for a in apps if a.mcp_servers]
     lines: list[str] = []
     for title, get, fmt, compare in STREAM_METRICS:
         shown = pairs if compare else []
@@ -234,6 +236,9 @@ def main() -> None:
         help="per-run limit, s (default 4 × stream time + 120; opening: 120)",
     )
     add("--json", type=Path, metavar="FILE", help="write every run's raw numbers here")
+    add("--mcp", type=int, default=0, metavar="N",
+        help="also run tide chat with N MCP servers configured (started after the first "
+        "frame, up while it streams): app 'tide+mcp'")  # fmt: skip
     args = parser.parse_args()
     try:
         require_tmux()
@@ -254,6 +259,8 @@ def main() -> None:
     idle = args.idle if args.idle is not None else (2.0 if args.quick else 5.0)
     pairs = args.pairs or (100 if args.quick else 500)
     apps = [AppSpec("tide", "tide"), *args.tree]
+    if args.mcp:
+        apps.append(AppSpec("tide+mcp", "tide", mcp_servers=args.mcp))
     names = [a.name for a in apps]
     if len(set(names)) < len(names) or "stock" in names:
         parser.error("each --tree needs its own LABEL (not tide or stock): --tree LABEL=PATH")

@@ -44,6 +44,9 @@ class AppSpec:
     name: str
     kind: str  # "tide" or "stock"
     tree: Path | None = None
+    mcp_servers: int = 0
+    """Configure this many MCP servers (tests/tools/servers/toolserver.py over stdio):
+    the app starts them after its first frame and they stay up while it streams."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,16 @@ def stream_tokens(n_tokens: int) -> tuple[list[str], list[int], list[str]]:
 
 def _env(tmp: Path, url: str, app: AppSpec) -> dict[str, str]:
     config = tmp / "config.toml"
-    config.write_text(f'default = "bench"\n[profiles.bench]\napi = "openai"\nurl = "{url}"\n')
+    text = f'default = "bench"\n[profiles.bench]\napi = "openai"\nurl = "{url}"\n'
+    server = ROOT / "tests" / "tools" / "servers" / "toolserver.py"
+    for index in range(app.mcp_servers):
+        state = tmp / f"mcp{index}"
+        state.mkdir(exist_ok=True)
+        text += (
+            f"[mcp_servers.bench{index}]\ncommand = {str(sys.executable)!r}\n"
+            f"args = [{str(server)!r}, '--name', 'bench{index}', '--state', {str(state)!r}]\n"
+        )
+    config.write_text(text)
     env = {
         "TIDE_CONFIG": str(config),
         "TIDE_DATA_DIR": str(tmp / "data"),

@@ -58,8 +58,31 @@ class Timed(ChatApp):
         self.exit(0)
 
 profile = Profile(name="p", api="openai", url="http://127.0.0.1:9/v1", model="m")
-Timed(Settings(profiles={"p": profile}), profile, history_path=Path(sys.argv[1])).run(headless=True)
+tools = None
+if len(sys.argv) > 2:  # an mcpServers file: the app starts its servers after this frame
+    from tokentide.chat.tool_setup import CommandLineTools
+
+    tools = CommandLineTools(mcp=[sys.argv[2]])
+Timed(
+    Settings(profiles={"p": profile}), profile, history_path=Path(sys.argv[1]), tools=tools
+).run(headless=True)
 """
+
+SERVER = ROOT / "tests" / "tools" / "servers" / "toolserver.py"
+
+
+def mcp_file(directory: Path, servers: int) -> Path:
+    """An ``{"mcpServers": ...}`` file of ``servers`` test MCP servers (stdio)."""
+    import json
+
+    entries = {
+        f"bench{i}": {"command": sys.executable, "args": [str(SERVER), "--state", str(directory)]}
+        for i in range(servers)
+    }
+    path = directory / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": entries}))
+    return path
+
 
 ANSWER = (
     """\
@@ -81,17 +104,18 @@ That should be enough. """
 )
 
 
-def first_frame(runs: int) -> tuple[list[float], list[float]]:
+def first_frame(runs: int, mcp: int = 0) -> tuple[list[float], list[float]]:
     times: list[float] = []
     cpu: list[float] = []
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT / "src")}
     with tempfile.TemporaryDirectory() as tmp:
         env["TIDE_DATA_DIR"] = tmp
         db = Path(tmp) / "history.sqlite3"
+        extra = [str(mcp_file(Path(tmp), mcp))] if mcp else []
         for _ in range(runs):
             started = time.time()
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(db)],
+                [sys.executable, "-c", CHILD, str(db), *extra],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -181,16 +205,38 @@ async def history_load(runs: int) -> tuple[list[float], list[float], list[float]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--mcp", type=int, default=0, metavar="N",
+        help="also measure the first frame with N MCP servers configured, interleaved",
+    )  # fmt: skip
     args = parser.parse_args()
     # As a regular install does (and as benchmarks/bench_ask.py explains): without it,
     # PYTHONDONTWRITEBYTECODE would make every spawned app recompile our sources.
     compileall.compile_dir(ROOT / "src" / "tokentide", quiet=1)
-    frames, cpu = first_frame(args.runs)
+    frames: list[float] = []
+    cpu: list[float] = []
+    with_mcp: list[float] = []
+    mcp_cpu: list[float] = []
+    for _ in range(args.runs):  # interleaved: the machine's drift hits both alike
+        one, one_cpu = first_frame(1)
+        frames += one
+        cpu += one_cpu
+        if args.mcp:
+            one, one_cpu = first_frame(1, args.mcp)
+            with_mcp += one
+            mcp_cpu += one_cpu
     print(
         f"first frame (spawn -> painted, headless): median {statistics.median(frames) * 1000:.0f} ms, "
         f"min {min(frames) * 1000:.0f} ms, max {max(frames) * 1000:.0f} ms; "
         f"CPU time of the process until then: median {statistics.median(cpu) * 1000:.0f} ms"
     )
+    if args.mcp:
+        ratio = statistics.median(with_mcp) / statistics.median(frames)
+        print(
+            f"first frame with {args.mcp} MCP servers configured: median "
+            f"{statistics.median(with_mcp) * 1000:.0f} ms ({ratio:.2f}x), CPU "
+            f"{statistics.median(mcp_cpu) * 1000:.0f} ms"
+        )
     empty, first, everything = asyncio.run(history_load(args.runs))
     for what, loads in (
         ("baseline: the same app with no conversation, first paint", empty),
