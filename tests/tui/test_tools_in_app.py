@@ -130,7 +130,7 @@ async def test_the_tools_view_lists_sources_and_tools(
             pilot, lambda: isinstance(app.screen, ToolsView) and app.screen.query("#tools-body")
         )
         text = str(app.screen.query_one("#tools-body").render())
-        assert "calc · functions · ready" in text and "▸ add: Add two numbers." in text
+        assert "calc · functions file · ready" in text and "▸ add: Add two numbers." in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ToolsView))
 

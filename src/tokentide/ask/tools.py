@@ -20,7 +20,7 @@ from tokentide.backends.base import GenerationRequest, Message
 from tokentide.backends.events import ToolCallRequested
 from tokentide.chat.answer import AnswerBuilder
 from tokentide.chat.parts import wire_messages
-from tokentide.chat.tool_text import call_text, pretty_arguments, tool_line
+from tokentide.chat.tool_text import call_text, pretty_arguments, source_text, tool_line
 from tokentide.chat.tool_use import Choice, ToolUse
 from tokentide.generation import Generation, State
 
@@ -112,11 +112,8 @@ def terminal_asker() -> (
         return None
 
     def question(call: ToolCallRequested, source: ToolSource) -> Choice:
-        from tokentide.sanitize import sanitize_title
-
-        where = sanitize_title(f"{source.kind} {source.source}", 80)
         tty.write(
-            f"\nThe model wants to run {call_text(call, source)} (from {where}):\n"
+            f"\nThe model wants to run {call_text(call, source)} (from the {source_text(source)}):\n"
             f"{pretty_arguments(call)}\n"
             "Run it? [y]es once / [a]lways for this tool / [N]o: "
         )

@@ -17,7 +17,18 @@ from tokentide.backends.tool_spec import ToolResult
 if TYPE_CHECKING:
     from tokentide.tools import ToolSource
 
-__all__ = ["call_text", "pretty_arguments", "result_text", "tool_line"]
+__all__ = ["KIND_NAMES", "call_text", "pretty_arguments", "result_text", "source_text", "tool_line"]
+
+KIND_NAMES = {"mcp-stdio": "MCP server", "mcp-http": "MCP server", "functions": "functions file"}
+"""A tool source's kind as a person says it."""
+
+
+def source_text(source: ToolSource) -> str:
+    """``MCP server 'calc'`` / ``functions file 'my_tools'``, sanitised."""
+    from tokentide.sanitize import sanitize_title
+
+    kind = KIND_NAMES.get(source.kind, source.kind)
+    return f"{kind} {sanitize_title(source.source, 60)!r}"
 
 
 def _value(value: Any) -> str:

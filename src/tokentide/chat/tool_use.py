@@ -87,12 +87,12 @@ class ApprovalNeeded(UsageError):
     with ``approve = "ask"``).  Exit code 2; nothing ran."""
 
     def __init__(self, call: ToolCallRequested, source: ToolSource) -> None:
+        from tokentide.chat.tool_text import source_text
         from tokentide.sanitize import sanitize
 
-        where = f"{source.kind} {source.source!r}" if source.source else source.kind
         name = sanitize(call.name)
         super().__init__(
-            f"The model asked to run the tool {name} (from {sanitize(where)}), and tool calls "
+            f"The model asked to run the tool {name} (from the {source_text(source)}), and tool calls "
             "need your approval, but there is no terminal to ask on.",
             hint=f"To let it run: --allow-tool {name} (or --approve all); to refuse every "
             "call: --approve none. In the config: allow_tools = [...], approve = ..., or "

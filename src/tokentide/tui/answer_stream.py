@@ -66,8 +66,13 @@ class AnswerStream:
 
     async def _consume(self, live: LiveAnswer, message: AssistantMessage) -> None:
         status = self.screen.status
+        tracked = live.generation
         try:
             async for batch in live.batches():
+                if live.generation is not tracked:  # the next round, after its tools
+                    tracked = live.generation
+                    status.track(tracked, self.screen.session.clock)
+                    tracked.on_state = lambda _state: status.refresh_now()
                 deltas: list[TextDelta] = []
                 thoughts: list[str] = []
                 for event in batch:

@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from tokentide.backends.events import ToolCallRequested
-from tokentide.chat.tool_text import call_text, pretty_arguments
+from tokentide.chat.tool_text import call_text, pretty_arguments, source_text
 from tokentide.chat.tool_use import Choice
 from tokentide.sanitize import sanitize_title
 
@@ -61,14 +61,14 @@ class ToolApprovalDialog(ModalScreen[Choice | None]):
         self.source = source
 
     def compose(self) -> ComposeResult:
-        where = f"{self.source.kind} {self.source.source}"
+        where = source_text(self.source)
         if self.source.where:
-            where += f" ({self.source.where})"
+            where += f" ({sanitize_title(self.source.where, 80)})"
         with Vertical():
             yield Label(
                 f"Run {call_text(self.call, self.source, limit=60)}?", id="tool-title", markup=False
             )
-            yield Label(f"from {sanitize_title(where, 120)}", id="tool-where", markup=False)
+            yield Label(f"from the {where}", id="tool-where", markup=False)
             with VerticalScroll(id="tool-arguments-box"):
                 yield Static(pretty_arguments(self.call), id="tool-arguments", markup=False)
             yield Input(placeholder="Reason, if you deny it (the model is told)", id="tool-reason")

@@ -18,6 +18,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from tokentide.chat.tool_text import KIND_NAMES
 from tokentide.sanitize import sanitize_title
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ _STATE = {
 
 def _source_lines(status: SourceStatus) -> list[str]:
     state = _STATE.get(status.state, status.state)
-    head = f"{sanitize_title(status.name, 60)} · {status.kind} · {state}"
+    kind = KIND_NAMES.get(status.kind, status.kind)
+    head = f"{sanitize_title(status.name, 60)} · {kind} · {state}"
     if status.trust:
         head += " · trusted"
     if status.restarts:
