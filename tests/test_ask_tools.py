@@ -65,6 +65,7 @@ def test_a_function_runs_its_line_is_on_stderr_and_the_answer_on_stdout(
     # own, the answer after the tool (the echo of what the tool gave back).
     assert result.stdout == "what is 2+3?\n\n5\n"
     assert "▸ calc.add(a=2, b=3) → 5" in result.stderr
+    assert result.stderr.count("▸") == 1  # one line per call
     assert functions.with_suffix(".ran").read_text() == "2+3"
 
 

@@ -1,7 +1,8 @@
 """``tide ask`` with tools: the rounds after the first answer, and asking on the
 terminal.
 
-Tool activity goes to stderr, one line per call (``▸ calc.add(a=2, b=3) → 5``), the
+Tool activity goes to stderr, one line per call once it has ended
+(``▸ calc.add(a=2, b=3) → 5``), the
 final answer to stdout; ``--json`` adds ``tool_result`` events after the
 ``tool_call`` ones.  A call the rules leave to the user is asked on the terminal
 (``/dev/tty``) when there is one; in a pipe with no terminal, ``tide ask`` exits 2 at
@@ -69,9 +70,6 @@ class AskRounds:
             self.report(f"tide: {self.tools.stopped_note()}")
             return None
         decided = await self._in_task(self.tools.decide(calls))
-        for item in decided:
-            if item.denied is None:
-                self.report(tool_line(item.call, item.source))
         results = await self._in_task(self.tools.run(decided))
         for item, result in zip(decided, results, strict=True):
             self.report(tool_line(item.call, item.source, result, denied=item.denied))

@@ -67,6 +67,7 @@ class AnswerStream:
     async def _consume(self, live: LiveAnswer, message: AssistantMessage) -> None:
         status = self.screen.status
         tracked = live.generation
+        paragraph = False
         try:
             async for batch in live.batches():
                 if live.generation is not tracked:  # the next round, after its tools
@@ -92,6 +93,7 @@ class AnswerStream:
                             message.add_tool(event.call, event.source, event.denied)
                         case ToolFinished():
                             message.tool_finished(event.call, event.result)
+                            paragraph = True  # the text after a round starts a paragraph
                         case ToolsStopped():
                             message.add_notice(event.note)
                         case _:
@@ -99,6 +101,10 @@ class AnswerStream:
                 if thoughts:
                     message.add_reasoning("".join(thoughts))
                 if deltas:
+                    if paragraph:
+                        paragraph = False
+                        if message.main.source:  # as the saved answer's text has it
+                            deltas.insert(0, TextDelta("\n\n"))
                     message.add(deltas)
         except asyncio.CancelledError:
             live.cancel()
