@@ -30,6 +30,7 @@ from tokentide.backends.events import (
     ToolCallRequested,
     Usage,
 )
+from tokentide.backends.media import ImageData
 from tokentide.backends.tool_spec import ToolChoice, ToolSpec
 from tokentide.config.model import Profile
 
@@ -70,6 +71,8 @@ class Message:
     name: str | None = None
     is_error: bool = False
     """A ``tool`` message only: the result is an error (Anthropic's ``is_error``)."""
+    images: tuple[ImageData, ...] = ()
+    """A ``user`` message only: pictures sent with its text (see :mod:`.media`)."""
 
 
 @dataclass(frozen=True, slots=True)
