@@ -77,3 +77,21 @@ def test_a_wrong_tool_key_names_file_and_line(
     said = str(caught.value)
     assert said.startswith(f"{path}:{line}: "), said
     assert message in said, said
+
+
+def test_config_show_lists_the_tool_keys_without_env_or_header_values(tmp_path: Path) -> None:
+    from tokentide.config.load import BUILTIN_LOCAL
+    from tokentide.config.show import show_lines
+
+    path = write(
+        tmp_path,
+        'approve = "all"\nmcp = ["m.json"]\n[mcp_servers.gh]\ncommand = "gh-mcp"\n'
+        'env = { GITHUB_TOKEN = "ghp_secret_value" }\ntrust = true\n'
+        '[mcp_servers.web]\nurl = "http://u:pw@127.0.0.1:9/mcp"\n'
+        'headers = { Authorization = "Bearer sekrit" }\n',
+    )
+    text = "\n".join(show_lines(load_settings(path), BUILTIN_LOCAL, env={}))
+    assert "approve = 'all'" in text and "mcp = ['m.json']" in text
+    assert "[mcp_servers.gh]" in text and "trust = True" in text
+    assert "GITHUB_TOKEN" in text and "Authorization" in text
+    assert "ghp_secret_value" not in text and "sekrit" not in text and "pw@" not in text

@@ -66,6 +66,7 @@ def show_lines(
     env = os.environ if env is None else env
     yield f"# {visible(settings.path) if settings.path else 'no config file: built-in defaults'}"
     yield f"default = {_value(settings.default or builtin.name)}"
+    yield from _tool_lines(settings)
     profiles = dict(settings.profiles)
     profiles.setdefault(builtin.name, builtin)
     for name, profile in profiles.items():
@@ -78,6 +79,35 @@ def show_lines(
         for key in _TEMPLATE_FIELDS:
             if (value := getattr(template, key)) is not None:
                 yield f"{key} = {_value(value)}"
+
+
+def _tool_lines(settings: Settings) -> Iterator[str]:
+    """The tool keys that differ from the defaults; an MCP server's env and header
+    values are never shown (they are often tokens), only their names."""
+    tools = settings.tools
+    if tools == type(tools)():
+        return
+    defaults = type(tools)()
+    unset: dict[str, object] = {
+        "approve": defaults.approve, "max_tool_rounds": defaults.max_rounds,
+        "tool_timeout": defaults.timeout,
+    }  # fmt: skip
+    for key, shown in (
+        ("approve", tools.approve), ("allow_tools", list(tools.allow_tools)),
+        ("mcp", list(tools.mcp_files)), ("functions", list(tools.functions)),
+        ("max_tool_rounds", tools.max_rounds), ("tool_timeout", tools.timeout),
+    ):  # fmt: skip
+        if shown != unset.get(key, []):
+            yield f"{key} = {_value(False if shown is None else shown)}"
+    for name, server in tools.mcp_servers.items():
+        yield ""
+        yield f"[mcp_servers.{visible_key(name)}]"
+        for key, value in server.items():
+            if key in ("env", "headers") and isinstance(value, Mapping):
+                value = {item: MASK for item in value}
+            elif key == "url" and isinstance(value, str):
+                value = mask_url(value)
+            yield f"{visible_key(key)} = {_value(value)}"
 
 
 def _profile_lines(profile: Profile, env: Mapping[str, str]) -> Iterator[str]:
