@@ -27,11 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tokentide.ask.output import Spinner, Writer, is_terminal
 from tokentide.backends.base import Backend, GenerationRequest, Message, request_for
-from tokentide.backends.events import (
-    Retrying,
-    TextDelta,
-    ToolCallRequested,
-)
+from tokentide.backends.events import Retrying, TextDelta, ToolCallRequested
 from tokentide.config.model import Profile
 from tokentide.errors import EXIT_INTERRUPTED, TideError, UsageError
 from tokentide.generation import Generation, RetryPolicy, State
@@ -77,6 +73,7 @@ class AskArgs:
     functions: tuple[str, ...] = ()
     approve: str | None = None
     allow_tool: tuple[str, ...] = ()
+    attach: tuple[str, ...] = ()
     config: str | None = None
     debug: bool = False
 
@@ -333,8 +330,9 @@ def main(
 
         sys.stderr.write(f"debug log: {setup_debug_log(data_dir() / 'debug.log')}\n")
     try:
-        text = build_prompt(list(args.prompt), stdin)
-        if not text.strip():
+        # -a - makes stdin an attachment instead of the prompt's tail.
+        text = build_prompt(list(args.prompt), None if "-" in args.attach else stdin)
+        if not text.strip() and not args.attach:
             raise UsageError(
                 "No prompt given.",
                 hint='Usage: tide ask "your question"   or   cat file | tide ask "summarise"',
@@ -375,6 +373,13 @@ def main(
             from tokentide.ask.tools import tools_for
 
             tools = tools_for(args, settings, profile, backend)
+        user = Message("user", text)
+        if args.attach:  # read and checked whole before anything is sent
+            from tokentide.attach import attached_message
+
+            source = getattr(stdin, "buffer", stdin)  # bytes: a picture may be piped in
+            user, text, notes = attached_message(args.attach, text, source, backend, profile)
+            sys.stderr.writelines(f"tide: {note}\n" for note in notes)
     except TideError as error:
         return _fail(error, sys.stderr)
     # -s and -t beat a continued conversation's own system prompt, which beats the profile's.
@@ -382,7 +387,7 @@ def main(
     system = thread.system if thread and thread.system and not chosen else profile.system
     earlier = () if thread is None else thread.messages
     head = (Message("system", system),) if system else ()
-    request = request_for(profile, (*head, *earlier, Message("user", text)))
+    request = request_for(profile, (*head, *earlier, user))
     options = AskOptions(stream=not args.no_stream, json=args.json, stats=args.stats, raw=args.raw)
     answer = Answer() if settings.log and not args.no_log else None
     code = run_ask(backend, request, profile, options, answer=answer, tools=tools)

@@ -58,6 +58,7 @@ ASK_OPTIONS: Final = (
     AskOption("functions", ("--functions",), str, "Python functions in this file as tools; repeat for more.", "FILE.py", many=True),
     AskOption("approve", ("--approve",), str, "Which tool calls run: ask (default: asks, or in a pipe exits 2 at the first call), all, none.", "ask|all|none"),
     AskOption("allow_tool", ("--allow-tool",), str, "This tool runs without asking; repeat for more.", "NAME", many=True),
+    AskOption("attach", ("--attach", "-a"), str, "Attach a text file, a folder's text files (.gitignore honoured), a picture (PNG, JPEG, GIF, WebP), or - for stdin; repeat for more.", "PATH", many=True),
     AskOption("config", ("--config",), str, "Config file (default: $TIDE_CONFIG or the platform config dir).", "PATH"),
     AskOption("debug", ("--debug",), bool, "Write a debug log (secrets redacted) for bug reports."),
 )  # fmt: skip
