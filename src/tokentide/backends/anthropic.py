@@ -190,6 +190,8 @@ class AnthropicBackend(HTTPBackend):
     api = "anthropic"
     calls_tools = True
     """:class:`~tokentide.backends.base.CallsTools`: ``tools`` / ``tool_use`` / ``tool_result``."""
+    takes_images = True
+    """:class:`~tokentide.backends.base.TakesImages`: ``image`` blocks, base64 source."""
     continues_answers = True
     """A final assistant turn is a prefill: Claude goes on from it (models that do not
     take a prefill refuse the request with a 400, which is shown)."""

@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from tokentide.backends._thread_bridge import iterate_in_thread
-from tokentide.backends.base import GenerationRequest, Reply, collect
+from tokentide.backends.base import GenerationRequest, Reply, backend_label, collect, refuse_images
 from tokentide.backends.events import Event, Finish, TextDelta, Usage
 from tokentide.backends.llamacpp_continue import continue_chunks
 from tokentide.config.model import Profile
@@ -317,6 +317,8 @@ class LlamaCppBackend:
 
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
         profile = self._profile
+        # SmolLM2 is text only, and no multimodal chat handler is loaded
+        refuse_images(request, backend_label(profile, "llamacpp"), self.name)
         arguments: dict[str, Any] = {
             "messages": [{"role": m.role, "content": m.content} for m in request.messages]
         }

@@ -71,7 +71,7 @@ from typing import Any, cast
 
 from tokentide.backends._cumulative import Yields, yields_option
 from tokentide.backends._thread_bridge import iterate_in_thread
-from tokentide.backends.base import GenerationRequest, Reply
+from tokentide.backends.base import GenerationRequest, Reply, backend_label, refuse_images
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.local_isolation import Capture, capturing, exit_error, installed
 from tokentide.backends.local_load import ARGUMENTS, TARGET_HINT, load_target, parameters
@@ -147,6 +147,9 @@ class LocalBackend:
 
     def _arguments(self, request: GenerationRequest) -> dict[str, Any]:
         profile = self._profile
+        # the predictor's messages are text; it could read request.messages, but no
+        # predictor says it sees pictures, so they are refused rather than lost
+        refuse_images(request, backend_label(profile, "local"), self.name)
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         system = next((m.content for m in request.messages if m.role == "system"), None)
         if system is None and profile is not None:

@@ -34,7 +34,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from tokentide.backends._cumulative import yields_option
-from tokentide.backends.base import GenerationRequest, Reply, prompt_text
+from tokentide.backends.base import (
+    GenerationRequest,
+    Reply,
+    backend_label,
+    prompt_text,
+    refuse_images,
+)
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.http_body import read_bounded
@@ -165,6 +171,7 @@ class MunaBackend(HTTPBackend):
         self.yields = yields_option(options, profile.name, "cumulative")
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        refuse_images(request, backend_label(self.profile, self.api), self.name)
         body: dict[str, Any] = {
             "tag": self.tag,
             "inputs": {

@@ -134,6 +134,9 @@ class OllamaBackend(HTTPBackend):
     framing = "ndjson"
     calls_tools = True
     """:class:`~tokentide.backends.base.CallsTools`: ``tools`` and ``message.tool_calls``."""
+    takes_images = True
+    """:class:`~tokentide.backends.base.TakesImages`: a user message's ``images`` (base64);
+    a model without vision refuses them with its own error."""
     continues_answers = True
     """A final assistant message is continued by Ollama itself (its library templates
     leave the last assistant turn open and add no new one); see docs/backends-http.md."""

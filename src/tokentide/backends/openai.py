@@ -39,9 +39,11 @@ from typing import Any, ClassVar
 from tokentide.backends.base import (
     GenerationRequest,
     Reply,
+    backend_label,
     is_continuation,
     model_name,
     prompt_text,
+    refuse_images,
     sampling,
 )
 from tokentide.backends.events import (
@@ -271,6 +273,10 @@ class OpenAIChatBackend(_OpenAIBackend):
     """:class:`~tokentide.backends.base.CallsTools`: the dialect carries them; whether the
     model calls them is the server's (vLLM needs ``--enable-auto-tool-choice`` and a
     parser, llama.cpp server ``--jinja`` or a function-calling ``chat_format``)."""
+    takes_images = True
+    """:class:`~tokentide.backends.base.TakesImages`: ``image_url`` parts with ``data:``
+    URLs; whether the model sees them is the server's (a vision model; llama.cpp server
+    needs its ``--mmproj``)."""
 
     def __init__(self, profile: Profile, env: Mapping[str, str]) -> None:
         super().__init__(profile, env)
@@ -318,10 +324,13 @@ class OpenAICompletionsBackend(_OpenAIBackend):
     chat = False
     calls_tools = False
     """A prompt string has no place for tools."""
+    takes_images = False
+    """Nor for pictures (:class:`~tokentide.backends.base.TakesImages`)."""
     continues_answers = True
     """The transcript ends with the partial answer (``base.prompt_text``)."""
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        refuse_images(request, backend_label(self.profile, self.api), self.name)
         body = _common_body(request, self.profile, self.model_or(request))
         body["prompt"] = prompt_text(request)
         body["stream"] = stream

@@ -35,7 +35,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
+from tokentide.backends.base import (
+    GenerationRequest,
+    Reply,
+    backend_label,
+    prompt_text,
+    refuse_images,
+    sampling,
+)
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
@@ -196,6 +203,7 @@ class SubstrateBackend(HTTPBackend):
         self.node: str | None = node if node is not None else (None if graph else DEFAULT_NODE)
 
     def _dag(self, request: GenerationRequest) -> Any:
+        refuse_images(request, backend_label(self.profile, self.api), self.name)
         prompt = prompt_text(request)
         if self.graph is not None:
             return _substitute(dict(self.graph), prompt)

@@ -22,7 +22,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
+from tokentide.backends.base import (
+    GenerationRequest,
+    Reply,
+    backend_label,
+    prompt_text,
+    refuse_images,
+    sampling,
+)
 from tokentide.backends.events import Event, Finish, TextDelta, Usage
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
@@ -135,6 +142,7 @@ class TGIBackend(HTTPBackend):
     (:func:`~tokentide.backends.base.prompt_text`)."""
 
     def _body(self, request: GenerationRequest) -> dict[str, Any]:
+        refuse_images(request, backend_label(self.profile, self.api), self.name)
         profile = self.profile
         params: dict[str, Any] = {"details": True}
         chosen = sampling(request, profile)

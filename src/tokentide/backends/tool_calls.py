@@ -19,7 +19,9 @@ To the server (only when a request offers tools or its conversation holds calls,
 request without them is byte for byte what it was): the tool definitions and choice
 (:func:`openai_tools`, :func:`anthropic_tools`, :func:`ollama_tools`), and the
 assistant turns that asked for calls and the results that answer them
-(:func:`openai_messages`, :func:`anthropic_messages`, :func:`ollama_messages`).
+(:func:`openai_messages`, :func:`anthropic_messages`, :func:`ollama_messages`).  The same
+functions write a user turn's pictures (:mod:`~tokentide.backends.media`), again only
+where there are some.
 
 Arguments the model wrote that are not a JSON object (cut short, malformed, a bare
 string) cannot go back as they are: Anthropic's ``input`` and Ollama's ``arguments`` must
@@ -39,6 +41,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tokentide.backends.events import ToolCallRequested
+from tokentide.backends.media import anthropic_content, ollama_images, openai_content
 from tokentide.backends.tool_spec import ForcedTool, ToolChoice, ToolSpec
 
 if TYPE_CHECKING:
@@ -231,6 +234,8 @@ def openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             out.append({"role": "assistant", "content": message.content, "tool_calls": calls})
         elif isinstance(ids, str):
             out.append({"role": "tool", "tool_call_id": ids, "content": message.content})
+        elif message.images and message.role == "user":
+            out.append({"role": "user", "content": openai_content(message.content, message.images)})
         else:
             out.append({"role": message.role, "content": message.content})
     return out
@@ -279,7 +284,10 @@ def anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             results.append(block)
             continue
         if results is not None and message.role == "user":
-            results.append({"type": "text", "text": message.content})
+            if message.images:
+                results.extend(anthropic_content(message.content, message.images))
+            else:
+                results.append({"type": "text", "text": message.content})
             results = None
             continue
         results = None
@@ -297,6 +305,9 @@ def anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
                     }
                 )
             out.append({"role": "assistant", "content": blocks})
+        elif message.images and message.role == "user":
+            blocks = anthropic_content(message.content, message.images)
+            out.append({"role": "user", "content": blocks})
         else:
             out.append({"role": message.role, "content": message.content})
     return out
@@ -326,6 +337,9 @@ def ollama_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             if message.name:
                 result["tool_name"] = message.name
             out.append(result)
+        elif message.images and message.role == "user":
+            images = ollama_images(message.images)
+            out.append({"role": "user", "content": message.content, "images": images})
         else:
             out.append({"role": message.role, "content": message.content})
     return out

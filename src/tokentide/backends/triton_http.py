@@ -33,7 +33,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokentide.backends._cumulative import yields_option
-from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text, sampling
+from tokentide.backends.base import (
+    GenerationRequest,
+    Reply,
+    backend_label,
+    collect,
+    prompt_text,
+    refuse_images,
+    sampling,
+)
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.sse import SSEEvent
@@ -140,6 +148,7 @@ class TritonHTTPBackend(HTTPBackend):
         return f"{path}/{route}"
 
     def _body(self, request: GenerationRequest, stream: bool) -> dict[str, Any]:
+        refuse_images(request, backend_label(self.profile, self.api), self.name)
         profile = self.profile
         parameters: dict[str, Any] = {"stream": stream, **sampling(request, profile)}
         if request.stop:
