@@ -120,6 +120,8 @@ class Rules:
         excluded = False
         name = path.rpartition("/")[2]
         for base, rules in self.layers:
+            if base and not path.startswith(base + "/"):
+                continue  # a .gitignore rules only below its own folder
             relative = path[len(base) + 1 :] if base else path
             for rule in rules:
                 if rule.dir_only and not is_dir:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Final
 
 from tokentide.attach.model import Attachments, Limits, TextFile, human_size
-from tokentide.backends.base import Message, takes_images
+from tokentide.backends.base import IMAGE_APIS, Message, takes_images
 from tokentide.errors import UsageError
 
 if TYPE_CHECKING:
@@ -74,8 +74,8 @@ def check_backend(attachments: Attachments, backend: object, profile: str, api: 
         names = ", ".join(image.label for image in attachments.images)
         raise UsageError(
             f"{profile} ({api}) cannot take pictures: {names} not sent.",
-            hint="Use a profile whose server takes images (OpenAI-compatible chat, "
-            "Anthropic, Ollama), or leave the picture out.",
+            hint=f"Use a profile whose api takes pictures ({', '.join(IMAGE_APIS)}), "
+            "or leave the picture out.",
         )
 
 
