@@ -70,6 +70,8 @@ def test_every_option_is_a_field_of_ask_args() -> None:
         ["é", "\x1b[31m", "x"],
         ["--mcp", "a.json", "x", "--mcp=b.json", "--allow-tool", "add", "--approve", "all"],
         ["--functions", "t.py", "--functions", "t.py", "x"],  # kept as given, twice
+        ["-a", "notes.md", "--attach", "src/", "-a", "-", "x"],  # "-" is -a's value: stdin
+        ["--attach=-", "x", "-"],
     ],
 )
 def test_the_quick_reader_reads_what_typer_reads(args: list[str]) -> None:

@@ -146,6 +146,8 @@ def test_refusals_name_the_path(tmp_path: Path) -> None:
     )
     assert "nothing is piped in" in refusal(["-"], tmp_path)
     assert "nothing is piped in" in refusal(["-"], tmp_path, stdin=None)
+    empty = "-a - attaches stdin, but stdin was empty."
+    assert refusal(["-"], tmp_path, stdin=io.BytesIO()) == empty
 
 
 @pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root reads every file")

@@ -81,6 +81,8 @@ class _Reader:
         self.read_stdin = True
         data = stream.read(self.limits.max_file_bytes + 1)
         raw = data.encode() if isinstance(data, str) else data
+        if not raw:
+            raise UsageError("-a - attaches stdin, but stdin was empty.")
         self._over_file("stdin", len(raw), len(data) > self.limits.max_file_bytes)
         self._take("stdin", raw, named=True)
 
