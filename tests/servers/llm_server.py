@@ -45,6 +45,8 @@ Answer:
                   split into tokens at word starts (``"The"``, ``" quick"``, …)
   ``tokens=N``    instead: N tokens ``w0 w1 …``
   ``echo=1``      the answer is the prompt the server received (to check what was sent)
+  ``see=1``       the answer says which pictures it received (``saw 2: image/png 68, …``;
+                  chat dialects, :func:`images_in`; a malformed picture fails the request)
   ``reasoning``   text streamed as reasoning first (OpenAI ``reasoning_content``, Anthropic
                   thinking block, Ollama ``message.thinking``)
   ``finish``      finish reason to report (dialect default otherwise); the request's own
@@ -137,7 +139,7 @@ Model listings (``status``, ``status_body``, ``html``, ``api_key`` and ``ctype``
   ``unavailable`` Triton: this model is listed ``UNAVAILABLE`` with a reason
 
 Every request is recorded (:class:`Record`): method, path, knobs, lower-cased headers,
-JSON body, the number of tokens sent, whether the response completed, and
+JSON body (and ``raw``, its bytes as sent), the number of tokens sent, whether the response completed, and
 ``disconnected_at`` (``time.monotonic()`` when the server saw the client go away while it
 was still streaming).  Everything is deterministic; nothing waits unless a knob says so.
 """
@@ -161,7 +163,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["DEFAULT_TEXT", "LLMServer", "Record", "serve", "split_tokens"]
+__all__ = ["DEFAULT_TEXT", "LLMServer", "Record", "images_in", "see", "serve", "split_tokens"]
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 _TOKEN_RE = re.compile(r"\s*\S+|\s+$", re.S)
@@ -195,6 +197,13 @@ class Record:
     """Set when the server is done with the request, for whatever reason."""
     responding: threading.Event = field(default_factory=threading.Event)
     """Set once the response headers have been sent."""
+    raw: bytes = b""
+    """The request body's bytes exactly as they arrived."""
+
+    @property
+    def images(self) -> list[tuple[str, bytes]]:
+        """The pictures the request carries, see :func:`images_in`."""
+        return images_in(self.body)
 
     @property
     def tag(self) -> str | None:
@@ -255,6 +264,8 @@ class Ctx:
     # -- the answer --
 
     def answer(self, prompt: str = "") -> str:
+        if self.k.flag("see"):
+            return see(images_in(self.body))
         if self.k.flag("echo"):
             return prompt
         if (n := self.k.num("tokens")) is not None:
@@ -321,6 +332,51 @@ def _block_text(block: Any) -> str:
         content = block.get("content", "")
         return content if isinstance(content, str) else "".join(map(_block_text, content))
     return str(block.get("text", ""))
+
+
+def images_in(body: Any) -> list[tuple[str, bytes]]:
+    """(media type, bytes) of every picture in a chat request, in order: OpenAI
+    ``image_url`` parts (``data:`` URLs only), Anthropic ``image`` blocks (base64 source),
+    Ollama ``images`` (media type ``""``: Ollama sends none).  Malformed ones raise
+    (``ValueError``), so the request fails as a strict server's would."""
+    found: list[tuple[str, bytes]] = []
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        found.extend(("", base64.b64decode(b, validate=True)) for b in message.get("images") or [])
+        content = message.get("content")
+        for part in content if isinstance(content, list) else []:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "image_url":
+                url = part["image_url"]["url"]
+                head, _, data = url.partition(",")
+                if not (head.startswith("data:") and head.endswith(";base64")):
+                    raise ValueError(f"not a base64 data: URL: {url[:40]!r}")
+                found.append((head[5:-7], base64.b64decode(data, validate=True)))
+            elif kind == "image":
+                source = part["source"]
+                if source.get("type") != "base64":
+                    raise ValueError(f"image source type {source.get('type')!r}")
+                found.append(
+                    (source["media_type"], base64.b64decode(source["data"], validate=True))
+                )
+    return found
+
+
+def see(images: list[tuple[str, bytes]]) -> str:
+    """The ``see`` knob's answer: what the server received, e.g. ``saw 1: image/png 68``."""
+    return f"saw {len(images)}: " + ", ".join(f"{kind or '?'} {len(data)}" for kind, data in images)
+
+
+def _text_of(content: Any) -> str:
+    """A chat message's text: a string as it is, a list of parts (OpenAI ``text`` parts,
+    Anthropic text blocks) joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(_block_text(p) for p in content if isinstance(p, dict) and "text" in p)
+    return ""
 
 
 def _json_or_text(text: str) -> Any:
@@ -427,7 +483,7 @@ class LLMServer:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if "x-tide-knobs" in headers:
             knobs.update(urllib.parse.parse_qsl(headers["x-tide-knobs"]))
-        record = Record(scope["method"], path, knobs, headers, body)
+        record = Record(scope["method"], path, knobs, headers, body, raw=raw)
         with self._lock:
             self.records.append(record)
             self._arrived.notify_all()
@@ -678,7 +734,7 @@ def _openai(ctx: Ctx) -> Routed:
     chat = ctx.record.path.endswith("/chat/completions")
     if chat:
         messages = body.get("messages") or []
-        prompt = messages[-1].get("content", "") if messages else ""
+        prompt = _text_of(messages[-1].get("content", "")) if messages else ""
     else:
         prompt = str(body.get("prompt", ""))
     tokens, cut = ctx.plan(prompt, body.get("max_tokens"))
@@ -1321,7 +1377,7 @@ def _ollama(ctx: Ctx) -> Routed:
     if model == "nope":
         return _json_reply(ctx, {"error": f"model '{model}' not found, try pulling it first"}, 404)
     messages = body.get("messages") or []
-    prompt = messages[-1].get("content", "") if messages else ""
+    prompt = _text_of(messages[-1].get("content", "")) if messages else ""
     options = body.get("options") or {}
     tokens, cut = ctx.plan(prompt, options.get("num_predict"))
     done_reason = k.get("finish") or ("length" if cut else "stop")
