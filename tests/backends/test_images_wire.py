@@ -16,16 +16,10 @@ from typing import Any
 import pytest
 
 from tests.servers.llm_server import BackendMaker, LLMServer, drain
-from tokentide.backends.base import (
-    GenerationRequest,
-    ImagesRefused,
-    Message,
-    prompt_text,
-    takes_images,
-)
+from tokentide.backends.base import GenerationRequest, Message, prompt_text, takes_images
 from tokentide.backends.events import Finish, TextDelta, ToolCallRequested
 from tokentide.backends.local import from_profile as local_from_profile
-from tokentide.backends.media import ImageData
+from tokentide.backends.media import ImageData, ImagesRefused
 from tokentide.config.model import Profile
 from tokentide.errors import BackendError, UsageError
 from tokentide.generation import Generation, State

@@ -30,32 +30,26 @@ from tokentide.backends.events import (
     ToolCallRequested,
     Usage,
 )
-from tokentide.backends.media import ImageData
+from tokentide.backends.media import ImageData, refuse_images
 from tokentide.backends.tool_spec import ToolChoice, ToolSpec
 from tokentide.config.model import Profile
-from tokentide.errors import BackendError, UsageError
 
 __all__ = [
-    "IMAGE_APIS",
     "Backend",
     "CallsTools",
     "ContinuesAnswers",
     "GenerationRequest",
-    "ImagesRefused",
     "Message",
     "Reply",
     "ReportsHealth",
     "StreamsBatches",
     "TakesImages",
     "TokenEvents",
-    "backend_label",
     "calls_tools",
     "can_continue",
     "collect",
-    "has_images",
     "is_continuation",
     "prompt_text",
-    "refuse_images",
     "sampling",
     "takes_images",
 ]
@@ -142,13 +136,14 @@ def prompt_text(request: GenerationRequest) -> str:
     """The conversation flattened for completion-style endpoints (no chat template).
 
     A single user message is sent as it is; longer conversations are written as a plain
-    transcript ending with ``Assistant:``.  A plain-text prompt has no place for
-    pictures: a request that carries any is refused (:func:`refuse_images`), never sent
-    without them.  A continuation (the last message is the
+    transcript ending with ``Assistant:``.  A continuation (the last message is the
     assistant's partial answer) ends with ``Assistant: <partial>`` and no new
     ``Assistant:`` line, so the model goes on from the partial answer's last character;
     a single prompt and its partial answer are the two texts joined, which is exactly
     the text the partial answer was generated from.
+
+    A plain-text prompt has no place for pictures: a request that carries any is
+    refused (:func:`refuse_images`), never sent without them.
     """
     refuse_images(request, "A backend whose prompt is plain text")
     messages = list(request.messages)
@@ -324,50 +319,6 @@ def takes_images(backend: object) -> bool:
     """Whether ``backend`` can be sent pictures (:class:`TakesImages`); False for a
     backend that does not say."""
     return isinstance(backend, TakesImages) and backend.takes_images is True
-
-
-def has_images(request: GenerationRequest) -> bool:
-    """Whether any message of ``request`` carries a picture."""
-    return any(message.images for message in request.messages)
-
-
-class ImagesRefused(UsageError, BackendError):
-    """A request with pictures reached a backend that cannot take them.  The caller
-    should have refused it first (:func:`takes_images`); this is the last line of
-    defence, so a picture is never dropped silently.  A :class:`UsageError` (exit 2:
-    nothing was sent) and a :class:`BackendError`, so a generation ends with it as an
-    error, not as a crash."""
-
-
-IMAGE_APIS = ("openai", "anthropic", "ollama")
-"""The apis whose dialect carries pictures (for the refusal's advice)."""
-
-
-def refuse_images(request: GenerationRequest, who: str, server: str | None = None) -> None:
-    """Raise :class:`ImagesRefused` if ``request`` carries pictures: called by every
-    dialect that has no place for them before it builds a request body.  ``who`` names
-    the backend as a person knows it (:func:`backend_label`)."""
-    if not has_images(request):
-        return
-    images = [image for message in request.messages for image in message.images]
-    named = [image.name for image in images if image.name]
-    what = f"{len(images)} picture{'s' if len(images) != 1 else ''}"
-    if named:
-        what += f": {', '.join(named[:3])}{', …' if len(named) > 3 else ''}"
-    raise ImagesRefused(
-        f"{who} cannot take pictures ({what}); use a profile whose server can "
-        f"(api {', '.join(repr(a) for a in IMAGE_APIS)}).",
-        server=server,
-        hint="Send the prompt without the pictures, or choose a profile for a vision "
-        "model (vLLM or llama.cpp server through api 'openai', Claude, Ollama).",
-    )
-
-
-def backend_label(profile: Profile | None, api: str) -> str:
-    """``Profile 'x' (api 'tgi')``, or ``The 'local' backend`` without a profile."""
-    if profile is None:
-        return f"The {api!r} backend"
-    return f"Profile {profile.name!r} (api {api!r})"
 
 
 def can_continue(backend: object) -> bool:

@@ -69,9 +69,10 @@ from pathlib import Path
 from typing import Any
 
 from tokentide.backends._thread_bridge import iterate_in_thread
-from tokentide.backends.base import GenerationRequest, Reply, backend_label, collect, refuse_images
+from tokentide.backends.base import GenerationRequest, Reply, collect
 from tokentide.backends.events import Event, Finish, TextDelta, Usage
 from tokentide.backends.llamacpp_continue import continue_chunks
+from tokentide.backends.media import backend_label, refuse_images
 from tokentide.config.model import Profile
 from tokentide.errors import BackendError, ConfigError, excerpt
 

@@ -71,10 +71,11 @@ from typing import Any, cast
 
 from tokentide.backends._cumulative import Yields, yields_option
 from tokentide.backends._thread_bridge import iterate_in_thread
-from tokentide.backends.base import GenerationRequest, Reply, backend_label, refuse_images
+from tokentide.backends.base import GenerationRequest, Reply
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.local_isolation import Capture, capturing, exit_error, installed
 from tokentide.backends.local_load import ARGUMENTS, TARGET_HINT, load_target, parameters
+from tokentide.backends.media import backend_label, refuse_images
 from tokentide.backends.stream_guard import StreamGuard, Wording
 from tokentide.config.model import Limits, Profile
 from tokentide.errors import BackendError, ConfigError, LocalFunctionError, excerpt

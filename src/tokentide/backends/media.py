@@ -5,7 +5,11 @@ with a base64 source, Ollama ``images``).  A backend that cannot take them says 
 through its capability (:func:`tokentide.backends.base.takes_images`), and the caller
 refuses before sending: a picture is never dropped silently.
 
-A leaf module: it imports nothing of tokentide.
+The refusal lives here too (:func:`refuse_images`, :class:`ImagesRefused`): every
+dialect without a place for pictures calls it before building a request body.
+
+Near a leaf: of tokentide it imports only the error tree (the request and profile types
+for annotations only), so :mod:`~tokentide.backends.base` can import it.
 """
 
 from __future__ import annotations
@@ -13,16 +17,27 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from tokentide.errors import BackendError, UsageError
+
+if TYPE_CHECKING:
+    from tokentide.backends.base import GenerationRequest
+    from tokentide.config.model import Profile
 
 __all__ = [
+    "IMAGE_APIS",
     "IMAGE_TYPES",
     "ImageData",
+    "ImagesRefused",
     "anthropic_content",
+    "backend_label",
     "base64_text",
     "data_url",
+    "has_images",
     "ollama_images",
     "openai_content",
+    "refuse_images",
 ]
 
 IMAGE_TYPES: Final = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -82,3 +97,50 @@ def ollama_images(images: Sequence[ImageData]) -> list[str]:
     """Ollama's ``images`` beside ``content``: bare base64, no media type (Ollama looks
     at the bytes)."""
     return [base64_text(i) for i in images]
+
+
+# -- the refusal ------------------------------------------------------------------------
+
+
+def has_images(request: GenerationRequest) -> bool:
+    """Whether any message of ``request`` carries a picture."""
+    return any(message.images for message in request.messages)
+
+
+class ImagesRefused(UsageError, BackendError):
+    """A request with pictures reached a backend that cannot take them.  The caller
+    should have refused it first (:func:`takes_images`); this is the last line of
+    defence, so a picture is never dropped silently.  A :class:`UsageError` (exit 2:
+    nothing was sent) and a :class:`BackendError`, so a generation ends with it as an
+    error, not as a crash."""
+
+
+IMAGE_APIS = ("openai", "anthropic", "ollama")
+"""The apis whose dialect carries pictures (for the refusal's advice)."""
+
+
+def refuse_images(request: GenerationRequest, who: str, server: str | None = None) -> None:
+    """Raise :class:`ImagesRefused` if ``request`` carries pictures: called by every
+    dialect that has no place for them before it builds a request body.  ``who`` names
+    the backend as a person knows it (:func:`backend_label`)."""
+    if not has_images(request):
+        return
+    images = [image for message in request.messages for image in message.images]
+    named = [image.name for image in images if image.name]
+    what = f"{len(images)} picture{'s' if len(images) != 1 else ''}"
+    if named:
+        what += f": {', '.join(named[:3])}{', …' if len(named) > 3 else ''}"
+    raise ImagesRefused(
+        f"{who} cannot take pictures ({what}); use a profile whose server can "
+        f"(api {', '.join(repr(a) for a in IMAGE_APIS)}).",
+        server=server,
+        hint="Send the prompt without the pictures, or choose a profile for a vision "
+        "model (vLLM or llama.cpp server through api 'openai', Claude, Ollama).",
+    )
+
+
+def backend_label(profile: Profile | None, api: str) -> str:
+    """``Profile 'x' (api 'tgi')``, or ``The 'local' backend`` without a profile."""
+    if profile is None:
+        return f"The {api!r} backend"
+    return f"Profile {profile.name!r} (api {api!r})"

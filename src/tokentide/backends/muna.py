@@ -34,16 +34,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from tokentide.backends._cumulative import yields_option
-from tokentide.backends.base import (
-    GenerationRequest,
-    Reply,
-    backend_label,
-    prompt_text,
-    refuse_images,
-)
+from tokentide.backends.base import GenerationRequest, Reply, prompt_text
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
 from tokentide.backends.http_body import read_bounded
+from tokentide.backends.media import backend_label, refuse_images
 from tokentide.backends.sse import SSEEvent
 from tokentide.backends.stream_guard import StreamGuard
 from tokentide.config.model import Profile

@@ -39,11 +39,9 @@ from typing import Any, ClassVar
 from tokentide.backends.base import (
     GenerationRequest,
     Reply,
-    backend_label,
     is_continuation,
     model_name,
     prompt_text,
-    refuse_images,
     sampling,
 )
 from tokentide.backends.events import (
@@ -55,6 +53,7 @@ from tokentide.backends.events import (
     Usage,
 )
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
+from tokentide.backends.media import backend_label, refuse_images
 from tokentide.backends.sse import SSEEvent
 from tokentide.backends.tool_calls import (
     FragmentAssembler,

@@ -35,16 +35,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tokentide.backends.base import (
-    GenerationRequest,
-    Reply,
-    backend_label,
-    prompt_text,
-    refuse_images,
-    sampling,
-)
+from tokentide.backends.base import GenerationRequest, Reply, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
+from tokentide.backends.media import backend_label, refuse_images
 from tokentide.backends.sse import SSEEvent
 from tokentide.config.model import Profile
 from tokentide.errors import ConfigError, IncompleteStream, ServerError, excerpt

@@ -33,17 +33,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokentide.backends._cumulative import yields_option
-from tokentide.backends.base import (
-    GenerationRequest,
-    Reply,
-    backend_label,
-    collect,
-    prompt_text,
-    refuse_images,
-    sampling,
-)
+from tokentide.backends.base import GenerationRequest, Reply, collect, prompt_text, sampling
 from tokentide.backends.events import Event, Finish, TextDelta
 from tokentide.backends.http import HTTPBackend, HTTPCall, StreamParser, event_object
+from tokentide.backends.media import backend_label, refuse_images
 from tokentide.backends.sse import SSEEvent
 from tokentide.backends.stream_guard import StreamGuard
 from tokentide.config.model import Profile
