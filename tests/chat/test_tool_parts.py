@@ -119,3 +119,44 @@ def test_the_markdown_export_shows_each_call_and_result(tmp_path: Path) -> None:
     )
     assert "> **Tool call** nope" in body and "> error:" in body and "no such tool" in body
     assert body.rstrip().endswith("It is 25.")
+
+
+def test_a_round_without_text_adds_no_paragraph_break() -> None:
+    builder = AnswerBuilder()
+    builder.add([ToolCallRequested("add", "{}", "c1")])  # the model said nothing first
+    builder.end_round([ToolResult("c1", "add", "5")])
+    builder.add([TextDelta("It is 5")])
+    content, _, details = stored_fields(builder.parts())
+    assert content == "It is 5"
+    # ... and read back and stored again, it stays so (no break is added per reload).
+    again = from_stored(content, None, details)
+    assert stored_fields(again)[0] == "It is 5"
+    assert from_stored("\n\nIt is 5", None, details) == again  # as saved before the fix
+
+
+def test_reused_call_ids_are_paired_round_by_round() -> None:
+    from tokentide.chat.tree import Turn
+
+    builder = AnswerBuilder()
+    builder.add([ToolCallRequested("add", '{"a": 1}', "call_0")])
+    builder.end_round([ToolResult("call_0", "add", "1")])
+    builder.add([ToolCallRequested("add", '{"a": 2}', "call_0")])  # the same id again
+    builder.end_round([ToolResult("call_0", "add", "2")])
+    turn = Turn(1, None, "assistant", builder.parts(), "complete")
+    assert [(c.arguments, r.content if r else None) for c, r in turn.tool_calls] == [
+        ('{"a": 1}', "1"), ('{"a": 2}', "2"),
+    ]  # fmt: skip
+
+
+def test_without_tools_the_rounds_are_carried_as_text() -> None:
+    from tokentide.chat.parts import plain_messages
+
+    messages = [Message("user", "what is (2+3)*5?"), *wire_messages(two_rounds().parts())]
+    plain = plain_messages(messages)
+    assert [m.role for m in plain] == ["user", "assistant"]
+    assert not any(m.tool_calls or m.role == "tool" for m in plain)
+    text = plain[1].content
+    assert text.startswith("Let me add.") and text.endswith("It is 25.")
+    assert '[called add({"a": 2, "b": 3})]' in text and "[add gave this: 5]" in text
+    assert "[nope gave an error: no such tool]" in text
+    assert plain_messages(messages[:1]) == (messages[0],)  # nothing to flatten: as it was

@@ -44,7 +44,7 @@ def test_an_mcp_tool_is_approved_and_runs_in_a_real_terminal(
         tmux.wait_for(lambda s: "Send" in s and "loop" in s)
         # The server is ready once its tools are offered: the palette's Tools says so.
         tmux.keys("C-p")
-        tmux.wait_for(lambda s: "Fork conversation" in s)
+        tmux.wait_for(lambda s: "Search for commands" in s)
         tmux.keys("Tools")
         tmux.wait_for(lambda s: "MCP servers and functions" in s)
         tmux.keys("Enter")

@@ -97,7 +97,7 @@ async def test_a_denied_call_is_shown_and_told_to_the_model(
     async with app.run_test(size=SIZE) as pilot:
         await send(app, pilot, "add")
         await until(pilot, lambda: isinstance(app.screen, ToolApprovalDialog))
-        await pilot.press("escape")
+        await pilot.press("n")
         await until(pilot, lambda: not app.chat.generating)
         assert blocks(app)[0].startswith("▸ calc.add(a=2, b=3) ✗ not run")
         last = [r for r in server.records if r.tag == "app-tools-deny" and r.body][-1]
@@ -117,6 +117,14 @@ async def test_stopping_while_the_dialog_is_open_closes_it_and_keeps_the_answer(
         turn = app.chat.session.branch[-1]
         assert turn.status == "stopped" and turn.text.startswith("add")
         assert len(chats(server, "app-tools-stop")) == 1
+        assert blocks(app) == ["▸ add(a=2, b=3) ✗ not run: stopped before it ran"]
+        # Esc in the dialog stops the answer too (it is the stop key everywhere).
+        await send(app, pilot, "add again")
+        await until(pilot, lambda: isinstance(app.screen, ToolApprovalDialog))
+        await pilot.press("escape")
+        await until(pilot, lambda: not app.chat.generating)
+        assert app.chat.session.branch[-1].status == "stopped"
+        assert len(chats(server, "app-tools-stop")) == 2  # nothing sent after the stop
 
 
 async def test_the_tools_view_lists_sources_and_tools(

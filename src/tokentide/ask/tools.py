@@ -103,30 +103,60 @@ def terminal_asker() -> (
     Callable[[ToolCallRequested, ToolSource], Coroutine[Any, Any, Choice]] | None
 ):
     """Ask on the controlling terminal (``/dev/tty``), so a pipe on stdin and stdout
-    does not matter; None when there is no terminal to ask on."""
+    does not matter; None when there is no terminal to ask on.
+
+    The answer is read with the event loop watching the terminal (no thread blocked on
+    ``readline``), so ctrl+c at the question stops ``tide ask`` at once.
+    """
+    import os
+
     try:
-        tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
 
-    def question(call: ToolCallRequested, source: ToolSource) -> Choice:
-        tty.write(
+    def say(text: str) -> None:
+        try:
+            os.write(fd, text.encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+    async def line() -> str:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Future[str] = loop.create_future()
+        pending = bytearray()
+
+        def readable() -> None:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            pending.extend(chunk)
+            if (not chunk or b"\n" in pending) and not got.done():
+                got.set_result(pending.split(b"\n", 1)[0].decode("utf-8", "replace"))
+
+        loop.add_reader(fd, readable)
+        try:
+            return await got
+        except asyncio.CancelledError:
+            say("\n")  # the question's line ends; the terminal is left as it was
+            raise
+        finally:
+            loop.remove_reader(fd)
+
+    async def ask(call: ToolCallRequested, source: ToolSource) -> Choice:
+        say(
             f"\nThe model wants to run {call_text(call, source)} (from the {source_text(source)}):\n"
             f"{pretty_arguments(call)}\n"
             "Run it? [y]es once / [a]lways for this tool / [N]o: "
         )
-        tty.flush()
-        answer = tty.readline().strip().lower()
+        answer = (await line()).strip().lower()
         if answer in ("y", "yes"):
             return Choice(run=True)
         if answer in ("a", "always"):
             return Choice(run=True, always=True)
-        tty.write("Why not (sent to the model; Enter for none)? ")
-        tty.flush()
-        return Choice(run=False, reason=tty.readline().strip())
-
-    async def ask(call: ToolCallRequested, source: ToolSource) -> Choice:
-        return await asyncio.to_thread(question, call, source)
+        say("Why not (sent to the model; Enter for none)? ")
+        return Choice(run=False, reason=(await line()).strip())
 
     return ask
 

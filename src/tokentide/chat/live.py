@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from tokentide.backends.base import GenerationRequest, Message, is_continuation
-from tokentide.backends.events import Event, ReasoningDelta, TextDelta, ToolCallRequested
+from tokentide.backends.events import Event, ReasoningDelta, TextDelta, ToolCallRequested, Usage
 from tokentide.chat.answer import AnswerBuilder
 from tokentide.chat.parts import stored_fields, wire_messages
 from tokentide.chat.tool_use import ToolActivity, ToolFinished, ToolsStopped, ToolUse
@@ -73,6 +73,7 @@ class LiveAnswer:
         """The generation of the round under way (the last one, once it has ended)."""
         self.first = generation
         """The first round's generation (its time to first token is the answer's)."""
+        self._rounds: list[Generation] = [generation]
         self.tools = tools
         self._next_round = next_round
         self.rounds = 0
@@ -129,6 +130,7 @@ class LiveAnswer:
             if self._cancelled or self._next_round is None:
                 return
             self.generation = self._next_round(self._request_after_tools())
+            self._rounds.append(self.generation)
             self.generation.start()
 
     def _calls(self) -> list[ToolCallRequested]:
@@ -150,17 +152,27 @@ class LiveAnswer:
         """``work`` as a task :meth:`cancel` can stop (a tool running, a question
         asked); None when it was stopped that way.  Cancelling the consumer cancels it
         too, and that cancellation goes on up."""
+        if self.stopped():  # stopped in between: nothing more starts
+            work.close()
+            return None
         task = asyncio.ensure_future(work)
         self._tool_task = task
         try:
-            return await task
+            result = await task
+            # A stop that came after the task ended but before this resumed counts too.
+            return None if self.stopped() else result
         except asyncio.CancelledError:
             current = asyncio.current_task()
-            if self._cancelled and (current is None or not current.cancelling()):
+            if self.stopped() and (current is None or not current.cancelling()):
                 return None
             raise
         finally:
             self._tool_task = None
+
+    def stopped(self) -> bool:
+        """Whether :meth:`cancel` was called (a call, not an attribute: it changes
+        while this awaits)."""
+        return self._cancelled
 
     @property
     def busy(self) -> bool:
@@ -195,6 +207,21 @@ class LiveAnswer:
         except BackendError:
             return
 
+    def _usage(self) -> Usage | None:
+        """The tokens of every round (each sent the conversation again): their sum,
+        counted where every round's server said; else the one round's, or None."""
+        usages = [g.finish.usage if g.finish else None for g in self._rounds]
+        if len(usages) == 1:
+            return usages[0]
+        if any(u is None for u in usages):
+            return None
+        prompt = [u.prompt_tokens for u in usages if u is not None]
+        answer = [u.completion_tokens for u in usages if u is not None]
+        return Usage(
+            prompt_tokens=None if None in prompt else sum(p for p in prompt if p is not None),
+            completion_tokens=None if None in answer else sum(a for a in answer if a is not None),
+        )
+
     def _round_stats(self) -> dict[str, float | int | None]:
         """An answer of several rounds: how many tool rounds, and the first round's time
         to first token (the wait the user had; the other figures are the last round's)."""
@@ -217,7 +244,7 @@ class LiveAnswer:
         generation = self.generation
         status = STATUS_OF[self.state]
         finish = generation.finish
-        self.use = AnswerUse.of(finish.usage if finish else None, self.profile)
+        self.use = AnswerUse.of(self._usage(), self.profile)
         parts = self.builder.parts()
         served = finish.model if finish else None
         turn = replace(

@@ -32,6 +32,8 @@ __all__ = [
     "final_text",
     "from_stored",
     "node_section",
+    "plain_messages",
+    "round_pairs",
     "stored_fields",
     "tool_rounds",
     "wire_messages",
@@ -129,7 +131,7 @@ def content_of(parts: Iterable[Part]) -> str:
     after_tools = False
     for part in parts:
         if isinstance(part, TextPart):
-            if after_tools and main and part.text:
+            if after_tools and part.text and any(main):
                 main.append("\n\n")  # the text after a tool round starts a paragraph
             main.append(part.text)
             after_tools = False
@@ -203,6 +205,53 @@ def final_text(parts: Sequence[Part]) -> str:
     return "".join(text)
 
 
+def round_pairs(
+    calls: Sequence[ToolCallPart], results: Sequence[ToolResultPart]
+) -> list[tuple[ToolCallPart, ToolResultPart | None]]:
+    """Each call of one round with its result: by id where the server gave ids, else
+    by position; None for a call that never got one."""
+    by_id = {r.call_id: r for r in results if r.call_id is not None}
+    pairs: list[tuple[ToolCallPart, ToolResultPart | None]] = []
+    for index, call in enumerate(calls):
+        result = by_id.get(call.call_id) if call.call_id is not None else None
+        if result is None and call.call_id is None and index < len(results):
+            result = results[index]
+        pairs.append((call, result))
+    return pairs
+
+
+def plain_messages(messages: Sequence[Message]) -> tuple[Message, ...]:
+    """``messages`` for a request that offers no tools (tools off, or a backend that
+    cannot take them): earlier calls and results become text of the answers they were
+    in, so no server sees a ``tool`` message or a call without its tools."""
+    if not any(m.tool_calls or m.role == "tool" for m in messages):
+        return tuple(messages)
+    out: list[Message] = []
+    merge = False
+    for message in messages:
+        if message.tool_calls or message.role == "tool":
+            if message.role == "tool":
+                what = "an error" if message.is_error else "this"
+                text = f"[{message.name or 'the tool'} gave {what}: {message.content}]"
+            else:
+                calls = " ".join(f"[called {c.name}({c.arguments})]" for c in message.tool_calls)
+                text = f"{message.content}\n\n{calls}" if message.content else calls
+        elif message.role == "assistant" and merge:
+            text = message.content
+        else:
+            out.append(message)
+            merge = False
+            continue
+        if merge and out and out[-1].role == "assistant":
+            out[-1] = Message(
+                "assistant", f"{out[-1].content}\n\n{text}" if text else out[-1].content
+            )
+        else:
+            out.append(Message("assistant", text))
+        merge = True
+    return tuple(out)
+
+
 def wire_messages(parts: Sequence[Part]) -> list[Message]:
     """An answer as the next request carries it: one assistant message, or for an
     answer that called tools, per round the assistant's text with its calls and one
@@ -216,11 +265,7 @@ def wire_messages(parts: Sequence[Part]) -> list[Message]:
     for text, calls, results in rounds:
         asked = tuple(ToolCallRequested(c.name, c.arguments, c.call_id) for c in calls)
         messages.append(Message("assistant", text, tool_calls=asked))
-        by_id = {r.call_id: r for r in results if r.call_id is not None}
-        for index, call in enumerate(calls):
-            result = by_id.get(call.call_id) if call.call_id is not None else None
-            if result is None and call.call_id is None and index < len(results):
-                result = results[index]
+        for call, result in round_pairs(calls, results):
             if result is None:
                 result = ToolResultPart(call.call_id, "The call was stopped before it ended.", True)
             messages.append(
@@ -287,6 +332,8 @@ def _with_rounds(content: str, rounds: Iterable[Mapping[str, Any]]) -> list[Part
     before = content_of(parts)
     if content == before:
         return parts
+    if not before and content.startswith("\n\n"):  # saved before a round-text fix
+        content = content[2:]
     if before and content.startswith(before + "\n\n"):
         return [*parts, TextPart(content[len(before) + 2 :])]
     if not before:

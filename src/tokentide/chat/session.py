@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from tokentide.backends.base import GenerationRequest, Message, calls_tools, request_for
 from tokentide.chat.live import LiveAnswer
-from tokentide.chat.parts import TextPart
+from tokentide.chat.parts import TextPart, plain_messages
 from tokentide.chat.settings import apply_settings, request_sampling
 from tokentide.chat.tree import ConversationTree, Turn, carried_messages, is_local
 from tokentide.errors import TideError, UsageError
@@ -308,6 +308,8 @@ class ChatSession:
         tools = self.tools if self.tools is not None and calls_tools(backend) else None
         if tools is not None:
             request = replace(request, tools=tools.specs())
+        else:  # earlier calls and results as text: no tool messages without tools
+            request = replace(request, messages=plain_messages(request.messages))
 
         def generation_for(request: GenerationRequest) -> Generation:
             return Generation(

@@ -159,8 +159,9 @@ class ToolUse:
                 choice = await self.ask_user(call, source)
                 if choice.run and choice.always:
                     self.approvals.remember(source)
-                reason = choice.reason.strip() or "the user did not allow it"
-                decided.append(ToolStarted(call, source, None if choice.run else reason))
+                reason = choice.reason.strip()
+                refused = f"the user said: {reason}" if reason else "the user said no"
+                decided.append(ToolStarted(call, source, None if choice.run else refused))
         return decided
 
     async def run(self, decided: Sequence[ToolStarted]) -> list[ToolResult]:
@@ -176,7 +177,7 @@ class ToolUse:
                 results.append(
                     ToolResult(
                         item.call.id, item.call.name,
-                        f"The user did not allow this call: {item.denied}.", is_error=True,
+                        f"The user did not allow this call ({item.denied}).", is_error=True,
                     )
                 )  # fmt: skip
         return results

@@ -24,6 +24,8 @@ from tokentide.chat.parts import (
     ToolResultPart,
     content_of,
     from_stored,
+    round_pairs,
+    tool_rounds,
     wire_messages,
 )
 
@@ -95,16 +97,13 @@ class Turn:
 
     @property
     def tool_calls(self) -> list[tuple[ToolCallPart, ToolResultPart | None]]:
-        """Each tool call of the answer with its result (None: it never got one)."""
-        results = [p for p in self.parts if isinstance(p, ToolResultPart)]
-        by_id = {r.call_id: r for r in results if r.call_id is not None}
-        pairs: list[tuple[ToolCallPart, ToolResultPart | None]] = []
-        for index, call in enumerate(p for p in self.parts if isinstance(p, ToolCallPart)):
-            if call.call_id is not None:
-                pairs.append((call, by_id.get(call.call_id)))
-            else:
-                pairs.append((call, results[index] if index < len(results) else None))
-        return pairs
+        """Each tool call of the answer with its result (None: it never got one),
+        paired round by round (servers reuse ids across rounds)."""
+        return [
+            pair
+            for _text, calls, results in tool_rounds(self.parts)
+            for pair in round_pairs(calls, results)
+        ]
 
     @property
     def reasoning(self) -> str:

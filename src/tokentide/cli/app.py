@@ -60,9 +60,9 @@ def root(
     if ctx.invoked_subcommand is not None:
         return
     if not sys.stdin.isatty():
-        ctx.invoke(ask)  # cat notes.md | tide
+        ctx.invoke(ask, ctx)  # cat notes.md | tide (the commands take the context first)
     else:
-        ctx.invoke(chat)
+        ctx.invoke(chat, ctx)
 
 
 def register_subcommands() -> None:

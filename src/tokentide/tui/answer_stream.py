@@ -144,6 +144,8 @@ class AnswerStream:
         screen = self.screen
         screen.view.unfold()
         turn = screen.session.finish(live)
+        if turn is not None and live.tools is not None:
+            message.settle_tools(turn.tool_calls)
         served = live.generation.finish.model if live.generation.finish else None
         if served and not screen.profile.model:
             message.set_label(served)  # the server's default, as it named it

@@ -75,20 +75,28 @@ class ChatTools:
         """The approval dialog; the answer waits for the user's choice."""
         from tokentide.tui.tool_dialog import ToolApprovalDialog
 
-        chosen: asyncio.Future[Choice] = asyncio.get_running_loop().create_future()
+        chosen: asyncio.Future[Choice | None] = asyncio.get_running_loop().create_future()
 
         def done(choice: Choice | None) -> None:
-            if not chosen.done() and choice is not None:
+            if not chosen.done():
                 chosen.set_result(choice)
 
         dialog = ToolApprovalDialog(call, source)
         self.screen.app.push_screen(dialog, callback=done)
         try:
-            return await chosen
+            choice = await chosen
         except asyncio.CancelledError:
             if dialog.is_attached:  # stopped while asking: the dialog goes too
                 dialog.dismiss(None)
             raise
+        if choice is None:  # the stop key in the dialog: stop the answer
+            from tokentide.chat.tool_use import Choice
+
+            live = self.screen.session.live
+            if live is not None:
+                live.cancel()
+            return Choice(run=False)
+        return choice
 
     def show(self) -> None:
         """The "Tools" view (or a note saying how to configure tools)."""

@@ -3,8 +3,9 @@
 It shows the tool, where it comes from (the MCP server or the functions file) and the
 arguments as indented JSON, all sanitised (the model wrote them), and dismisses with a
 :class:`~tokentide.chat.tool_use.Choice`: run once (``y`` / Enter), always for this
-tool in this conversation (``a``), or deny (``n`` / Esc) with an optional reason the
-model is told.  Nothing runs until the user chooses.
+tool in this conversation (``a``), or deny (``n``) with an optional reason the model is
+told.  Esc (or ctrl+c) stops the whole answer, as everywhere in the chat: the dialog
+closes with None.  Nothing runs until the user chooses.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ __all__ = ["ToolApprovalDialog"]
 
 
 class ToolApprovalDialog(ModalScreen[Choice | None]):
-    """Ask whether ``call`` (from ``source``) may run (None: closed because the answer
-    was stopped while asking)."""
+    """Ask whether ``call`` (from ``source``) may run (None: the user stopped the
+    answer, or it was stopped while asking)."""
 
     DEFAULT_CSS = """
     ToolApprovalDialog { align: center middle; }
@@ -52,7 +53,8 @@ class ToolApprovalDialog(ModalScreen[Choice | None]):
         Binding("y", "run_once", "Run once", show=False),
         Binding("a", "always", "Always", show=False),
         Binding("n", "deny", "Deny", show=False),
-        Binding("escape", "deny", "Deny", show=False),
+        Binding("escape", "stop", "Stop the answer", show=False),
+        Binding("ctrl+c", "stop", "Stop the answer", show=False, priority=True),
     ]
 
     def __init__(self, call: ToolCallRequested, source: ToolSource) -> None:
@@ -76,6 +78,7 @@ class ToolApprovalDialog(ModalScreen[Choice | None]):
                 yield Button("Run once (y)", id="tool-once", variant="primary")
                 yield Button("Always for this tool (a)", id="tool-always")
                 yield Button("Deny (n)", id="tool-deny", variant="error")
+                yield Button("Stop (esc)", id="tool-stop")
 
     def on_mount(self) -> None:
         self.query_one("#tool-once", Button).focus()
@@ -95,6 +98,9 @@ class ToolApprovalDialog(ModalScreen[Choice | None]):
     def action_deny(self) -> None:
         self.dismiss(Choice(run=False, reason=self._reason()))
 
+    def action_stop(self) -> None:
+        self.dismiss(None)
+
     @on(Input.Submitted, "#tool-reason")
     def _submitted(self) -> None:
         self.dismiss(Choice(run=False, reason=self._reason()))
@@ -106,5 +112,7 @@ class ToolApprovalDialog(ModalScreen[Choice | None]):
             self.dismiss(Choice(run=True))
         elif event.button.id == "tool-always":
             self.dismiss(Choice(run=True, always=True))
+        elif event.button.id == "tool-stop":
+            self.dismiss(None)
         else:
             self.dismiss(Choice(run=False, reason=self._reason()))

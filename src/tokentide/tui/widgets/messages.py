@@ -135,13 +135,16 @@ REASONING_LINES = 4
 
 
 def _saved_block(call: ToolCallPart, result: ToolResultPart | None) -> ToolBlock:
-    """The block of a saved answer's call (a call stopped before its result shows as
-    running no more: "no result")."""
+    """The block of a saved answer's call (one stopped before its result says so)."""
     asked = ToolCallRequested(call.name, call.arguments, call.call_id)
     if result is None:
-        return ToolBlock(asked, denied="stopped before it ended")
+        return ToolBlock(asked, stopped=STOPPED_CALL)
     done = ToolResult(result.call_id, result.name or call.name, result.content, result.is_error)
     return ToolBlock(asked, result=done)
+
+
+STOPPED_CALL = "stopped before it ended"
+UNRUN_CALL = "not run: stopped before it ran"
 
 
 class AssistantMessage(Vertical, can_focus=True):
@@ -249,6 +252,19 @@ class AssistantMessage(Vertical, can_focus=True):
         self.tool_blocks.append(block)
         self.mount(block, before=self.main)
         return block
+
+    def settle_tools(self, calls: Sequence[tuple[ToolCallPart, ToolResultPart | None]]) -> None:
+        """The answer ended: a call still running is marked stopped, and a call the
+        answer holds that was never shown (stopped while the user was asked) gets its
+        block."""
+        for block in self.tool_blocks:
+            if block.result is None and block.denied is None and block.stopped is None:
+                block.stop(STOPPED_CALL)
+        for call, _result in calls[len(self.tool_blocks) :]:
+            asked = ToolCallRequested(call.name, call.arguments, call.call_id)
+            block = ToolBlock(asked, stopped=UNRUN_CALL)
+            self.tool_blocks.append(block)
+            self.mount(block, before=self.main)
 
     def tool_finished(self, call: ToolCallRequested, result: ToolResult) -> None:
         """A call's result, on its block."""

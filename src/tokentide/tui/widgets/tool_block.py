@@ -22,7 +22,7 @@ from textual.widgets import Static
 
 from tokentide.backends.events import ToolCallRequested
 from tokentide.backends.tool_spec import ToolResult
-from tokentide.chat.tool_text import pretty_arguments, tool_line
+from tokentide.chat.tool_text import call_text, pretty_arguments, tool_line
 from tokentide.sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -57,22 +57,37 @@ class ToolBlock(Vertical, can_focus=True):
         *,
         result: ToolResult | None = None,
         denied: str | None = None,
+        stopped: str | None = None,
     ) -> None:
         super().__init__(classes="tool-block")
         self.call = call
         self.source = source
         self.result = result
         self.denied = denied
+        self.stopped = stopped
+        """Why it has no result: the answer was stopped while it ran or before."""
         self._line = Static(self._line_text(), classes="tool-line", markup=False)
         self._details = Static("", classes="tool-details", markup=False)
         self.set_class(self._failed, "-error")
 
     @property
     def _failed(self) -> bool:
-        return self.denied is not None or (self.result is not None and self.result.is_error)
+        return (
+            self.denied is not None
+            or self.stopped is not None
+            or (self.result is not None and self.result.is_error)
+        )
 
     def _line_text(self) -> str:
+        if self.stopped is not None:
+            return f"▸ {call_text(self.call, self.source)} ✗ {self.stopped}"
         return tool_line(self.call, self.source, self.result, denied=self.denied)
+
+    def stop(self, why: str) -> None:
+        """The answer ended without this call's result (``why``: how)."""
+        self.stopped = why
+        self._line.update(self._line_text())
+        self.set_class(True, "-error")
 
     def compose(self) -> ComposeResult:
         yield self._line
@@ -89,7 +104,9 @@ class ToolBlock(Vertical, can_focus=True):
     def details_text(self) -> str:
         """The whole arguments, and the result folded past :data:`FOLD_LINES` lines."""
         lines = ["arguments:", pretty_arguments(self.call)]
-        if self.denied is not None:
+        if self.stopped is not None:
+            lines.append(self.stopped)
+        elif self.denied is not None:
             lines += ["not run:", sanitize(self.denied)]
         elif self.result is not None:
             body = sanitize(self.result.content).split("\n")
