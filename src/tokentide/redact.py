@@ -81,6 +81,26 @@ _KEY_SHAPES: Final = re.compile(
     r")"
 )
 
+_CREDENTIAL_HINTS: Final = ("bearer", "basic", "token")
+"""What every match of :data:`_CREDENTIAL` contains, lower-cased: a text with none of
+them is not scanned (a lower-cased copy and three C scans: ~11 ms for 5 MB)."""
+_KEY_HINTS: Final = ("sk-", "hf_", "gsk_", "xai-", "AIza", "ghp_", "gho_", "ghu_", "ghs_",
+                     "ghr_", "eyJ")  # fmt: skip
+"""The prefixes of :data:`_KEY_SHAPES`.  A substring test is a C scan (~1 ms for 5 MB);
+the regex tries every alternative at every word boundary (~130 ms): a long attachment
+without any of these is left as it is at once."""
+
+
+def _masked_shapes(text: str) -> str:
+    """Credentials and key shapes masked (each pattern only where its hint occurs)."""
+    lowered = text.lower()
+    if any(hint in lowered for hint in _CREDENTIAL_HINTS):
+        text = _CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
+    if any(hint in text for hint in _KEY_HINTS):
+        text = _KEY_SHAPES.sub(MASK, text)
+    return text
+
+
 _secrets_lock = threading.Lock()
 _secrets: set[str] = set()
 _secrets_re: re.Pattern[str] | None = None
@@ -123,8 +143,7 @@ def redact_content(text: str) -> str:
     pattern = _secrets_re
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    text = _CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
-    return _KEY_SHAPES.sub(MASK, text)
+    return _masked_shapes(text)
 
 
 def redact(text: str) -> str:
@@ -135,5 +154,4 @@ def redact(text: str) -> str:
     text = _HEADER_VALUE.sub(_mask_header, text)
     text = _KEYWORD_VALUE.sub(_mask_header, text)
     text = _QUERY_VALUE.sub(lambda m: f"{m['key']}={MASK}", text)
-    text = _CREDENTIAL.sub(lambda m: f"{m['scheme']} {MASK}", text)
-    return _KEY_SHAPES.sub(MASK, text)
+    return _masked_shapes(text)
