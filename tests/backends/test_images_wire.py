@@ -361,3 +361,19 @@ def test_a_plain_text_prompt_refuses_pictures_for_any_caller() -> None:
     assert prompt_text(ask("hi")) == "Be brief.\n\nUser: hi\n\nAssistant:"
     with pytest.raises(ImagesRefused, match="A backend whose prompt is plain text cannot"):
         prompt_text(ask("hi", CAT))
+
+
+async def test_triton_grpc_refuses_pictures_before_it_contacts_the_server() -> None:
+    from tokentide.backends.registry import create_backend
+
+    # Port 1 on loopback: nothing listens; a refusal that came after contacting the
+    # server would be CannotConnect instead.
+    backend = create_backend(Profile(name="g", api="triton-grpc", url="127.0.0.1:1", model="m"))
+    request = GenerationRequest(messages=(Message("user", "what is this?", images=(CAT,)),))
+    try:
+        with pytest.raises(ImagesRefused, match="Profile 'g' \\(api 'triton-grpc'\\)"):
+            await backend.create(request)
+        events, error = await drain(backend.stream(request))
+        assert events == [] and isinstance(error, ImagesRefused)
+    finally:
+        await backend.aclose()

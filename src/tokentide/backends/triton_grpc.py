@@ -74,6 +74,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from tokentide.backends.base import GenerationRequest, Reply, collect
 from tokentide.backends.events import Event, Finish, TextDelta
+from tokentide.backends.media import backend_label, refuse_images
 from tokentide.backends.stream_guard import StreamGuard, Wording
 from tokentide.backends.triton_channel import TritonChannel
 from tokentide.backends.triton_options import DEFAULT_PORT, Yields, settings_from
@@ -267,6 +268,7 @@ class TritonGRPCBackend:
         """The answer's text as it comes.  No deadline of its own: the first-token and
         idle deadlines are the generation's (:class:`~tokentide.generation.Generation`),
         whose watchdog cancels this generator, which cancels the call."""
+        refuse_images(request, backend_label(self.profile, "triton-grpc"), self.target)
         stub, plan = await self._prepare(request.model or self.model)
         message = self.build_request(request, plan, stream=True)
         site = self.site
@@ -319,6 +321,7 @@ class TritonGRPCBackend:
         yield Finish(reason)
 
     async def create(self, request: GenerationRequest) -> Reply:
+        refuse_images(request, backend_label(self.profile, "triton-grpc"), self.target)
         if self.decoupled:
             return await collect(self.stream(request))
         stub, plan = await self._prepare(request.model or self.model)
