@@ -166,3 +166,15 @@ def test_refusals_exit_2_and_nothing_is_sent(
     assert result.returncode == 2, result.stderr
     assert "cannot take pictures: cat.png not sent." in result.stderr
     assert not sent(server, "att-tgi")
+
+
+def test_the_conversation_is_titled_by_the_prompt_not_the_file(
+    server: LLMServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "notes.md").write_text("first line of the notes\n")
+    result = tide(*openai(server, "att-title"), "-a", "notes.md", "summarise them", env=env,
+                  cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with HistoryStore.open(Path(env["TIDE_DATA_DIR"]) / "history.sqlite3") as store:
+        [conversation] = store.list_conversations()
+    assert conversation.title == "summarise them"

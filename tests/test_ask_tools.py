@@ -141,3 +141,32 @@ def test_a_backend_that_cannot_call_tools_is_said_and_the_prompt_still_goes(
     assert result.returncode == 0, result.stderr
     assert "cannot call tools" in result.stderr
     assert "tools" not in server.record("ask-tools-tgi").body
+
+
+def test_a_refused_call_is_saved_as_stopped_with_the_call(
+    server: LLMServer, env: dict[str, str], functions: Path
+) -> None:
+    import sqlite3
+
+    result = tide(
+        "--api", "openai", "--url", url(server, "ask-tools-saved"), "--functions",
+        str(functions), "--json", "go", env=env,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    last = json.loads(result.stdout.splitlines()[-1])  # --json still ends with its stats
+    assert last["type"] == "stats"
+    assert any(json.loads(line).get("exit_code") == 2 for line in result.stdout.splitlines())
+    db = sqlite3.connect(Path(env["TIDE_DATA_DIR"]) / "history.sqlite3")
+    status, details = db.execute(
+        "SELECT status, details FROM messages WHERE role = 'assistant'"
+    ).fetchone()
+    db.close()
+    assert status == "stopped"
+    assert json.loads(details)["tools"][0]["calls"][0]["name"] == "add"
+
+
+def test_a_bad_approve_value_is_a_usage_error_even_without_tools(env: dict[str, str]) -> None:
+    result = tide("--api", "openai", "--url", "http://127.0.0.1:9/v1", "--approve", "bogus",
+                  "hi", env=env)  # fmt: skip
+    assert result.returncode == 2
+    assert "--approve" in result.stderr and "ask, all, none" in result.stderr

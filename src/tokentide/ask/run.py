@@ -22,9 +22,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from tokentide.ask.args import Answer, AskArgs, AskOptions
 from tokentide.ask.output import Spinner, Writer, is_terminal
 from tokentide.backends.base import Backend, GenerationRequest, Message, request_for
 from tokentide.backends.events import Retrying, TextDelta, ToolCallRequested
@@ -43,58 +43,6 @@ EXIT_TOOL_CALL = 4
 """The model asked for a tool: the answer is not what was asked for (a server-side
 outcome, so the server-error code)."""
 EXIT_BROKEN_PIPE = 141
-
-
-@dataclass(frozen=True, slots=True)
-class AskArgs:
-    """The command line of ``tide ask``: one field per option of
-    :data:`tokentide.cli.ask_options.ASK_OPTIONS` (which says what each means), and the prompt."""
-
-    prompt: tuple[str, ...] = ()
-    profile: str | None = None
-    template: str | None = None
-    api: str | None = None
-    url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = None
-    target: str | None = None
-    system: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    seed: int | None = None
-    no_stream: bool = False
-    json: bool = False
-    stats: bool = False
-    raw: bool = False
-    continue_last: bool = False
-    conversation: str | None = None
-    no_log: bool = False
-    mcp: tuple[str, ...] = ()
-    functions: tuple[str, ...] = ()
-    approve: str | None = None
-    allow_tool: tuple[str, ...] = ()
-    attach: tuple[str, ...] = ()
-    config: str | None = None
-    debug: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AskOptions:
-    stream: bool = True
-    json: bool = False
-    stats: bool = False
-    raw: bool = False
-
-
-@dataclass(slots=True)
-class Answer:
-    """What the history saves of an answer, filled in by :func:`run_ask` when given one:
-    the generation, which holds the model's text exactly as received (stdout may have
-    had it sanitised), its reasoning, state, error, stats and the server's model."""
-
-    generation: Generation | None = None
-    rounds: AskRounds | None = None
-    """With tools: the rounds, whose builder holds the whole answer (calls, results)."""
 
 
 def build_prompt(args: list[str], stdin: IO[str] | None) -> str:
@@ -244,16 +192,16 @@ async def _run(
             await tools.toolbox.aclose()  # no MCP server outlives tide ask
     if not options.json and not out.at_line_start and not out.broken:
         out.write("\n")  # the partial or complete answer ends its line
-    if refused is not None:
-        report(f"tide: {refused}")
-        return refused.exit_code
+    if answer is not None:
+        answer.stopped = interrupted or refused is not None
     if rounds is None:
         for call in calls:
             report(f"tide: the model asked to call {describe(call)} but tools are off in tide ask")
+    failure = refused if refused is not None else gen.error
     if options.json:
-        if gen.error is not None:
-            out.write(json.dumps({"type": "error", "error": type(gen.error).__name__,
-                                  "message": gen.error.message, "exit_code": gen.error.exit_code},
+        if failure is not None:
+            out.write(json.dumps({"type": "error", "error": type(failure).__name__,
+                                  "message": failure.message, "exit_code": failure.exit_code},
                                  ensure_ascii=True) + "\n")  # fmt: skip
         out.write(json.dumps({"type": "stats", "state": gen.state.value, **gen.stats.as_dict()},
                              ensure_ascii=True) + "\n")  # fmt: skip
@@ -263,6 +211,9 @@ async def _run(
         report(_format_stats(gen) + ("" if gen.state is State.DONE else f" · {gen.state.value}"))
     if out.broken:
         return EXIT_BROKEN_PIPE
+    if refused is not None:
+        report(f"tide: {refused}")
+        return refused.exit_code
     if interrupted:
         report("stopped")
         return EXIT_INTERRUPTED
@@ -337,6 +288,10 @@ def main(
                 "No prompt given.",
                 hint='Usage: tide ask "your question"   or   cat file | tide ask "summarise"',
             )
+        if args.approve is not None:  # a usage error even when no tools are configured
+            from tokentide.tools.approval import parse_policy
+
+            parse_policy(args.approve, where="--approve")
         settings = load_settings(args.config or config)
         for warning in settings.warnings:
             sys.stderr.write(warning + "\n")
@@ -374,6 +329,7 @@ def main(
 
             tools = tools_for(args, settings, profile, backend)
         user = Message("user", text)
+        asked = text  # what the conversation is titled by (not an attached file's name)
         if args.attach:  # read and checked whole before anything is sent
             from tokentide.attach import attached_message
 
@@ -388,6 +344,12 @@ def main(
     earlier = () if thread is None else thread.messages
     head = (Message("system", system),) if system else ()
     request = request_for(profile, (*head, *earlier, user))
+    if tools is None and earlier:  # earlier calls and results as text: no tools offered
+        from dataclasses import replace
+
+        from tokentide.chat.parts import plain_messages
+
+        request = replace(request, messages=plain_messages(request.messages))
     options = AskOptions(stream=not args.no_stream, json=args.json, stats=args.stats, raw=args.raw)
     answer = Answer() if settings.log and not args.no_log else None
     code = run_ask(backend, request, profile, options, answer=answer, tools=tools)
@@ -395,6 +357,7 @@ def main(
         from tokentide.ask.save import save
 
         save(
-            text, answer, profile, thread, system, base.system if base else None, keep_open=exiting
-        )
+            text, answer, profile, thread, system, base.system if base else None,
+            keep_open=exiting, title=asked,
+        )  # fmt: skip
     return code

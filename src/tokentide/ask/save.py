@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING
 from tokentide.errors import TideError
 
 if TYPE_CHECKING:
-    from tokentide.ask.run import Answer
+    from tokentide.ask.args import Answer
     from tokentide.ask.thread import Thread
     from tokentide.config.model import Profile
     from tokentide.history.settings import ConversationSettings
@@ -41,6 +41,7 @@ def save(
     stderr: IO[str] | None = None,
     *,
     keep_open: bool = False,
+    title: str | None = None,
 ) -> None:
     """Save the exchange (prompt and answer, stopped or failed ones marked); on failure,
     say once on stderr that it was not saved and where it went.  Ctrl-C cannot cut the
@@ -58,7 +59,7 @@ def save(
         settings = ConversationSettings(system_prompt=system)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _save(prompt, answer, profile, thread, settings, err, keep_open)
+        _save(prompt, answer, profile, thread, settings, err, keep_open, title)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -81,6 +82,7 @@ def _save(
     settings: ConversationSettings | None,
     err: IO[str],
     keep_open: bool,
+    title: str | None = None,
 ) -> None:
     from tokentide.generation import State
     from tokentide.history.exchange import ExchangeLog
@@ -91,7 +93,7 @@ def _save(
     text = gen.text
     reasoning = gen.reasoning
     details = None
-    if answer.rounds is not None and answer.rounds.rounds:
+    if answer.rounds is not None and (answer.rounds.rounds or answer.rounds.builder.tool_calls):
         from tokentide.chat.parts import stored_fields
 
         # Every round, with the calls and their results (the last generation holds
@@ -99,6 +101,8 @@ def _save(
         text, thoughts, details = stored_fields(answer.rounds.builder.parts())
         reasoning = thoughts or ""
     state = gen.state
+    if answer.stopped and state is State.DONE:
+        state = State.STOPPED  # stopped in a tool round, or a call no one could approve
     status = {State.DONE: "complete", State.ERROR: "error"}.get(state, "stopped")
     served = gen.finish.model if gen.finish is not None else None
     keep_answer = status != "stopped" or bool(text or reasoning or details)
@@ -123,6 +127,7 @@ def _save(
             reasoning=reasoning or None,
             settings=settings,
             details=details,
+            title=title,
         )
     except TideError as error:
         _say(err, f"this exchange was not saved in the history: {error.message}")

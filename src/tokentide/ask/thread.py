@@ -13,7 +13,7 @@ from tokentide.backends.base import Message
 from tokentide.errors import UsageError
 
 if TYPE_CHECKING:
-    from tokentide.ask.run import AskArgs
+    from tokentide.ask.args import AskArgs
     from tokentide.config.model import Profile, Settings
     from tokentide.history.settings import ConversationSettings
 

@@ -26,7 +26,7 @@ from tokentide.chat.tool_use import Choice, ToolUse
 from tokentide.generation import Generation, State
 
 if TYPE_CHECKING:
-    from tokentide.ask.run import AskArgs
+    from tokentide.ask.args import AskArgs
     from tokentide.backends.base import Backend
     from tokentide.backends.events import Event
     from tokentide.config.model import Profile, Settings

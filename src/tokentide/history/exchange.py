@@ -61,12 +61,14 @@ class ExchangeLog(QueuedWrites):
         reasoning: str | None = None,
         settings: ConversationSettings | None = None,
         details: Mapping[str, Any] | None = None,
+        title: str | None = None,
     ) -> str:
         """Save ``prompt`` after ``parent_id`` (None: a root) and its ``answer`` (None: no
         answer row, e.g. stopped before anything arrived) with its outcome (``complete``,
         ``stopped`` or ``error``); the answer becomes the active leaf.  Without a
         ``conversation_id``, a new conversation titled by the prompt, with ``settings``
-        as its own.  Return the conversation's id.  Queued, and rescued on :meth:`close`,
+        as its own, titled by ``title`` (default: the prompt).  Return the
+        conversation's id.  Queued, and rescued on :meth:`close`,
         like the store's writes while another process holds the lock."""
         if answer is not None and status not in _FINAL:
             raise ValueError(f"an answer is complete, stopped or error, not {status!r}")
@@ -74,7 +76,7 @@ class ExchangeLog(QueuedWrites):
         cid = new_id() if conversation_id is None else conversation_id
         now = _now()
         text = _clean_text(prompt)
-        title = _clean_text(make_title(prompt))
+        title = _clean_text(make_title(prompt if title is None else title))
         reply = None if answer is None else _clean_text(answer)
         problem = None if error is None else _clean_error(error)
         served = None if model is None else _clean_text(model)[:MODEL_CHARS]
