@@ -274,9 +274,13 @@ def test_versions_of_answers_and_prompts_in_a_real_terminal(
     try:
         tmux.wait_for(lambda s: "Send" in s)
         tmux.keys("first question", "Enter")
-        tmux.wait_for(lambda s: s.count("first question") >= 2 and "stop" in s)
+        # Idle again (the footer no longer offers esc to stop), not merely painted: a
+        # ctrl+r while the answer is still being finished is "still answering".
+        tmux.wait_for(
+            lambda s: s.count("first question") >= 2 and "stop ·" in s and "esc Stop" not in s
+        )
         tmux.keys("C-r")
-        tmux.wait_for(lambda s: "‹ 2/2 ›" in s)
+        tmux.wait_for(lambda s: "‹ 2/2 ›" in s and "esc Stop" not in s)
         tmux.keys("M-Left")
         tmux.wait_for(lambda s: "‹ 1/2 ›" in s)
         tmux.keys("C-l")
