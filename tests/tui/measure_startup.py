@@ -62,7 +62,7 @@ tools = None
 if len(sys.argv) > 2:  # an mcpServers file: the app starts its servers after this frame
     from tokentide.chat.tool_setup import CommandLineTools
 
-    tools = CommandLineTools(mcp=[sys.argv[2]])
+    tools = CommandLineTools(mcp=(sys.argv[2],))
 Timed(
     Settings(profiles={"p": profile}), profile, history_path=Path(sys.argv[1]), tools=tools
 ).run(headless=True)

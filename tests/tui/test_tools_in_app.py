@@ -44,7 +44,7 @@ def app_for(server: LLMServer, db: Path, functions: Path, tag: str, **knobs: Any
     prof = Profile(name="srv", api="openai", url=url, model="m")
     settings = Settings(profiles={"srv": prof}, default="srv")
     return ChatApp(
-        settings, prof, history_path=db, tools=CommandLineTools(functions=[str(functions)])
+        settings, prof, history_path=db, tools=CommandLineTools(functions=(str(functions),))
     )
 
 

@@ -36,7 +36,7 @@ def make_app(tmp_path: Path) -> ChatApp:
     return ChatApp(
         Settings(profiles={"main": profile}), profile, backend=backend,
         history_path=tmp_path / "history.sqlite3", clock=lambda: 100.0,
-        tools=CommandLineTools(functions=[FUNCTIONS]),
+        tools=CommandLineTools(functions=(FUNCTIONS,)),
     )  # fmt: skip
 
 

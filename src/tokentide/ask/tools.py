@@ -17,10 +17,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tokentide.backends.base import GenerationRequest, Message
+from tokentide.backends.base import GenerationRequest
 from tokentide.backends.events import ToolCallRequested
 from tokentide.chat.answer import AnswerBuilder
-from tokentide.chat.parts import wire_messages
 from tokentide.chat.tool_text import call_text, pretty_arguments, source_text, tool_line
 from tokentide.chat.tool_use import Choice, ToolUse
 from tokentide.generation import Generation, State
@@ -63,7 +62,7 @@ class AskRounds:
         """The request of the next round, or None when the answer is done (no calls,
         the generation did not end well, or the rounds ran out: said on stderr).
         :class:`~tokentide.chat.tool_use.ApprovalNeeded` when no one can be asked."""
-        calls = [ToolCallRequested(c.name, c.arguments, c.call_id) for c in self.builder.tool_calls]
+        calls = self.builder.asked()
         if not calls or gen.state is not State.DONE:
             return None
         if self.rounds >= self.tools.max_rounds:
@@ -83,8 +82,7 @@ class AskRounds:
                 )  # fmt: skip
         self.builder.end_round(results)
         self.rounds += 1
-        messages: list[Message] = [*self.request.messages, *wire_messages(self.builder.parts())]
-        return replace(self.request, messages=tuple(messages), tools=self.tools.specs())
+        return self.tools.next_request(self.request, self.builder.parts())
 
     async def _in_task(self, work: Coroutine[Any, Any, T]) -> T:
         self._task = task = asyncio.ensure_future(work)

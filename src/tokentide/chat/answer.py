@@ -54,13 +54,12 @@ class AnswerBuilder:
         self._reasoning: list[str] = []
         self.tool_calls: list[ToolCallPart] = []
         """The calls the model asked for in the round open now."""
-        self.rounds: list[ToolRound] = []
-        """Rounds that ended: the text before the calls, the calls, their results."""
         self.added = False
         """Whether anything of the answer (text, reasoning, a tool call) came since it
         was built (beyond the ``prefix``)."""
         prefix = tuple(prefix)
-        self.rounds = tool_rounds(prefix)
+        self.rounds: list[ToolRound] = tool_rounds(prefix)
+        """Rounds that ended: the text before the calls, the calls, their results."""
         if self.rounds:
             self._text.append(final_text(prefix))
         for part in prefix:
@@ -76,6 +75,10 @@ class AnswerBuilder:
                 self._detailed = True
             elif isinstance(part, ToolCallPart) and not self.rounds:
                 self.tool_calls.append(part)
+
+    def asked(self) -> list[ToolCallRequested]:
+        """The calls of the round open now, as the tools take them."""
+        return [ToolCallRequested(c.name, c.arguments, c.call_id) for c in self.tool_calls]
 
     def end_round(self, results: Iterable[ToolResult]) -> None:
         """The tools of the round open now have run: keep the round (its text, calls

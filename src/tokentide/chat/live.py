@@ -22,10 +22,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from tokentide.backends.base import GenerationRequest, Message, is_continuation
+from tokentide.backends.base import GenerationRequest
 from tokentide.backends.events import Event, ReasoningDelta, TextDelta, ToolCallRequested, Usage
 from tokentide.chat.answer import AnswerBuilder
-from tokentide.chat.parts import stored_fields, wire_messages
+from tokentide.chat.parts import stored_fields
 from tokentide.chat.tool_use import ToolActivity, ToolFinished, ToolsStopped, ToolUse
 from tokentide.chat.tree import Turn
 from tokentide.errors import BackendError, TideError
@@ -129,7 +129,8 @@ class LiveAnswer:
             yield [ToolFinished(d.call, r) for d, r in zip(decided, results, strict=True)]
             if self._cancelled or self._next_round is None:
                 return
-            self.generation = self._next_round(self._request_after_tools())
+            following = self.tools.next_request(self.first.request, self.builder.parts())
+            self.generation = self._next_round(following)
             self._rounds.append(self.generation)
             self.generation.start()
 
@@ -137,16 +138,7 @@ class LiveAnswer:
         """The calls the round that just ended asked for (none if it did not end well)."""
         if self._cancelled or self.generation.state is not State.DONE:
             return []
-        return [ToolCallRequested(c.name, c.arguments, c.call_id) for c in self.builder.tool_calls]
-
-    def _request_after_tools(self) -> GenerationRequest:
-        request = self.first.request
-        messages: list[Message] = list(request.messages)
-        if is_continuation(request):
-            messages.pop()  # the answer continued is in the parts, with what followed
-        messages.extend(wire_messages(self.builder.parts()))
-        assert self.tools is not None
-        return replace(request, messages=tuple(messages), tools=self.tools.specs())
+        return self.builder.asked()
 
     async def _in_task(self, work: Coroutine[Any, Any, T]) -> T | None:
         """``work`` as a task :meth:`cancel` can stop (a tool running, a question

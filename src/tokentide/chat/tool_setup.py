@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,23 +26,14 @@ if TYPE_CHECKING:
 __all__ = ["CommandLineTools", "tool_use_from"]
 
 
+@dataclass(frozen=True, slots=True)
 class CommandLineTools:
     """What ``--mcp``, ``--functions``, ``--approve`` and ``--allow-tool`` said."""
 
-    __slots__ = ("allow", "approve", "functions", "mcp")
-
-    def __init__(
-        self,
-        *,
-        mcp: Sequence[str] = (),
-        functions: Sequence[str] = (),
-        approve: str | None = None,
-        allow: Sequence[str] = (),
-    ) -> None:
-        self.mcp = tuple(mcp)
-        self.functions = tuple(functions)
-        self.approve = approve
-        self.allow = tuple(allow)
+    mcp: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ()
+    approve: str | None = None
+    allow: tuple[str, ...] = ()
 
 
 def _from_config(settings: Settings, names: Sequence[str]) -> list[Path]:
@@ -70,16 +62,19 @@ def tool_use_from(
     servers = (
         parse_servers(tools.mcp_servers, source=source, environ=env) if tools.mcp_servers else ()
     )
+    # No deadline given here: ToolUse gives each call its own (tool_timeout).
     toolbox = build_toolbox(
-        mcp_files=[*_from_config(settings, tools.mcp_files), *(Path(p).expanduser() for p in given.mcp)],
+        mcp_files=[
+            *_from_config(settings, tools.mcp_files),
+            *(Path(p).expanduser() for p in given.mcp),
+        ],
         servers=servers,
         function_files=[
             *_from_config(settings, (*tools.functions, *profile.functions)),
             *(Path(p).expanduser() for p in given.functions),
         ],
         environ=env,
-        timeout=tools.timeout if tools.timeout is not None else 366 * 86400.0,
-    )  # fmt: skip
+    )
     policy = parse_policy(given.approve, where="--approve") if given.approve else tools.approve
     rules = ApprovalRules(policy=policy, allow_tools=(*tools.allow_tools, *given.allow))
     return ToolUse(

@@ -16,11 +16,14 @@ the backend's events: :class:`ToolStarted` for each call once it is decided,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeAlias
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeAlias
 
+from tokentide.backends.base import GenerationRequest, is_continuation
 from tokentide.backends.events import ToolCallRequested
 from tokentide.backends.tool_spec import ToolResult, ToolSpec
+from tokentide.chat.parts import Part, wire_messages
+from tokentide.config.validate import MAX_TIMEOUT
 from tokentide.errors import UsageError
 
 if TYPE_CHECKING:
@@ -36,9 +39,6 @@ __all__ = [
     "ToolUse",
     "ToolsStopped",
 ]
-
-NO_DEADLINE: Final = 366 * 86400.0
-"""``tool_timeout = false``: a year, as the config's longest deadline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,8 @@ class ToolUse:
         self.rules = rules
         self.ask_user = ask_user
         self.max_rounds = max_rounds
-        self.timeout = NO_DEADLINE if timeout is None else timeout
+        self.timeout = MAX_TIMEOUT if timeout is None else timeout
+        """Each call's deadline (``tool_timeout = false``: the config's longest, a year)."""
         self.approvals = ConversationApprovals()
 
     def forget_choices(self) -> None:
@@ -133,6 +134,16 @@ class ToolUse:
     def specs(self) -> tuple[ToolSpec, ...]:
         """The tools to offer now (an MCP server still starting offers none yet)."""
         return self.toolbox.specs()
+
+    def next_request(self, first: GenerationRequest, parts: Sequence[Part]) -> GenerationRequest:
+        """The request of the round after a round of tools: ``first`` (the answer's
+        first request) with the answer so far, ``parts``, as calls, results and text,
+        and the tools offered now.  A continued answer's last message is in ``parts``."""
+        messages = list(first.messages)
+        if is_continuation(first):
+            messages.pop()
+        messages.extend(wire_messages(parts))
+        return replace(first, messages=tuple(messages), tools=self.specs())
 
     def stopped_note(self) -> str:
         return (

@@ -44,7 +44,10 @@ def chat(
 
             parse_policy(approve, where="--approve")  # a usage error before Textual
         tools = CommandLineTools(
-            mcp=mcp or (), functions=functions or (), approve=approve, allow=allow_tool or ()
+            mcp=tuple(mcp or ()),
+            functions=tuple(functions or ()),
+            approve=approve,
+            allow=tuple(allow_tool or ()),
         )
         if conversation is not None:
             # The same prefixes as `tide history`, and its errors (exit 2), before Textual.
