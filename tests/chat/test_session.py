@@ -421,3 +421,17 @@ async def test_a_continue_that_brings_nothing_makes_no_copy(store: HistoryStore)
     assert await drain(chat, chat.continue_answer(partial.id)) is None
     assert [t.content for t in chat.branch] == ["q", "Partial"]
     assert chat.siblings(partial.id) == (1, 1)
+
+
+async def test_closing_with_an_answer_its_view_never_finished_saves_it_stopped(
+    store: HistoryStore,
+) -> None:
+    backend = ScriptedBackend(answer("Half an answer"), pause_before=2)
+    chat = session(store, backend=backend)
+    chat.send("go")
+    live = chat.answer()
+    async for _batch in live.batches():  # the view took some text, then went away
+        break
+    await chat.close()
+    assert saved(store, chat)[-1][0::2] == ("assistant", "stopped")
+    assert chat.live is None

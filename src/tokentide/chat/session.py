@@ -142,13 +142,16 @@ class ChatSession:
         return old
 
     async def close(self) -> None:
-        """Stop any answer, wait for its stream to close, then close the backend and
-        the tools (every MCP server process is gone when this returns)."""
+        """Stop any answer, wait for its stream to close, save where it ended (if its
+        view did not get to), then close the backend and the tools (every MCP server
+        process is gone when this returns)."""
         live = self.live
         if live is not None:
             live.cancel()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(live.generation.wait()), 2.0)
+            if self.live is live:
+                self.finish(live)
         backend, self.backend = self.backend, None
         if backend is not None:
             await backend.aclose()

@@ -114,8 +114,10 @@ class AnswerStream:
                 await asyncio.wait_for(asyncio.shield(live.generation.wait()), 2.0)
             raise
         self._show_end(live, message)
-        await self._painted()
-        self._finish(live, message)
+        try:
+            await self._painted()
+        finally:  # the app quitting while it paints: the answer is still saved
+            self._finish(live, message)
 
     async def _painted(self) -> None:
         """Return once the screen has been refreshed (or after 0.5 s, if nothing is
